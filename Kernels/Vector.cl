@@ -1,0 +1,31 @@
+// Element-wise vector updates that the solvers are composed of.
+//
+// Host-set defines:
+//   REAL      element type: float (default) or double (with USE_FP64)
+// Every kernel takes the element count n and guards its work-item, so any global size
+// (rounded up to the work-group size by the host) is correct.
+
+#ifdef USE_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+#ifndef REAL
+#define REAL float
+#endif
+
+// x <- alpha x
+__kernel void scale(const ulong n, const REAL alpha, __global REAL* x) {
+    const size_t i = get_global_id(0);
+    if (i < n) x[i] = alpha * x[i];
+}
+
+// y <- alpha x + y
+__kernel void axpy(const ulong n, const REAL alpha, __global const REAL* x, __global REAL* y) {
+    const size_t i = get_global_id(0);
+    if (i < n) y[i] = alpha * x[i] + y[i];
+}
+
+// y <- alpha x + beta y
+__kernel void axpby(const ulong n, const REAL alpha, __global const REAL* x, const REAL beta, __global REAL* y) {
+    const size_t i = get_global_id(0);
+    if (i < n) y[i] = alpha * x[i] + beta * y[i];
+}

@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "NaturalGradient",
+    products: [
+        .library(name: "NaturalGradient", targets: ["NaturalGradient"]),
+        .executable(name: "ngrad", targets: ["ngrad"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: Layer 1: the OpenCL C API (OpenCL 1.2 headers, any ICD).
+        .systemLibrary(
+            name: "COpenCL",
+            pkgConfig: "OpenCL",
+            providers: [.apt(["ocl-icd-opencl-dev"])]
+        ),
+
+        // MARK: Layer 2: host layer: devices, contexts, buffers, programs, kernels.
+        .target(name: "OpenCLHost", dependencies: ["COpenCL"]),
+
+        // MARK: Kernels/*.cl embedded as string constants (implementation detail).
+        .executableTarget(name: "KernelEmbedder", path: "Sources/KernelEmbedder"),
+        .plugin(
+            name: "EmbedKernels",
+            capability: .buildTool(),
+            dependencies: ["KernelEmbedder"]
+        ),
+        .target(
+            name: "NaturalGradientKernels",
+            plugins: ["EmbedKernels"]
+        ),
+
+        // MARK: Layer 3: the library.
+        .target(
+            name: "NaturalGradient",
+            dependencies: ["OpenCLHost", "NaturalGradientKernels"]
+        ),
+
+        // MARK: Layer 4: the command-line tool.
+        .executableTarget(
+            name: "ngrad",
+            dependencies: [
+                "NaturalGradient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "OpenCLHostTests", dependencies: ["OpenCLHost"]),
+        .testTarget(name: "NaturalGradientTests", dependencies: ["NaturalGradient"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

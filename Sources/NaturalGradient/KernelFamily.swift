@@ -1,0 +1,77 @@
+import NaturalGradientKernels
+import OpenCLHost
+
+/// A kernel file under `Kernels/`: one family of related kernels (CLBlast's layout).
+public enum KernelFamily: String, CaseIterable, Sendable {
+    /// Element-wise updates: `scale`, `axpy`, `axpby`.
+    case vector = "Vector.cl"
+    /// Two-stage dot product with a fixed summation order.
+    case reduction = "Reduction.cl"
+
+    /// The embedded OpenCL C text of the family's file.
+    public func source() throws -> ProgramSource {
+        guard let text = KernelFiles.text(of: rawValue) else {
+            // Only a build that skipped the EmbedKernels plugin can get here.
+            throw OpenCLError.invalidArgument(name: "family", reason: "\(rawValue) was not embedded into this build")
+        }
+        return ProgramSource(name: rawValue, text: text)
+    }
+
+    /// Tunable defines (`#ifndef` defaults in the file) chosen from the device's properties.
+    func defaultDefines(for device: Device) -> [String: Int] {
+        switch self {
+        case .vector:
+            [:]
+        case .reduction:
+            ["WGS": largestPowerOfTwo(atMost: min(256, device.maxWorkGroupSize))]
+        }
+    }
+}
+
+/// Everything that determines one build of a kernel family: the cache key for programs.
+public struct KernelConfiguration: Hashable, Sendable, CustomStringConvertible {
+    /// The file.
+    public let family: KernelFamily
+    /// `"float"` or `"double"`.
+    public let elementTypeName: String
+    /// Whether the element type needs `cl_khr_fp64`.
+    public let requiresFloat64: Bool
+    /// Tunable `-D` defines, for example `["WGS": 256]`.
+    public let defines: [String: Int]
+
+    /// The configuration for `Element` with `defines` overriding the device defaults.
+    public init<Element: DeviceScalar>(
+        _ family: KernelFamily, element: Element.Type, device: Device, defines: [String: Int] = [:]
+    ) {
+        self.family = family
+        self.elementTypeName = Element.openCLTypeName
+        self.requiresFloat64 = Element.requiresFloat64
+        self.defines = family.defaultDefines(for: device).merging(defines) { _, override in override }
+    }
+
+    /// The `clBuildProgram` options: element type, then the defines in name order.
+    public var buildOptions: String {
+        var options = ["-DREAL=\(elementTypeName)"]
+        if requiresFloat64 { options.append("-DUSE_FP64") }
+        options += defines.keys.sorted().map { "-D\($0)=\(defines[$0] ?? 0)" }
+        return options.joined(separator: " ")
+    }
+
+    public var description: String { "\(family.rawValue) [\(buildOptions)]" }
+}
+
+extension Context {
+    /// Builds (or finds in the cache) `configuration`'s program for this context's device.
+    public func build(_ configuration: KernelConfiguration) throws -> BuiltProgram {
+        if configuration.requiresFloat64, !device.supportsFloat64 {
+            throw OpenCLError.unsupported(device: device.name, feature: "double precision (cl_khr_fp64)")
+        }
+        return try buildProgram(configuration.family.source(), options: configuration.buildOptions)
+    }
+}
+
+func largestPowerOfTwo(atMost value: Int) -> Int {
+    var power = 1
+    while power * 2 <= value { power *= 2 }
+    return power
+}

@@ -1,0 +1,79 @@
+import COpenCL
+
+// MARK: - Host <-> device transfers, fills and copies
+
+extension Buffer {
+    /// Writes `values` into the buffer starting at element `offset`; returns when the
+    /// host array may be reused (a blocking write).
+    public func upload(_ values: [Element], at offset: Int = 0) throws {
+        guard !values.isEmpty else { return }
+        try validate(offset..<(offset + values.count), argument: "offset")
+        let stride = MemoryLayout<Element>.stride
+        try values.withUnsafeBytes { bytes in
+            try check(
+                clEnqueueWriteBuffer(
+                    context.queue, memory, cl_bool(CL_TRUE), offset * stride, bytes.count, bytes.baseAddress, 0, nil, nil),
+                "clEnqueueWriteBuffer", objectDescription)
+        }
+    }
+
+    /// Reads elements `range` (all of them by default) back to the host, after every
+    /// command enqueued before it has completed.
+    public func download(_ range: Range<Int>? = nil) throws -> [Element] {
+        let range = range ?? 0..<count
+        try validate(range, argument: "range")
+        guard !range.isEmpty else { return [] }
+        let stride = MemoryLayout<Element>.stride
+        return try [Element](unsafeUninitializedCapacity: range.count) { buffer, initialized in
+            try check(
+                clEnqueueReadBuffer(
+                    context.queue, memory, cl_bool(CL_TRUE), range.lowerBound * stride, range.count * stride,
+                    buffer.baseAddress, 0, nil, nil),
+                "clEnqueueReadBuffer", objectDescription)
+            initialized = range.count
+        }
+    }
+
+    /// Sets elements `range` (all by default) to `value`, asynchronously.
+    @discardableResult
+    public func fill(_ value: Element, range: Range<Int>? = nil) throws -> Event {
+        let range = range ?? 0..<count
+        try validate(range, argument: "range")
+        let stride = MemoryLayout<Element>.stride
+        var pattern = value
+        var event: cl_event?
+        try check(
+            clEnqueueFillBuffer(
+                context.queue, memory, &pattern, stride, range.lowerBound * stride, range.count * stride, 0, nil, &event),
+            "clEnqueueFillBuffer", objectDescription)
+        return try Event(taking: event, from: "clEnqueueFillBuffer")
+    }
+
+    /// Copies `source[sourceRange]` (all of `source` by default) to this buffer starting at
+    /// `destinationOffset`, asynchronously. Overlapping ranges of one buffer are rejected,
+    /// as OpenCL requires.
+    @discardableResult
+    public func copy(from source: Buffer<Element>, range sourceRange: Range<Int>? = nil, to destinationOffset: Int = 0)
+        throws -> Event
+    {
+        guard source.context === context else {
+            throw OpenCLError.invalidArgument(name: "source", reason: "the buffer belongs to another context")
+        }
+        let sourceRange = sourceRange ?? 0..<source.count
+        try source.validate(sourceRange, argument: "range")
+        let destination = destinationOffset..<(destinationOffset + sourceRange.count)
+        try validate(destination, argument: "destinationOffset")
+        if source === self, sourceRange.overlaps(destination) {
+            throw OpenCLError.invalidArgument(
+                name: "range", reason: "source \(sourceRange) and destination \(destination) overlap")
+        }
+        let stride = MemoryLayout<Element>.stride
+        var event: cl_event?
+        try check(
+            clEnqueueCopyBuffer(
+                context.queue, source.memory, memory, sourceRange.lowerBound * stride, destination.lowerBound * stride,
+                sourceRange.count * stride, 0, nil, &event),
+            "clEnqueueCopyBuffer", objectDescription)
+        return try Event(taking: event, from: "clEnqueueCopyBuffer")
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import NaturalGradient
+
+/// `ngrad devices`: every OpenCL device with the properties kernels are planned from.
+struct DevicesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "devices",
+        abstract: "List OpenCL devices and their properties.",
+        version: NaturalGradientVersion.string
+    )
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    struct Report: Encodable {
+        let index: Int
+        let name: String
+        let vendor: String
+        let type: String
+        let platform: String
+        let driverVersion: String
+        let openCLVersion: String
+        let openCLCVersion: String
+        let computeUnits: Int
+        let maxClockMHz: Int
+        let globalMemoryBytes: UInt64
+        let maxAllocationBytes: UInt64
+        let localMemoryBytes: UInt64
+        let maxWorkGroupSize: Int
+        let preferredWorkGroupMultiple: Int?
+        let supportsFloat64: Bool
+        let isPoCL: Bool
+        let isDefault: Bool
+    }
+
+    func run() throws {
+        let devices = try Device.all()
+        let defaultDevice = try? DeviceSelector.automatic.select(from: devices)
+        let reports = devices.map { device in
+            Report(
+                index: device.index, name: device.name, vendor: device.vendor, type: device.kind.rawValue,
+                platform: device.platform.name, driverVersion: device.driverVersion,
+                openCLVersion: device.openCLVersion, openCLCVersion: device.openCLCVersion,
+                computeUnits: device.computeUnits, maxClockMHz: device.maxClockMHz,
+                globalMemoryBytes: device.globalMemoryBytes, maxAllocationBytes: device.maxAllocationBytes,
+                localMemoryBytes: device.localMemoryBytes, maxWorkGroupSize: device.maxWorkGroupSize,
+                preferredWorkGroupMultiple: try? device.probePreferredWorkGroupMultiple(),
+                supportsFloat64: device.supportsFloat64, isPoCL: device.isPoCL, isDefault: device == defaultDevice)
+        }
+        if json {
+            try printJSON(reports)
+            return
+        }
+        if reports.isEmpty {
+            print("No OpenCL devices. Install a driver (pocl-opencl-icd for the CPU) and check /etc/OpenCL/vendors.")
+            return
+        }
+        var table = TextTable([
+            "#", "name", "type", "platform", "driver", "OpenCL C", "CUs", "global", "local", "max WG", "WG multiple",
+            "fp64",
+        ])
+        for report in reports {
+            table.append([
+                "\(report.index)\(report.isDefault ? "*" : "")", report.name, report.type, report.platform,
+                report.driverVersion, report.openCLCVersion, "\(report.computeUnits)",
+                formatBytes(report.globalMemoryBytes), formatBytes(report.localMemoryBytes),
+                "\(report.maxWorkGroupSize)", report.preferredWorkGroupMultiple.map(String.init) ?? "?",
+                report.supportsFloat64 ? "yes" : "no",
+            ])
+        }
+        print(table.render())
+        print("* default device (override with --device or NGRAD_DEVICE)")
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import NaturalGradient
+
+/// `ngrad kernels`: compiles every kernel family for the chosen device and reports each
+/// kernel's build and resource figures; a build failure prints the log and exits 1.
+struct KernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Compile every kernel for a device and report build time, cache use and resources.",
+        discussion: "With --source FILE, compiles that OpenCL C file instead of the built-in kernels.",
+        version: NaturalGradientVersion.string
+    )
+
+    enum Precision: String, ExpressibleByArgument, CaseIterable {
+        case float, double, all
+    }
+
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    @Option(name: .long, help: "Element types to build: float, double or all (double only where fp64 is supported).")
+    var precision: Precision = .all
+
+    @Option(name: .long, help: "Compile this OpenCL C file instead of the built-in kernels.")
+    var source: String?
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    struct Row: Encodable {
+        let file: String
+        let element: String
+        let buildOptions: String
+        let kernel: String
+        let origin: String
+        let buildMilliseconds: Double
+        let maxWorkGroupSize: Int
+        let preferredWorkGroupMultiple: Int
+        let localMemoryBytes: UInt64
+        let privateMemoryBytes: UInt64
+    }
+
+    func run() throws {
+        let device = try deviceOptions.selectDevice()
+        let context = try Context(device: device)
+        var rows: [Row] = []
+        if let source {
+            guard let text = try? String(contentsOfFile: source, encoding: .utf8) else {
+                throw ValidationError("cannot read kernel file '\(source)'")
+            }
+            let name = URL(fileURLWithPath: source).lastPathComponent
+            let built = try context.buildProgram(ProgramSource(name: name, text: text))
+            rows += try describe(built, element: "-")
+        } else {
+            for element in elementTypes(for: device) {
+                for family in KernelFamily.allCases {
+                    let configuration =
+                        element == "double"
+                        ? KernelConfiguration(family, element: Double.self, device: device)
+                        : KernelConfiguration(family, element: Float.self, device: device)
+                    rows += try describe(context.build(configuration), element: element)
+                }
+            }
+        }
+        if json {
+            try printJSON(rows)
+            return
+        }
+        print("Device: \(device)")
+        var table = TextTable([
+            "file", "type", "kernel", "build", "ms", "max WG", "WG multiple", "local", "private",
+        ])
+        for row in rows {
+            table.append([
+                row.file, row.element, row.kernel, row.origin, String(format: "%.1f", row.buildMilliseconds),
+                "\(row.maxWorkGroupSize)", "\(row.preferredWorkGroupMultiple)", formatBytes(row.localMemoryBytes),
+                formatBytes(row.privateMemoryBytes),
+            ])
+        }
+        print(table.render())
+        let statistics = context.programCacheStatistics
+        print(
+            "\(rows.count) kernels; programs: \(statistics.compiles) compiled, \(statistics.diskHits) from the disk cache, "
+                + "\(statistics.memoryHits) from memory"
+                + (context.binaryCache.map { "; binary cache: \($0.directory)" } ?? "; binary cache off (PoCL)"))
+    }
+
+    private func elementTypes(for device: Device) -> [String] {
+        switch precision {
+        case .float: ["float"]
+        case .double: ["double"]
+        case .all: device.supportsFloat64 ? ["float", "double"] : ["float"]
+        }
+    }
+
+    private func describe(_ built: BuiltProgram, element: String) throws -> [Row] {
+        let milliseconds = Double(built.duration.components.attoseconds) / 1e15
+            + Double(built.duration.components.seconds) * 1e3
+        return try built.program.kernelNames().map { name in
+            let info = try built.program.makeKernel(named: name).info
+            return Row(
+                file: built.program.source.name, element: element, buildOptions: built.program.options, kernel: name,
+                origin: built.origin.rawValue, buildMilliseconds: milliseconds,
+                maxWorkGroupSize: info.maxWorkGroupSize, preferredWorkGroupMultiple: info.preferredWorkGroupMultiple,
+                localMemoryBytes: info.localMemoryBytes, privateMemoryBytes: info.privateMemoryBytes)
+        }
+    }
+}
