@@ -49,8 +49,9 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "OpenCLHostTests", dependencies: ["OpenCLHost"]),
-        .testTarget(name: "NaturalGradientTests", dependencies: ["NaturalGradient"]),
+        .target(name: "TestSupport", dependencies: ["OpenCLHost"], path: "Tests/TestSupport"),
+        .testTarget(name: "OpenCLHostTests", dependencies: ["OpenCLHost", "TestSupport"]),
+        .testTarget(name: "NaturalGradientTests", dependencies: ["NaturalGradient", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
