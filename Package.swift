@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "OpenCLHost", dependencies: ["COpenCL"]),
 
         // MARK: Kernels/*.cl embedded as string constants (implementation detail).
+        // The target lives in Kernels/ so that the .cl files are its inputs: SwiftPM re-runs
+        // the plugin when one is added, removed or edited.
         .executableTarget(name: "KernelEmbedder", path: "Sources/KernelEmbedder"),
         .plugin(
             name: "EmbedKernels",
@@ -30,6 +32,7 @@ let package = Package(
         ),
         .target(
             name: "NaturalGradientKernels",
+            path: "Kernels",
             plugins: ["EmbedKernels"]
         ),
 

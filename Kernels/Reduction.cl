@@ -71,3 +71,15 @@ void sum_partials(const uint count, __global const REAL* partial, __global REAL*
     const REAL total = group_sum(scratch, sum);
     if (get_local_id(0) == 0) result[index] = total;
 }
+
+// *count += the number of NaN or infinite values among x[0..n): the opt-in check that keeps
+// a non-finite factor from turning into a "successful" result. Order does not matter for
+// an integer count, so one atomic per work-item that found any is enough.
+__kernel void count_nonfinite(const ulong n, __global const REAL* x, __global uint* count) {
+    const size_t stride = get_global_size(0);
+    uint found = 0;
+    for (size_t i = get_global_id(0); i < n; i += stride) {
+        if (!isfinite(x[i])) ++found;
+    }
+    if (found > 0) atomic_add(count, found);
+}

@@ -29,3 +29,10 @@ __kernel void axpby(const ulong n, const REAL alpha, __global const REAL* x, con
     const size_t i = get_global_id(0);
     if (i < n) y[i] = alpha * x[i] + beta * y[i];
 }
+
+// y[i] <- x[offset + i * stride]: a strided gather (for example a matrix diagonal).
+__kernel void gather_strided(const ulong n, __global const REAL* x, const ulong offset, const ulong stride,
+                             __global REAL* y) {
+    const size_t i = get_global_id(0);
+    if (i < n) y[i] = x[offset + i * stride];
+}

@@ -1,20 +1,17 @@
 import Foundation
 import PackagePlugin
 
-/// Turns every `Kernels/*.cl` file at the package root into a Swift string constant, so
-/// that built products carry their kernel sources and never read the source checkout.
+/// Turns every `.cl` file of the target it is applied to (`Kernels/`) into a Swift string
+/// constant, so that built products carry their kernel sources and never read the checkout.
 @main
 struct EmbedKernels: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
-        let kernelsDirectory = context.package.directoryURL.appending(path: "Kernels")
-        let names = try FileManager.default.contentsOfDirectory(atPath: kernelsDirectory.path())
-            .filter { $0.hasSuffix(".cl") }
-            .sorted()
-        let inputs = names.map { kernelsDirectory.appending(path: $0) }
+        guard let module = target as? SourceModuleTarget else { return [] }
+        let inputs = module.sourceFiles(withSuffix: ".cl").map(\.url).sorted { $0.path() < $1.path() }
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedKernelSources.swift")
         return [
             .buildCommand(
-                displayName: "Embedding \(names.count) OpenCL kernel files",
+                displayName: "Embedding \(inputs.count) OpenCL kernel files",
                 executable: try context.tool(named: "KernelEmbedder").url,
                 arguments: [output.path()] + inputs.map { $0.path() },
                 inputFiles: inputs,

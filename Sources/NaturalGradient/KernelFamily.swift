@@ -3,10 +3,18 @@ import OpenCLHost
 
 /// A kernel file under `Kernels/`: one family of related kernels (CLBlast's layout).
 public enum KernelFamily: String, CaseIterable, Sendable {
-    /// Element-wise updates: `scale`, `axpy`, `axpby`.
+    /// Element-wise updates: `scale`, `axpy`, `axpby`, `gather_strided`.
     case vector = "Vector.cl"
-    /// Two-stage dot product with a fixed summation order.
+    /// Two-stage dot product with a fixed summation order; the non-finite count.
     case reduction = "Reduction.cl"
+    /// `F ← βF + α Uᵀ diag(w) U` over batched blocks, and its diagonal.
+    case fisherAccumulation = "FisherAccumulation.cl"
+    /// Fused implicit, block-dense and diagonal curvature-vector products.
+    case fisherProducts = "FisherProducts.cl"
+    /// Kronecker-factored (K-FAC) products, batched over layers.
+    case kronecker = "Kronecker.cl"
+    /// Factor rows `B J` of the exact Fisher from output Jacobians.
+    case outputMetrics = "OutputMetrics.cl"
 
     /// The embedded OpenCL C text of the family's file.
     public func source() throws -> ProgramSource {
@@ -18,12 +26,22 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     }
 
     /// Tunable defines (`#ifndef` defaults in the file) chosen from the device's properties.
-    func defaultDefines(for device: Device) -> [String: Int] {
+    func defaultDefines<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> [String: Int] {
+        let groupSize = largestPowerOfTwo(atMost: min(256, device.maxWorkGroupSize))
         switch self {
-        case .vector:
-            [:]
+        case .vector, .kronecker, .outputMetrics:
+            return [:]
         case .reduction:
-            ["WGS": largestPowerOfTwo(atMost: min(256, device.maxWorkGroupSize))]
+            return ["WGS": groupSize]
+        case .fisherAccumulation:
+            // A micro-tile of 8 rows by one vector register (512 bits on AVX-512 CPUs).
+            return ["RM": 8, "VW": Element.self == Double.self ? 8 : 16]
+        case .fisherProducts:
+            // CPUs stream a contiguous run of columns per work-item (PoCL runs a group's
+            // items one after another); GPUs interleave items for coalesced loads.
+            let contiguous = device.kind == .cpu ? 1 : 0
+            return ["WGS": groupSize, "VW": device.kind == .cpu ? (Element.self == Double.self ? 8 : 16) : 4,
+                    "CONTIGUOUS": contiguous, "KB": 1, "RB": 8]
         }
     }
 }
@@ -46,7 +64,7 @@ public struct KernelConfiguration: Hashable, Sendable, CustomStringConvertible {
         self.family = family
         self.elementTypeName = Element.openCLTypeName
         self.requiresFloat64 = Element.requiresFloat64
-        self.defines = family.defaultDefines(for: device).merging(defines) { _, override in override }
+        self.defines = family.defaultDefines(for: device, element: Element.self).merging(defines) { _, override in override }
     }
 
     /// The `clBuildProgram` options: element type, then the defines in name order.

@@ -4,7 +4,7 @@ import COpenCL
 ///
 /// Transfers and fills live in `Buffer+Transfer.swift`. All operations go through the
 /// context's in-order queue, so they happen in the order they were enqueued.
-public final class Buffer<Element: DeviceScalar>: @unchecked Sendable {
+public final class Buffer<Element: DeviceElement>: @unchecked Sendable {
     /// The number of elements.
     public let count: Int
     /// The context that owns the memory.

@@ -20,7 +20,7 @@ extension Buffer: KernelArgument {
 }
 
 /// A `__local` array of `count` elements for a kernel parameter `__local T*`.
-public struct LocalMemory<Element: DeviceScalar>: KernelArgument {
+public struct LocalMemory<Element: DeviceElement>: KernelArgument {
     /// The number of elements.
     public let count: Int
     public init(count: Int) { self.count = count }
@@ -40,8 +40,8 @@ extension ScalarKernelArgument {
 }
 
 extension Int32: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { "int" } }
-extension UInt32: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { "uint" } }
 extension Int64: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { "long" } }
-extension UInt64: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { "ulong" } }
-extension Float: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { "float" } }
-extension Double: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { "double" } }
+extension UInt32: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { Self.openCLTypeName } }
+extension UInt64: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { Self.openCLTypeName } }
+extension Float: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { Self.openCLTypeName } }
+extension Double: KernelArgument, ScalarKernelArgument { public var openCLTypeName: String { Self.openCLTypeName } }

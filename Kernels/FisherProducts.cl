@@ -1,0 +1,205 @@
+// Curvature-vector products for a batch of KB right-hand sides.
+//
+// Vector batches are KB vectors of length dim stored one after another (vector j of a
+// batch starts at j * dim). All reductions run in a fixed order, so results are bitwise
+// repeatable on one device.
+//
+// Host-set defines:
+//   REAL        element type: float (default) or double (with USE_FP64)
+//   WGS         work-group size of the row-reducing kernels (default 256)
+//   VW          vector width of column loops: 1, 2, 4, 8 or 16 (default 8)
+//   KB          right-hand sides per launch (default 1)
+//   RB          factor rows per block of the implicit product (default 8)
+//   CONTIGUOUS  1: each work-item owns a contiguous run of column vectors (CPU caches);
+//               0: work-items interleave (coalesced GPU access). Default 0.
+
+#ifdef USE_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+#ifndef REAL
+#define REAL float
+#endif
+#ifndef WGS
+#define WGS 256
+#endif
+#ifndef VW
+#define VW 8
+#endif
+#ifndef KB
+#define KB 1
+#endif
+#ifndef RB
+#define RB 8
+#endif
+#ifndef CONTIGUOUS
+#define CONTIGUOUS 0
+#endif
+
+#define CONCAT2(a, b) a##b
+#define CONCAT(a, b) CONCAT2(a, b)
+#if VW == 1
+#define REALV REAL
+#define VLOAD(offset, pointer) ((pointer)[offset])
+#define VSTORE(value, offset, pointer) ((pointer)[offset] = (value))
+#else
+#define REALV CONCAT(REAL, VW)
+#define VLOAD CONCAT(vload, VW)
+#define VSTORE CONCAT(vstore, VW)
+#endif
+
+// Sum of a vector's lanes in lane order (fixed, so repeatable).
+inline REAL lane_sum(const REALV v) {
+#if VW == 1
+    return v;
+#else
+    const REAL* lanes = (const REAL*)&v;
+    REAL sum = lanes[0];
+    for (uint c = 1; c < VW; ++c) sum += lanes[c];
+    return sum;
+#endif
+}
+
+// The column vectors [first, last) that a work-item handles, as a loop over v.
+#if CONTIGUOUS
+#define PER_ITEM(vectors) (((vectors) + WGS - 1) / WGS)
+#define FOR_COLUMN_VECTORS(v, vectors) \
+    for (uint v = item * PER_ITEM(vectors), end_ = min((uint)(vectors), v + PER_ITEM(vectors)); v < end_; ++v)
+#else
+#define FOR_COLUMN_VECTORS(v, vectors) for (uint v = item; v < (vectors); v += WGS)
+#endif
+
+// Fused implicit product, stage 1. Work-group g owns factor rows [g * rowsPerGroup,
+// min(rows, (g + 1) * rowsPerGroup)) and, for every block of RB of them:
+//   t[r][j] = alpha * w[m_r] * (u_{m_r} . x_j)       (dot phase, then a group reduction)
+//   partial_g[j] += sum_r t[r][j] * u_{m_r}           (update phase)
+// The block's rows are read by the update right after the dot, while they are in cache,
+// so U leaves DRAM once per product. partial holds one dim x KB slice per group.
+__kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
+void implicit_product_partial(const uint rows, const uint dim, const uint ldu, const uint rowsPerGroup,
+                              __global const REAL* u, __global const REAL* w, const uint weighted,
+                              const REAL alpha, __global const REAL* x, __global REAL* partial) {
+    __local REAL scratch[RB * KB * WGS];
+    __local REAL coefficients[RB * KB];
+    const uint item = get_local_id(0);
+    const uint group = get_group_id(0);
+    const uint first = group * rowsPerGroup;
+    const uint last = min(rows, first + rowsPerGroup);
+    const uint vectors = dim / VW;
+    const uint tail = vectors * VW;  // columns [tail, dim) are scalar leftovers
+    __global REAL* y = partial + (size_t)group * dim * KB;
+
+    for (uint m0 = first; m0 < last; m0 += RB) {
+        const uint count = min((uint)RB, last - m0);
+
+        // Dot phase: per-item partial dots of RB rows with KB vectors.
+        REALV dots[RB][KB];
+        for (uint r = 0; r < RB; ++r)
+            for (uint j = 0; j < KB; ++j) dots[r][j] = (REALV)(0);
+        FOR_COLUMN_VECTORS(v, vectors) {
+            REALV xs[KB];
+            for (uint j = 0; j < KB; ++j) xs[j] = VLOAD(v, x + (size_t)j * dim);
+            for (uint r = 0; r < count; ++r) {
+                const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);
+                for (uint j = 0; j < KB; ++j) dots[r][j] += row * xs[j];
+            }
+        }
+        for (uint r = 0; r < RB; ++r) {
+            for (uint j = 0; j < KB; ++j) {
+                REAL sum = lane_sum(dots[r][j]);
+                if (r < count && item < dim - tail) {
+                    const uint c = tail + item;
+                    sum += u[(size_t)(m0 + r) * ldu + c] * x[(size_t)j * dim + c];
+                }
+                scratch[(r * KB + j) * WGS + item] = sum;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (item < RB * KB) {
+            const uint r = item / KB;
+            REAL sum = 0;
+            for (uint i = 0; i < WGS; ++i) sum += scratch[item * WGS + i];
+            const REAL weight = r < count && weighted ? w[m0 + r] : (REAL)1;
+            coefficients[item] = r < count ? alpha * weight * sum : (REAL)0;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        // Update phase: partial_g[j] += sum_r t[r][j] u_{m_r}, the rows still in cache.
+        const bool firstBlock = m0 == first;
+        FOR_COLUMN_VECTORS(v, vectors) {
+            REALV sums[KB];
+            for (uint j = 0; j < KB; ++j) sums[j] = firstBlock ? (REALV)(0) : VLOAD(v, y + (size_t)j * dim);
+            for (uint r = 0; r < count; ++r) {
+                const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);
+                for (uint j = 0; j < KB; ++j) sums[j] += coefficients[r * KB + j] * row;
+            }
+            for (uint j = 0; j < KB; ++j) VSTORE(sums[j], v, y + (size_t)j * dim);
+        }
+        if (item < dim - tail) {
+            const uint c = tail + item;
+            for (uint j = 0; j < KB; ++j) {
+                REAL sum = firstBlock ? (REAL)0 : y[(size_t)j * dim + c];
+                for (uint r = 0; r < count; ++r) sum += coefficients[r * KB + j] * u[(size_t)(m0 + r) * ldu + c];
+                y[(size_t)j * dim + c] = sum;
+            }
+        }
+        // The next block rewrites scratch only after its own first barrier, and every
+        // item has finished reading coefficients before it reaches that barrier.
+    }
+}
+
+// Fused implicit product, stage 2: y = sum_g partial_g + lambda x, over groups in order.
+// A group that owned no rows (rows < groups * rowsPerGroup) is not summed.
+__kernel void implicit_product_finish(const uint dim, const uint groups, __global const REAL* partial,
+                                      const REAL lambda, __global const REAL* x, __global REAL* y) {
+    const size_t index = get_global_id(0);
+    if (index >= (size_t)dim * KB) return;
+    REAL sum = 0;
+    for (uint g = 0; g < groups; ++g) sum += partial[(size_t)g * dim * KB + index];
+    y[index] = sum + lambda * x[index];
+}
+
+// Block-diagonal dense product: for every block b (blocks[3 b + 0..2] = offset, size,
+// fOffset), y_j[offset + i] = sum_c F_b[i][c] x_j[offset + c] + lambda x_j[offset + i].
+// One work-group per (block, row) task (tasks[2 t + 0..1] = block, row); the items split
+// the row's columns and reduce in a fixed order. A dense matrix is one block.
+__kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
+void block_dense_product(const uint dim, __global const uint* tasks, __global const ulong* blocks,
+                         __global const REAL* f, const REAL lambda, __global const REAL* x, __global REAL* y) {
+    __local REAL scratch[KB * WGS];
+    const uint item = get_local_id(0);
+    const uint task = get_group_id(0);
+    __global const ulong* block = blocks + 3 * tasks[2 * task];
+    const uint i = tasks[2 * task + 1];
+    const ulong offset = block[0];
+    const uint size = (uint)block[1];
+    __global const REAL* row = f + block[2] + (size_t)i * size;
+    const uint vectors = size / VW;
+    const uint tail = vectors * VW;
+
+    REALV dots[KB];
+    for (uint j = 0; j < KB; ++j) dots[j] = (REALV)(0);
+    FOR_COLUMN_VECTORS(v, vectors) {
+        const REALV values = VLOAD(v, row);
+        for (uint j = 0; j < KB; ++j) dots[j] += values * VLOAD(v, x + (size_t)j * dim + offset);
+    }
+    for (uint j = 0; j < KB; ++j) {
+        REAL sum = lane_sum(dots[j]);
+        if (item < size - tail) sum += row[tail + item] * x[(size_t)j * dim + offset + tail + item];
+        scratch[j * WGS + item] = sum;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (item < KB) {
+        REAL sum = 0;
+        for (uint k = 0; k < WGS; ++k) sum += scratch[item * WGS + k];
+        const size_t index = (size_t)item * dim + offset + i;
+        y[index] = sum + lambda * x[index];
+    }
+}
+
+// Diagonal product: y_j[c] = (d[c] + lambda) x_j[c] for KB vectors.
+__kernel void diagonal_product(const uint dim, __global const REAL* d, const REAL lambda,
+                               __global const REAL* x, __global REAL* y) {
+    const size_t index = get_global_id(0);
+    if (index >= (size_t)dim * KB) return;
+    y[index] = (d[index % dim] + lambda) * x[index];
+}
