@@ -196,10 +196,10 @@ void block_dense_product(const uint dim, __global const uint* tasks, __global co
     }
 }
 
-// Diagonal product: y_j[c] = (d[c] + lambda) x_j[c] for KB vectors.
-__kernel void diagonal_product(const uint dim, __global const REAL* d, const REAL lambda,
+// Diagonal product: y_j[c] = (d[c] + lambda) x_j[c] for all `total` = dim * vectors elements.
+__kernel void diagonal_product(const uint dim, const ulong total, __global const REAL* d, const REAL lambda,
                                __global const REAL* x, __global REAL* y) {
     const size_t index = get_global_id(0);
-    if (index >= (size_t)dim * KB) return;
+    if (index >= total) return;
     y[index] = (d[index % dim] + lambda) * x[index];
 }

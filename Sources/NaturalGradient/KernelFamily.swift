@@ -55,7 +55,7 @@ public struct KernelConfiguration: Hashable, Sendable, CustomStringConvertible {
     /// Whether the element type needs `cl_khr_fp64`.
     public let requiresFloat64: Bool
     /// Tunable `-D` defines, for example `["WGS": 256]`.
-    public let defines: [String: Int]
+    public private(set) var defines: [String: Int]
 
     /// The configuration for `Element` with `defines` overriding the device defaults.
     public init<Element: DeviceScalar>(
@@ -65,6 +65,13 @@ public struct KernelConfiguration: Hashable, Sendable, CustomStringConvertible {
         self.elementTypeName = Element.openCLTypeName
         self.requiresFloat64 = Element.requiresFloat64
         self.defines = family.defaultDefines(for: device, element: Element.self).merging(defines) { _, override in override }
+    }
+
+    /// The same configuration with `defines` replacing or adding tunables.
+    public func overriding(_ defines: [String: Int]) -> KernelConfiguration {
+        var copy = self
+        copy.defines.merge(defines) { _, override in override }
+        return copy
     }
 
     /// The `clBuildProgram` options: element type, then the defines in name order.

@@ -34,36 +34,17 @@ public final class VectorOperations<Element: DeviceScalar> {
         scaleKernel = try vector.makeKernel(named: "scale")
         axpyKernel = try vector.makeKernel(named: "axpy")
         axpbyKernel = try vector.makeKernel(named: "axpby")
-        elementwiseGroupSize = Self.groupSize(for: axpyKernel.info)
+        elementwiseGroupSize = workGroupSize(for: axpyKernel.info)
 
-        // A kernel may allow fewer work-items than the device (registers, local memory):
-        // rebuild with the kernel's own limit until the fixed group size fits.
-        var configuration = KernelConfiguration(.reduction, element: Element.self, device: device)
-        while true {
-            let program = try context.build(configuration).program
-            let dot = try program.makeKernel(named: "dot_partial")
-            let sum = try program.makeKernel(named: "sum_partials")
-            let groupSize = configuration.defines["WGS"] ?? 1
-            let limit = min(dot.info.maxWorkGroupSize, sum.info.maxWorkGroupSize)
-            if groupSize <= limit || groupSize == 1 {
-                dotKernel = dot
-                sumKernel = sum
-                reductionGroupSize = groupSize
-                break
-            }
-            configuration = KernelConfiguration(
-                .reduction, element: Element.self, device: device, defines: ["WGS": largestPowerOfTwo(atMost: limit)])
-        }
+        let reduction = try context.buildFixedGroupKernels(
+            KernelConfiguration(.reduction, element: Element.self, device: device),
+            names: ["dot_partial", "sum_partials"])
+        dotKernel = reduction.kernels[0]
+        sumKernel = reduction.kernels[1]
+        reductionGroupSize = reduction.groupSize
         maxReductionGroups = max(1, min(1024, device.computeUnits * 8))
         partials = try Buffer(context: context, count: maxReductionGroups)
         hostResult = try Buffer(context: context, count: 1)
-    }
-
-    /// A multiple of the kernel's preferred SIMD width, at most 256 and at most its limit.
-    static func groupSize(for info: KernelInfo) -> Int {
-        let limit = min(256, info.maxWorkGroupSize)
-        let multiple = max(1, info.preferredWorkGroupMultiple)
-        return limit >= multiple ? limit / multiple * multiple : limit
     }
 
     // MARK: - Element-wise updates

@@ -1,0 +1,203 @@
+import OpenCLHost
+
+/// Launch plan for the fused implicit product of `FisherProducts.cl`:
+/// `Y = (1/N) Uᵀ (w ∘ (U X)) + λX` for a batch of vectors, reading each row of U from
+/// memory once per pass (up to `maxVectorsPerPass` vectors share a pass).
+///
+/// Work-group g owns a contiguous range of U's rows and accumulates its own partial
+/// result; a second launch adds the partials in group order, so results are bitwise
+/// repeatable. Owns kernels and scratch, so one instance serves one thread.
+public final class ImplicitProduct<Element: DeviceScalar> {
+    /// Right-hand sides handled by one pass over U; more are done in several passes.
+    public static var maxVectorsPerPass: Int { 8 }
+
+    /// The context everything runs on.
+    public let context: Context
+    private var plans: [Int: Plan] = [:]
+    private var partials: Buffer<Element>?
+
+    private struct Plan {
+        let partial: Kernel
+        let finish: Kernel
+        let groupSize: Int
+        let rowBlock: Int
+    }
+
+    public init(context: Context) throws {
+        self.context = context
+        _ = try plan(vectors: 1)
+    }
+
+    /// `y ← (1/N) Uᵀ (w ∘ (U x)) + λx` for every vector of the batch.
+    public func apply(
+        _ factor: CurvatureFactor<Element>, _ x: VectorBatch<Element>, damping: Element, into y: VectorBatch<Element>
+    ) throws {
+        try validateDamping(damping)
+        try require(x.dimension == factor.dimension, "x", "has dimension \(x.dimension), the factor \(factor.dimension)")
+        try x.requireSameShape(y, "y")
+        try require(x.buffer !== y.buffer, "y", "must not share x's buffer")
+        try forEachChunk(x, y, limit: Self.maxVectorsPerPass) { x, y in
+            try pass(factor, x, damping: damping, into: y)
+        }
+    }
+
+    private func pass(
+        _ factor: CurvatureFactor<Element>, _ x: VectorBatch<Element>, damping: Element, into y: VectorBatch<Element>
+    ) throws {
+        let plan = try plan(vectors: x.count)
+        let dimension = factor.dimension
+        // Enough groups to fill the device, no more than there are row blocks, and
+        // partial results of at most 256 MiB.
+        let budget = max(1, (256 << 20) / (dimension * x.count * MemoryLayout<Element>.stride))
+        let blocks = (factor.rows + plan.rowBlock - 1) / plan.rowBlock
+        let wanted = max(1, min(2 * context.device.computeUnits, blocks, budget))
+        let rowsPerGroup = roundUp((factor.rows + wanted - 1) / wanted, toMultipleOf: plan.rowBlock)
+        let groups = (factor.rows + rowsPerGroup - 1) / rowsPerGroup
+        let partials = try scratch(count: groups * dimension * x.count)
+
+        try plan.partial.setArguments(
+            try uint32(factor.rows, "rows"), try uint32(dimension, "dimension"), try uint32(dimension, "dimension"),
+            UInt32(rowsPerGroup), factor.matrix, factor.weights ?? factor.matrix, UInt32(factor.weights == nil ? 0 : 1),
+            1 / Element(factor.samples), x.buffer, partials)
+        try context.enqueue(plan.partial, globalSize: [groups * plan.groupSize], localSize: [plan.groupSize])
+        try plan.finish.setArguments(UInt32(dimension), UInt32(groups), partials, damping, x.buffer, y.buffer)
+        try context.enqueue1D(plan.finish, items: dimension * x.count)
+    }
+
+    /// Kernels compiled for `vectors` right-hand sides per pass (one program per count).
+    private func plan(vectors: Int) throws -> Plan {
+        if let plan = plans[vectors] { return plan }
+        let rowBlock = max(1, 8 / vectors)
+        let configuration = KernelConfiguration(
+            .fisherProducts, element: Element.self, device: context.device, defines: ["KB": vectors, "RB": rowBlock])
+        let built = try context.buildFixedGroupKernels(
+            configuration, names: ["implicit_product_partial", "implicit_product_finish"])
+        let plan = Plan(
+            partial: built.kernels[0], finish: built.kernels[1], groupSize: built.groupSize, rowBlock: rowBlock)
+        plans[vectors] = plan
+        return plan
+    }
+
+    private func scratch(count: Int) throws -> Buffer<Element> {
+        if let partials, partials.count >= count { return partials }
+        let buffer = try Buffer<Element>(context: context, count: count)
+        partials = buffer
+        return buffer
+    }
+}
+
+/// One block of a block-diagonal matrix: parameters `offset..<offset + size`, whose dense
+/// symmetric `size x size` matrix starts at `matrixOffset` in the matrix buffer.
+public struct DenseBlock: Hashable, Sendable {
+    /// The first parameter of the block.
+    public var offset: Int
+    /// The number of parameters in the block.
+    public var size: Int
+    /// Where the block's matrix starts in the matrix buffer.
+    public var matrixOffset: Int
+
+    public init(offset: Int, size: Int, matrixOffset: Int) {
+        self.offset = offset
+        self.size = size
+        self.matrixOffset = matrixOffset
+    }
+}
+
+/// Launch plan for `block_dense_product`: `y = (F + λI) x` for a block-diagonal F whose
+/// blocks are dense symmetric matrices (a dense matrix is one block), one work-group per
+/// matrix row, batched over up to `maxVectorsPerPass` vectors per pass.
+public final class BlockDenseProduct<Element: DeviceScalar> {
+    /// Right-hand sides handled by one pass over the matrix.
+    public static var maxVectorsPerPass: Int { 8 }
+
+    /// The context everything runs on.
+    public let context: Context
+    private var plans: [Int: (kernel: Kernel, groupSize: Int)] = [:]
+    private var tables: [[DenseBlock]: (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)] = [:]
+
+    public init(context: Context) throws {
+        self.context = context
+    }
+
+    /// `y ← (F + λI) x` for every vector; `blocks` must tile `0..<x.dimension` in order.
+    public func apply(
+        _ blocks: [DenseBlock], matrices: Buffer<Element>, _ x: VectorBatch<Element>, damping: Element,
+        into y: VectorBatch<Element>
+    ) throws {
+        try validateDamping(damping)
+        try x.requireSameShape(y, "y")
+        try require(x.buffer !== y.buffer, "y", "must not share x's buffer")
+        try validate(blocks, dimension: x.dimension, matrices: matrices)
+        let table = try taskTable(for: blocks)
+        try forEachChunk(x, y, limit: Self.maxVectorsPerPass) { x, y in
+            let plan = try plan(vectors: x.count)
+            try plan.kernel.setArguments(
+                UInt32(x.dimension), table.tasks, table.blocks, matrices, damping, x.buffer, y.buffer)
+            try context.enqueue(plan.kernel, globalSize: [table.count * plan.groupSize], localSize: [plan.groupSize])
+        }
+    }
+
+    private func plan(vectors: Int) throws -> (kernel: Kernel, groupSize: Int) {
+        if let plan = plans[vectors] { return plan }
+        let configuration = KernelConfiguration(
+            .fisherProducts, element: Element.self, device: context.device, defines: ["KB": vectors])
+        let built = try context.buildFixedGroupKernels(configuration, names: ["block_dense_product"])
+        plans[vectors] = (built.kernels[0], built.groupSize)
+        return (built.kernels[0], built.groupSize)
+    }
+
+    private func taskTable(for blocks: [DenseBlock]) throws
+        -> (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)
+    {
+        if let table = tables[blocks] { return table }
+        var tasks: [UInt32] = []
+        for (index, block) in blocks.enumerated() {
+            for row in 0..<block.size { tasks += [UInt32(index), UInt32(row)] }
+        }
+        let descriptors = blocks.flatMap { [UInt64($0.offset), UInt64($0.size), UInt64($0.matrixOffset)] }
+        let table = (
+            tasks: try Buffer(context: context, copying: tasks), blocks: try Buffer(context: context, copying: descriptors),
+            count: tasks.count / 2
+        )
+        tables[blocks] = table
+        return table
+    }
+
+    private func validate(_ blocks: [DenseBlock], dimension: Int, matrices: Buffer<Element>) throws {
+        try require(!blocks.isEmpty, "blocks", "is empty")
+        var next = 0
+        for (index, block) in blocks.enumerated() {
+            try require(block.size > 0, "blocks[\(index)]", "has size \(block.size)")
+            try require(
+                block.offset == next, "blocks", "block \(index) starts at \(block.offset), expected \(next)")
+            try require(
+                block.matrixOffset >= 0 && block.matrixOffset + block.size * block.size <= matrices.count,
+                "blocks[\(index)]", "reads past the end of the matrix buffer (\(matrices.count) elements)")
+            next += block.size
+        }
+        try require(next == dimension, "blocks", "cover \(next) parameters, the vectors have \(dimension)")
+    }
+}
+
+/// Launch plan for `diagonal_product`: `y = (d + λ) ∘ x` for every vector.
+final class DiagonalProduct<Element: DeviceScalar> {
+    let context: Context
+    private let kernel: Kernel
+
+    init(context: Context) throws {
+        self.context = context
+        kernel = try context.build(KernelConfiguration(.fisherProducts, element: Element.self, device: context.device))
+            .program.makeKernel(named: "diagonal_product")
+    }
+
+    func apply(_ diagonal: Buffer<Element>, _ x: VectorBatch<Element>, damping: Element, into y: VectorBatch<Element>)
+        throws
+    {
+        try validateDamping(damping)
+        try x.requireSameShape(y, "y")
+        try require(diagonal.count >= x.dimension, "diagonal", "holds \(diagonal.count) values for \(x.dimension)")
+        let total = x.dimension * x.count
+        try kernel.setArguments(UInt32(x.dimension), UInt64(total), diagonal, damping, x.buffer, y.buffer)
+        try context.enqueue1D(kernel, items: total)
+    }
+}

@@ -1,0 +1,162 @@
+import OpenCLHost
+
+/// One block of a batched accumulation: the factor slice it reads and the dense symmetric
+/// matrix it writes. Used as the cache key of the block's task table.
+public struct AccumulationBlock: Hashable, Sendable {
+    /// Where the slice's first element sits in the factor buffer.
+    public var factorOffset: Int
+    /// The distance between consecutive rows of the slice (≥ `dimension`).
+    public var rowStride: Int
+    /// The number of factor rows (M for this chunk).
+    public var rows: Int
+    /// The block's size P_b: it reads P_b columns and writes a P_b x P_b matrix.
+    public var dimension: Int
+    /// Where the block's matrix starts in the output buffer.
+    public var outputOffset: Int
+    /// Where the block's M row weights start in the weight buffer, or nil for all ones.
+    public var weightOffset: Int?
+
+    public init(factorOffset: Int, rowStride: Int, rows: Int, dimension: Int, outputOffset: Int,
+                weightOffset: Int? = nil) {
+        self.factorOffset = factorOffset
+        self.rowStride = rowStride
+        self.rows = rows
+        self.dimension = dimension
+        self.outputOffset = outputOffset
+        self.weightOffset = weightOffset
+    }
+}
+
+/// Launch plan for `FisherAccumulation.cl`: `F_b ← βF_b + α U_bᵀ diag(w) U_b` for any
+/// number of blocks in one launch, upper-triangle micro-tiles only, full symmetric output.
+///
+/// Owns kernel objects and cached task tables, so one instance serves one thread.
+public final class FisherAccumulation<Element: DeviceScalar> {
+    /// The context everything runs on.
+    public let context: Context
+    /// Rows and columns of one work-item's micro-tile.
+    public let microTile: (rows: Int, columns: Int)
+
+    private let blocksKernel: Kernel
+    private let diagonalKernel: Kernel
+    private var tables: [[AccumulationBlock]: (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)] = [:]
+
+    public init(context: Context) throws {
+        self.context = context
+        let configuration = KernelConfiguration(.fisherAccumulation, element: Element.self, device: context.device)
+        let program = try context.build(configuration).program
+        blocksKernel = try program.makeKernel(named: "accumulate_blocks")
+        diagonalKernel = try program.makeKernel(named: "accumulate_diagonal")
+        microTile = (configuration.defines["RM"] ?? 8, configuration.defines["VW"] ?? 16)
+    }
+
+    /// `F_b ← β F_b + α U_bᵀ diag(w_b) U_b` for every block, in one launch. β = 0 never
+    /// reads the output, so it may start uninitialised.
+    @discardableResult
+    public func accumulate(
+        _ blocks: [AccumulationBlock], factors: Buffer<Element>, weights: Buffer<Element>? = nil,
+        into output: Buffer<Element>, alpha: Element, beta: Element
+    ) throws -> Event {
+        try validate(blocks, factors: factors, weights: weights, output: output)
+        try require(alpha.isFinite && beta.isFinite, "alpha", "alpha \(alpha) and beta \(beta) must be finite")
+        let table = try taskTable(for: blocks)
+        // The kernel needs some weight buffer even when every block is unweighted.
+        try blocksKernel.setArguments(
+            UInt32(table.count), table.tasks, table.blocks, factors, weights ?? factors, output, alpha, beta)
+        return try context.enqueue1D(blocksKernel, items: table.count, cap: 64)
+    }
+
+    /// Dense accumulation of a whole factor: `F ← βF + α Uᵀ diag(w) U`, α = 1/N by default.
+    @discardableResult
+    public func accumulate(
+        _ factor: CurvatureFactor<Element>, into output: Buffer<Element>, alpha: Element? = nil, beta: Element = 0
+    ) throws -> Event {
+        let block = AccumulationBlock(
+            factorOffset: 0, rowStride: factor.dimension, rows: factor.rows, dimension: factor.dimension,
+            outputOffset: 0, weightOffset: factor.weights == nil ? nil : 0)
+        return try accumulate(
+            [block], factors: factor.matrix, weights: factor.weights, into: output,
+            alpha: alpha ?? 1 / Element(factor.samples), beta: beta)
+    }
+
+    /// `d ← βd + α Σ_m w_m u_m²` (the diagonal of the accumulated matrix), α = 1/N by default.
+    @discardableResult
+    public func accumulateDiagonal(
+        _ factor: CurvatureFactor<Element>, into diagonal: Buffer<Element>, alpha: Element? = nil, beta: Element = 0
+    ) throws -> Event {
+        try require(
+            diagonal.count >= factor.dimension, "diagonal",
+            "holds \(diagonal.count) values for \(factor.dimension) parameters")
+        try diagonalKernel.setArguments(
+            UInt64(factor.rows), UInt64(factor.dimension), UInt64(factor.dimension), factor.matrix,
+            factor.weights ?? factor.matrix, UInt32(factor.weights == nil ? 0 : 1), diagonal,
+            alpha ?? 1 / Element(factor.samples), beta)
+        return try context.enqueue1D(diagonalKernel, items: factor.dimension)
+    }
+
+    // MARK: - Task tables
+
+    /// Upper-triangle micro-tiles of every block, in block, column-strip, row order, so
+    /// consecutive work-items share a column strip in cache. Cached per block list.
+    private func taskTable(for blocks: [AccumulationBlock]) throws
+        -> (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)
+    {
+        if let table = tables[blocks] { return table }
+        var tasks: [UInt32] = []
+        var descriptors: [UInt64] = []
+        for (index, block) in blocks.enumerated() {
+            descriptors += [
+                UInt64(block.factorOffset), UInt64(block.rowStride), UInt64(block.rows), UInt64(block.dimension),
+                UInt64(block.outputOffset), block.weightOffset.map(UInt64.init) ?? UInt64.max,
+            ]
+            for j0 in stride(from: 0, to: block.dimension, by: microTile.columns) {
+                let lastRow = min(block.dimension - 1, j0 + microTile.columns - 1)
+                for i0 in stride(from: 0, through: lastRow, by: microTile.rows) {
+                    tasks += [UInt32(index), UInt32(i0), UInt32(j0)]
+                }
+            }
+        }
+        let table = (
+            tasks: try Buffer(context: context, copying: tasks), blocks: try Buffer(context: context, copying: descriptors),
+            count: tasks.count / 3
+        )
+        if tables.count > 64 { tables.removeAll() }  // callers that vary chunk sizes forever
+        tables[blocks] = table
+        return table
+    }
+
+    private func validate(
+        _ blocks: [AccumulationBlock], factors: Buffer<Element>, weights: Buffer<Element>?, output: Buffer<Element>
+    ) throws {
+        try require(!blocks.isEmpty, "blocks", "is empty")
+        for (index, block) in blocks.enumerated() {
+            let name = "blocks[\(index)]"
+            try require(block.rows > 0, name, "has no rows (an empty batch)")
+            try require(block.dimension > 0, name, "has dimension \(block.dimension)")
+            try require(block.dimension < 1 << 31, name, "dimension \(block.dimension) is too large")
+            try require(block.rowStride >= block.dimension, name, "row stride \(block.rowStride) < dimension")
+            try require(block.factorOffset >= 0 && block.outputOffset >= 0, name, "has a negative offset")
+            try require(
+                block.factorOffset + (block.rows - 1) * block.rowStride + block.dimension <= factors.count, name,
+                "reads past the end of the factor buffer (\(factors.count) elements)")
+            try require(
+                block.outputOffset + block.dimension * block.dimension <= output.count, name,
+                "writes past the end of the output buffer (\(output.count) elements)")
+            if let offset = block.weightOffset {
+                guard let weights else {
+                    throw NaturalGradientError.invalidArgument(name: name, reason: "has weights but none were passed")
+                }
+                try require(
+                    offset >= 0 && offset + block.rows <= weights.count, name,
+                    "reads past the end of the weights (\(weights.count) values)")
+            }
+        }
+        let regions = blocks.map { $0.outputOffset..<($0.outputOffset + $0.dimension * $0.dimension) }
+            .sorted { $0.lowerBound < $1.lowerBound }
+        for (first, second) in zip(regions, regions.dropFirst()) where first.overlaps(second) {
+            throw NaturalGradientError.invalidArgument(
+                name: "blocks", reason: "output regions \(first) and \(second) overlap")
+        }
+        try require(factors !== output, "output", "must not be the factor buffer")
+    }
+}

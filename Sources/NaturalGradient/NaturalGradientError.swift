@@ -1,0 +1,28 @@
+/// Errors about the caller's data, thrown before anything is launched. Device and driver
+/// failures are `OpenCLError`s.
+public enum NaturalGradientError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// An argument is unusable: `name` is the argument, `reason` what is wrong with it.
+    case invalidArgument(name: String, reason: String)
+    /// `name` holds `count` NaN or infinite values (found by an opt-in check).
+    case nonFiniteValues(name: String, count: Int)
+
+    public var description: String {
+        switch self {
+        case let .invalidArgument(name, reason):
+            "invalid argument '\(name)': \(reason)"
+        case let .nonFiniteValues(name, count):
+            "'\(name)' holds \(count) non-finite value\(count == 1 ? "" : "s") (NaN or infinity)"
+        }
+    }
+}
+
+/// Throws `invalidArgument(name, reason)` unless `condition` holds.
+@inline(__always)
+func require(_ condition: Bool, _ name: String, _ reason: @autoclosure () -> String) throws {
+    if !condition { throw NaturalGradientError.invalidArgument(name: name, reason: reason()) }
+}
+
+/// Throws unless `damping` is finite and not negative.
+func validateDamping<Element: DeviceScalar>(_ damping: Element) throws {
+    try require(damping.isFinite && damping >= 0, "damping", "must be finite and not negative, got \(damping)")
+}
