@@ -36,6 +36,13 @@ public final class Buffer<Element: DeviceElement>: @unchecked Sendable {
         self.memory = memory
     }
 
+    /// Takes ownership of one reference to `memory` (released in `deinit`).
+    init(context: Context, adopting memory: cl_mem, count: Int) {
+        self.count = count
+        self.context = context
+        self.memory = memory
+    }
+
     /// Allocates a buffer holding a copy of `values`.
     public convenience init(context: Context, copying values: [Element]) throws {
         try self.init(context: context, count: values.count)

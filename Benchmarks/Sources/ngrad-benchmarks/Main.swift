@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import NaturalGradient
+
+/// `ngrad-benchmarks`: our kernels against OpenBLAS (host CPU) and CLBlast (the same
+/// OpenCL device and queue), side by side in one run.
+@main
+struct Benchmarks: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ngrad-benchmarks",
+        abstract: "Times NaturalGradient's kernels against OpenBLAS and CLBlast in one run.",
+        discussion: """
+            Dense Fisher accumulation F = (1/N) UᵀU at (M, P) = (256, 1024), (1024, 4096): ours vs \
+            cblas_ssyrk vs CLBlastSsyrk, in GFLOP/s of M·P·(P+1) flops. Implicit product \
+            y = (1/N) Uᵀ(Ux) + λx at (M, P) = (256, 16384), (1024, 65536): ours vs two SGEMV \
+            (OpenBLAS, CLBlast), in GB/s of M·P·4 bytes (U read once). Ratios are speed ratios: \
+            > 1 means ours is faster.
+            """,
+        version: NaturalGradientVersion.string
+    )
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "OpenCL device for ours and CLBlast: an index from 'ngrad devices', 'gpu', 'cpu', or part of the name.",
+            discussion: "Defaults to $NGRAD_DEVICE, else the first GPU, else the first CPU device."))
+    var device: String?
+
+    @Option(name: .long, help: "Timed runs per operation, size and contestant.")
+    var repetitions = 10
+
+    @Option(name: .long, help: "Untimed warm-up runs before the timed ones.")
+    var warmup = 2
+
+    @Option(name: .long, help: ArgumentHelp("Also write every measurement to this file as JSON.", valueName: "file"))
+    var json: String?
+
+    mutating func validate() throws {
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+    }
+
+    func run() throws {
+        let selector = try DeviceSelector.resolve(explicit: device, environment: ProcessInfo.processInfo.environment)
+        let context = try Context(selector: selector)
+        let settings = Settings(warmup: warmup, repetitions: repetitions)
+        let cpu = hostCPUName()
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+
+        print("device:   \(context.device.name) (\(context.device.kind.rawValue), \(context.device.computeUnits) compute units)")
+        print("platform: \(context.device.platform.version), driver \(context.device.driverVersion)")
+        print("host:     \(cpu), \(cores) cores")
+        print("OpenBLAS: \(OpenBLAS.configuration) (core \(OpenBLAS.coreName), \(OpenBLAS.threads) threads)")
+        print("runs:     \(warmup) warm-up + \(repetitions) timed per contestant, \(settings.copies) input copies rotated")
+        print("")
+
+        var cases: [CaseResult] = []
+        for (m, p) in [(256, 1024), (1024, 4096)] {
+            progress("accumulation M=\(m) P=\(p)")
+            cases.append(try benchmarkAccumulation(context: context, rows: m, dimension: p, settings: settings))
+        }
+        for (m, p) in [(256, 16384), (1024, 65536)] {
+            progress("implicit product M=\(m) P=\(p)")
+            cases.append(try benchmarkImplicitProduct(context: context, rows: m, dimension: p, settings: settings))
+        }
+
+        var targets = Target.all
+        for index in targets.indices {
+            let target = targets[index]
+            if let result = cases.first(where: {
+                $0.operation == target.operation && $0.rows == target.rows && $0.dimension == target.dimension
+            }) {
+                targets[index].measured = result.speedRatio(over: target.peer)
+            }
+        }
+
+        print(renderTable(cases))
+        print("")
+        print(renderChecks(cases))
+        print("")
+        print(renderTargets(targets))
+
+        if let json {
+            let report = Report(
+                date: ISO8601DateFormatter().string(from: Date()), device: context.device.name,
+                platform: context.device.platform.version, driverVersion: context.device.driverVersion,
+                computeUnits: context.device.computeUnits, hostCPU: cpu, hostCores: cores,
+                openBLAS: OpenBLAS.configuration, openBLASCore: OpenBLAS.coreName, openBLASThreads: OpenBLAS.threads,
+                warmup: warmup, repetitions: repetitions, inputCopies: settings.copies, cases: cases,
+                targets: targets)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(
+                positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+            print("\nwrote \(json)")
+        }
+
+        let failed = cases.flatMap { result in
+            result.checks.filter { !$0.passed }.map { "\(result.operation.rawValue) \(result.rows)x\(result.dimension): \($0.name)" }
+        }
+        if !failed.isEmpty {
+            throw MismatchError(checks: failed)
+        }
+    }
+}
+
+/// Contestants disagreed: a broken peer call or a broken kernel; the timings mean nothing.
+struct MismatchError: Error, CustomStringConvertible {
+    let checks: [String]
+    var description: String { "results disagree: " + checks.joined(separator: "; ") }
+}
+
+/// A progress line on standard error, so the table on standard output stays clean.
+func progress(_ message: String) {
+    FileHandle.standardError.write(Data("running \(message)...\n".utf8))
+}
+
+/// The host CPU's model name from /proc/cpuinfo, or "unknown CPU".
+func hostCPUName() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown CPU" }
+    for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+        if let colon = line.firstIndex(of: ":") {
+            return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+    }
+    return "unknown CPU"
+}

@@ -1,0 +1,168 @@
+import Testing
+import TestSupport
+
+@testable import NaturalGradient
+
+/// Dense and batched accumulation against the float64 reference at awkward sizes: rows
+/// and columns of 1, primes, one past the micro-tile (8 rows, 16 float columns), and a few
+/// hundred. Outputs are poisoned with NaN first; β = 0 must not read them.
+@Suite("Fisher accumulation")
+struct FisherAccumulationTests {
+    static let rowCounts = [1, 7, 33, 257]
+    static let dimensions = [1, 7, 9, 17, 33, 257, 300]
+
+    @Test(arguments: rowCounts, dimensions)
+    func floatDense(rows: Int, dimension: Int) throws {
+        try checkDense(Float.self, rows: rows, dimension: dimension, weighted: (rows + dimension) % 2 == 0)
+    }
+
+    @Test(arguments: rowCounts, dimensions)
+    func doubleDense(rows: Int, dimension: Int) throws {
+        try #require(deviceSupports(Double.self))
+        try checkDense(Double.self, rows: rows, dimension: dimension, weighted: (rows + dimension) % 2 == 1)
+    }
+
+    private func checkDense<T: DeviceScalar & DeviceScalarLike>(_: T.Type, rows: Int, dimension: Int, weighted: Bool)
+        throws
+    {
+        let context = try TestDevice.context()
+        let u: [T] = randomValues(rows * dimension, seed: UInt64(rows * 1000 + dimension))
+        let weights: [T]? = weighted ? randomValues(rows, seed: 5).map { abs($0) + 0.25 } : nil
+        let samples = max(1, rows / 3)
+        let factor = try CurvatureFactor(
+            context: context, matrix: u, rows: rows, dimension: dimension, samples: samples, weights: weights)
+        let output = try Buffer<T>(context: context, count: dimension * dimension)
+        try output.fill(.nan)
+        try FisherAccumulation<T>(context: context).accumulate(factor, into: output)
+        let reference = referenceAccumulation(
+            u, rows: rows, dim: dimension, weights: weights, alpha: 1 / Double(samples))
+        let result = try output.download()
+        #expect(relativeError(result, reference) < tolerance(for: T.self), "M=\(rows) P=\(dimension)")
+        for i in 0..<dimension {
+            for j in 0..<i where result[i * dimension + j] != result[j * dimension + i] {
+                Issue.record("not symmetric at (\(i), \(j))")
+                return
+            }
+        }
+    }
+
+    @Test func movingAverageUsesBeta() throws {
+        let context = try TestDevice.context()
+        let (rows, dimension) = (33, 41)
+        let u: [Float] = randomValues(rows * dimension, seed: 11)
+        let initialRows: [Float] = randomValues(rows * dimension, seed: 12)
+        let initial = referenceAccumulation(initialRows, rows: rows, dim: dimension, alpha: 1)
+        let output = try Buffer<Float>(context: context, copying: initial.map(Float.init))
+        let factor = try CurvatureFactor(context: context, matrix: u, rows: rows, dimension: dimension, samples: rows)
+        try FisherAccumulation<Float>(context: context).accumulate(factor, into: output, alpha: 0.05, beta: 0.95)
+        let reference = referenceAccumulation(u, rows: rows, dim: dimension, alpha: 0.05, beta: 0.95, initial: initial)
+        #expect(relativeError(try output.download(), reference) < 1e-5)
+    }
+
+    @Test func chunkedAccumulationEqualsOneCall() throws {
+        let context = try TestDevice.context()
+        let (rows, dimension) = (257, 37)
+        let u: [Float] = randomValues(rows * dimension, seed: 21)
+        let whole = try DenseCurvature(
+            factor: CurvatureFactor(context: context, matrix: u, rows: rows, dimension: dimension, samples: rows))
+
+        let chunked = try DenseCurvature<Float>(context: context, dimension: dimension)
+        try chunked.matrix.fill(.nan)  // β = 0 on the first chunk must not read this
+        for (index, range) in [0..<100, 100..<101, 101..<257].enumerated() {
+            let chunk = try CurvatureFactor(
+                context: context, matrix: Array(u[(range.lowerBound * dimension)..<(range.upperBound * dimension)]),
+                rows: range.count, dimension: dimension, samples: range.count)
+            try chunked.accumulate(chunk, alpha: 1 / Float(rows), beta: index == 0 ? 0 : 1)
+        }
+        let expected = try whole.download().map(Double.init)
+        #expect(relativeError(try chunked.download(), expected) < 1e-6)
+    }
+
+    /// Several blocks of mixed sizes, strided column slices of one factor, weighted, in one
+    /// launch; the gaps between output regions stay poisoned.
+    @Test(arguments: [false, true]) func batchedBlocks(weighted: Bool) throws {
+        let context = try TestDevice.context()
+        let rows = 45
+        let sizes = [1, 17, 9, 64, 3, 130]
+        let stride = sizes.reduce(0, +) + 5
+        let u: [Float] = randomValues(rows * stride, seed: 31)
+        let weights: [Float] = randomValues(rows, seed: 32).map { abs($0) }
+        var blocks: [AccumulationBlock] = []
+        var column = 2
+        var output = 0
+        for size in sizes {
+            blocks.append(
+                AccumulationBlock(
+                    factorOffset: column, rowStride: stride, rows: rows, dimension: size, outputOffset: output,
+                    weightOffset: weighted ? 0 : nil))
+            column += size
+            output += size * size + 3  // a poisoned gap after each block
+        }
+        let factors = try Buffer(context: context, copying: u)
+        let weightBuffer = try Buffer(context: context, copying: weights)
+        let result = try Buffer<Float>(context: context, count: output)
+        try result.fill(.nan)
+        try FisherAccumulation<Float>(context: context).accumulate(
+            blocks, factors: factors, weights: weightBuffer, into: result, alpha: 0.5, beta: 0)
+        let values = try result.download()
+        for (index, block) in blocks.enumerated() {
+            let reference = referenceAccumulation(
+                u, rows: rows, dim: block.dimension, stride: stride, offset: block.factorOffset,
+                weights: weighted ? weights : nil, alpha: 0.5)
+            let range = block.outputOffset..<(block.outputOffset + block.dimension * block.dimension)
+            #expect(relativeError(Array(values[range]), reference) < 1e-5, "block \(index)")
+            #expect(values[range.upperBound..<(range.upperBound + 3)].allSatisfy { $0.isNaN }, "gap after \(index)")
+        }
+    }
+
+    @Test(arguments: [1, 7, 257, 300]) func diagonal(dimension: Int) throws {
+        let context = try TestDevice.context()
+        let rows = 33
+        let u: [Float] = randomValues(rows * dimension, seed: UInt64(dimension))
+        let weights: [Float] = randomValues(rows, seed: 2).map { abs($0) }
+        let factor = try CurvatureFactor(
+            context: context, matrix: u, rows: rows, dimension: dimension, samples: 10, weights: weights)
+        let diagonal = try Buffer<Float>(context: context, count: dimension)
+        try diagonal.fill(.nan)
+        try FisherAccumulation<Float>(context: context).accumulateDiagonal(factor, into: diagonal)
+        let full = referenceAccumulation(u, rows: rows, dim: dimension, weights: weights, alpha: 0.1)
+        let reference = (0..<dimension).map { full[$0 * dimension + $0] }
+        #expect(relativeError(try diagonal.download(), reference) < 1e-5)
+    }
+
+    @Test func rejectsBadBlocksBeforeLaunching() throws {
+        let context = try TestDevice.context()
+        let accumulation = try FisherAccumulation<Float>(context: context)
+        let factors = try Buffer<Float>(context: context, count: 100)
+        let output = try Buffer<Float>(context: context, count: 100)
+        func attempt(_ blocks: [AccumulationBlock], weights: Buffer<Float>? = nil) -> String? {
+            do {
+                try accumulation.accumulate(blocks, factors: factors, weights: weights, into: output, alpha: 1, beta: 0)
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        let good = AccumulationBlock(factorOffset: 0, rowStride: 10, rows: 10, dimension: 5, outputOffset: 0)
+        #expect(attempt([good]) == nil)
+        #expect(attempt([]) != nil)
+        var block = good
+        block.rows = 0
+        #expect(attempt([block])?.contains("empty batch") == true)
+        block = good
+        block.rowStride = 4
+        #expect(attempt([block]) != nil)
+        block = good
+        block.rows = 11
+        #expect(attempt([block])?.contains("past the end of the factor") == true)
+        block = good
+        block.dimension = 11
+        #expect(attempt([block]) != nil)
+        block = good
+        block.weightOffset = 0
+        #expect(attempt([block])?.contains("none were passed") == true)
+        var second = good
+        second.outputOffset = 20
+        #expect(attempt([good, second])?.contains("overlap") == true)
+    }
+}
