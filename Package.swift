@@ -18,6 +18,16 @@ let package = Package(
             providers: [.apt(["ocl-icd-opencl-dev"])]
         ),
 
+        // MARK: LAPACK for the float64 dense factorisations on the host.
+        .systemLibrary(
+            name: "CLAPACK",
+            pkgConfig: "lapacke",
+            providers: [.apt(["liblapacke-dev", "libopenblas-dev"])]
+        ),
+
+        // MARK: NumPy .npy files, for `ngrad solve` (no dependencies).
+        .target(name: "NumPyFormat"),
+
         // MARK: Layer 2: host layer: devices, contexts, buffers, programs, kernels.
         .target(name: "OpenCLHost", dependencies: ["COpenCL"]),
 
@@ -39,7 +49,7 @@ let package = Package(
         // MARK: Layer 3: the library.
         .target(
             name: "NaturalGradient",
-            dependencies: ["OpenCLHost", "NaturalGradientKernels"]
+            dependencies: ["OpenCLHost", "NaturalGradientKernels", "CLAPACK"]
         ),
 
         // MARK: Layer 4: the command-line tool.
@@ -47,6 +57,7 @@ let package = Package(
             name: "ngrad",
             dependencies: [
                 "NaturalGradient",
+                "NumPyFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,6 +66,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["OpenCLHost"], path: "Tests/TestSupport"),
         .testTarget(name: "OpenCLHostTests", dependencies: ["OpenCLHost", "TestSupport"]),
         .testTarget(name: "NaturalGradientTests", dependencies: ["NaturalGradient", "TestSupport"]),
+        .testTarget(name: "NumPyFormatTests", dependencies: ["NumPyFormat"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,9 +10,11 @@ packages=(
     pocl-opencl-icd      # PoCL: the CPU OpenCL device, so everything runs without a GPU
     clinfo               # for checking a driver by hand
     pkg-config
+    liblapacke-dev       # LAPACKE: float64 dense solves on the host (CLAPACK)
+    libopenblas-dev      # the BLAS/LAPACK behind it
 )
 if [[ "${1:-}" == "--benchmarks" ]]; then
-    packages+=(libopenblas-dev liblapacke-dev libclblast-dev)
+    packages+=(libclblast-dev)
 fi
 
 missing=()
