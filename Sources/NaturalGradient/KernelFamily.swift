@@ -15,6 +15,8 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     case kronecker = "Kronecker.cl"
     /// Factor rows `B J` of the exact Fisher from output Jacobians.
     case outputMetrics = "OutputMetrics.cl"
+    /// Fused vector updates and dot products of the pipelined conjugate gradient.
+    case conjugateGradient = "ConjugateGradient.cl"
 
     /// The embedded OpenCL C text of the family's file.
     public func source() throws -> ProgramSource {
@@ -31,7 +33,7 @@ public enum KernelFamily: String, CaseIterable, Sendable {
         switch self {
         case .vector, .kronecker, .outputMetrics:
             return [:]
-        case .reduction:
+        case .reduction, .conjugateGradient:
             return ["WGS": groupSize]
         case .fisherAccumulation:
             // A micro-tile of 8 rows by one vector register (512 bits on AVX-512 CPUs).
