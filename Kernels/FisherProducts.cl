@@ -203,3 +203,28 @@ __kernel void diagonal_product(const uint dim, const ulong total, __global const
     if (index >= total) return;
     y[index] = (d[index % dim] + lambda) * x[index];
 }
+
+// y[i] = alpha * (A_i . x) for the rows of a rows x cols row-major matrix A: one work-group
+// per row, items splitting the columns, a fixed-order reduction. With A = U it gives U b;
+// with A = U^T (a transposed copy) it gives U^T z (the Woodbury solver's two products).
+__kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
+void row_dots(const uint cols, __global const REAL* a, __global const REAL* x, const REAL alpha,
+              __global REAL* y) {
+    __local REAL scratch[WGS];
+    const uint item = get_local_id(0);
+    const size_t i = get_group_id(0);
+    __global const REAL* row = a + i * cols;
+    const uint vectors = cols / VW;
+    const uint tail = vectors * VW;
+    REALV dots = (REALV)(0);
+    FOR_COLUMN_VECTORS(v, vectors) { dots += VLOAD(v, row) * VLOAD(v, x); }
+    REAL sum = lane_sum(dots);
+    if (item < cols - tail) sum += row[tail + item] * x[tail + item];
+    scratch[item] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (item == 0) {
+        REAL total = 0;
+        for (uint k = 0; k < WGS; ++k) total += scratch[k];
+        y[i] = alpha * total;
+    }
+}
