@@ -134,26 +134,9 @@ public final class ConjugateGradient<Element: DeviceScalar> {
         }
 
         // Report the true residual of the returned x, not the recurrence's.
-        try curvature.apply(state.x, damping: damping, into: state.w)
-        var reports: [ColumnReport] = []
-        for (index, column) in columns.enumerated() {
-            let range = (index * b.dimension)..<((index + 1) * b.dimension)
-            let ax = try state.w.buffer.download(range)
-            let bValues = try b.buffer.download(range)
-            let xValues = try state.x.buffer.download(range)
-            var residual = 0.0
-            var objective = 0.0
-            for i in 0..<b.dimension {
-                let difference = Double(bValues[i]) - Double(ax[i])
-                residual += difference * difference
-                objective += Double(xValues[i]) * (0.5 * Double(ax[i]) - Double(bValues[i]))
-            }
-            let relative = column.bNorm > 0 ? residual.squareRoot() / column.bNorm : residual.squareRoot()
-            reports.append(
-                ColumnReport(
-                    iterations: column.iterations, relativeResidual: relative, objective: objective,
-                    status: column.status ?? .iterationCap))
-        }
+        let reports = try measureSolution(
+            curvature, b, state.x, damping: damping, scratch: state.w, iterations: columns.map(\.iterations),
+            statuses: columns.map { $0.status ?? .iterationCap })
         return (state.x, reports)
     }
 

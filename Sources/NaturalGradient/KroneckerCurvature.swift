@@ -179,15 +179,15 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         try context.enqueue(leftKernel, globalSize: global, localSize: [local, 1, 1])
     }
 
-    /// `(γ_G, γ_A)` per layer: `(√λ/π, π√λ)` with π from the factors' traces.
+    /// `(γ_G, γ_A)` per layer: `(√λ/π, π√λ)` with π from the factors' traces
+    /// (`FactoredDamping`).
     public func factoredDampings(_ damping: Element) throws -> [(g: Double, a: Double)] {
-        let root = Double(damping).squareRoot()
-        return try layerTraces().enumerated().map { index, trace in
+        try layerTraces().enumerated().map { index, trace in
             let layer = layers[index]
-            let meanA = trace.a / Double(layer.inputs)
-            let meanG = trace.g / Double(layer.outputs)
-            let pi = meanA > 0 && meanG > 0 ? (meanA / meanG).squareRoot() : 1
-            return (root / pi, root * pi)
+            let split = FactoredDamping.split(
+                damping: Double(damping), traceA: trace.a, dimensionA: layer.inputs, traceG: trace.g,
+                dimensionG: layer.outputs)
+            return (split.g, split.a)
         }
     }
 

@@ -1,3 +1,5 @@
+import OpenCLHost
+
 /// Why an iterative solve stopped for one right-hand side.
 public enum SolveStatus: String, Sendable, Equatable, Codable {
     /// The relative residual reached the tolerance.
@@ -23,4 +25,31 @@ public struct ColumnReport: Sendable, Equatable, Codable {
     public var objective: Double
     /// Why it stopped.
     public var status: SolveStatus
+}
+
+/// Reports for the solutions `x` of `(F + λI) x = b`: the true relative residual and the
+/// quadratic model φ, recomputed from x with one product (`scratch` receives it).
+func measureSolution<Operator: CurvatureOperator>(
+    _ curvature: Operator, _ b: VectorBatch<Operator.Element>, _ x: VectorBatch<Operator.Element>,
+    damping: Operator.Element, scratch: VectorBatch<Operator.Element>? = nil, iterations: [Int], statuses: [SolveStatus]
+) throws -> [ColumnReport] {
+    let product = try scratch ?? VectorBatch(context: curvature.context, dimension: b.dimension, count: b.count)
+    try curvature.apply(x, damping: damping, into: product)
+    let (ax, bValues, xValues) = (try product.download(), try b.download(), try x.download())
+    return (0..<b.count).map { column in
+        var residual = 0.0
+        var norm = 0.0
+        var objective = 0.0
+        for i in 0..<b.dimension {
+            let (axi, bi, xi) = (Double(ax[column][i]), Double(bValues[column][i]), Double(xValues[column][i]))
+            residual += (bi - axi) * (bi - axi)
+            norm += bi * bi
+            objective += xi * (0.5 * axi - bi)
+        }
+        let relative = norm > 0 ? (residual / norm).squareRoot() : residual.squareRoot()
+        var status = statuses[column]
+        if !(relative.isFinite && objective.isFinite) { status = .nonFinite }
+        return ColumnReport(
+            iterations: iterations[column], relativeResidual: relative, objective: objective, status: status)
+    }
 }

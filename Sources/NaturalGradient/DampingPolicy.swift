@@ -1,0 +1,68 @@
+/// How the damping λ of `(F + λI) x = g` evolves from step to step. Policies are values:
+/// an optimiser keeps one and calls `update` with each step's reduction ratio.
+public protocol DampingPolicy: Sendable {
+    /// The λ to use now.
+    var damping: Double { get }
+    /// Adapts λ to `ρ = actual reduction / predicted reduction` of the last step.
+    mutating func update(reductionRatio: Double)
+}
+
+/// Fixed Tikhonov damping: λ never changes.
+public struct FixedDamping: DampingPolicy {
+    public let damping: Double
+
+    public init(_ damping: Double) throws {
+        try require(damping.isFinite && damping >= 0, "damping", "must be finite and ≥ 0, got \(damping)")
+        self.damping = damping
+    }
+
+    public mutating func update(reductionRatio _: Double) {}
+}
+
+/// Levenberg-Marquardt adaptation (DESIGN.md section 5): λ ×3/2 when ρ < ¼ (a NaN ρ counts
+/// as < ¼: the step was not trustworthy), λ ×2/3 when ρ > ¾, clamped to [minimum, maximum].
+public struct LevenbergMarquardtDamping: DampingPolicy {
+    public private(set) var damping: Double
+    /// The smallest λ the policy returns.
+    public let minimum: Double
+    /// The largest λ the policy returns.
+    public let maximum: Double
+    /// Factor applied when ρ < ¼.
+    public static let increase = 3.0 / 2.0
+    /// Factor applied when ρ > ¾.
+    public static let decrease = 2.0 / 3.0
+
+    public init(initial: Double, minimum: Double = 1e-8, maximum: Double = 1e8) throws {
+        try require(minimum.isFinite && minimum >= 0, "minimum", "must be finite and ≥ 0, got \(minimum)")
+        try require(maximum.isFinite && maximum >= minimum, "maximum", "must be finite and ≥ minimum, got \(maximum)")
+        try require(initial.isFinite && initial >= 0, "initial", "must be finite and ≥ 0, got \(initial)")
+        self.minimum = minimum
+        self.maximum = maximum
+        damping = Swift.min(Swift.max(initial, minimum), maximum)
+    }
+
+    public mutating func update(reductionRatio rho: Double) {
+        if !(rho >= 0.25) {
+            damping *= Self.increase
+        } else if rho > 0.75 {
+            damping *= Self.decrease
+        }
+        damping = Swift.min(Swift.max(damping, minimum), maximum)
+    }
+}
+
+/// K-FAC's factored damping (DESIGN.md section 5): λ is split between the two Kronecker
+/// factors as `(A + π√λ I) ⊗ (G + √λ/π I)` with `π = √((tr A/dim A)/(tr G/dim G))`, so
+/// that each factor is damped in proportion to its own scale. π = 1 where a trace is 0.
+public enum FactoredDamping {
+    /// The damping added to A and to G for λ.
+    public static func split(
+        damping: Double, traceA: Double, dimensionA: Int, traceG: Double, dimensionG: Int
+    ) -> (a: Double, g: Double) {
+        let root = damping.squareRoot()
+        let meanA = traceA / Double(dimensionA)
+        let meanG = traceG / Double(dimensionG)
+        let pi = meanA > 0 && meanG > 0 && meanA.isFinite && meanG.isFinite ? (meanA / meanG).squareRoot() : 1
+        return (root * pi, root / pi)
+    }
+}
