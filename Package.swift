@@ -67,6 +67,7 @@ let package = Package(
         .testTarget(name: "OpenCLHostTests", dependencies: ["OpenCLHost", "TestSupport"]),
         .testTarget(name: "NaturalGradientTests", dependencies: ["NaturalGradient", "TestSupport"]),
         .testTarget(name: "NumPyFormatTests", dependencies: ["NumPyFormat"]),
+        .testTarget(name: "ngradTests", dependencies: ["ngrad", "NumPyFormat", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import COpenCL
+import Synchronization
 
 /// An OpenCL device and the properties kernels are planned from.
 ///
@@ -102,7 +103,22 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
 
     /// Every device of every platform, numbered in discovery order.
     /// A platform whose device query fails (a broken driver) is skipped, not fatal.
+    ///
+    /// Discovery runs once per process under a lock: ICD loaders initialise lazily on the
+    /// first `clGetPlatformIDs`, and concurrent first calls have been seen to report no
+    /// platform at all. An empty result is not kept, so a later call looks again.
     public static func all() throws -> [Device] {
+        try discovered.withLock { cache in
+            if let cache { return cache }
+            let devices = try discover()
+            if !devices.isEmpty { cache = devices }
+            return devices
+        }
+    }
+
+    private static let discovered = Mutex<[Device]?>(nil)
+
+    private static func discover() throws -> [Device] {
         var devices: [Device] = []
         for platform in try Platform.all() {
             var count: cl_uint = 0

@@ -8,7 +8,7 @@ struct Ngrad: ParsableCommand {
         commandName: "ngrad",
         abstract: "Natural-gradient curvature kernels on any OpenCL device: diagnostics and tools.",
         version: NaturalGradientVersion.string,
-        subcommands: [DevicesCommand.self, KernelsCommand.self]
+        subcommands: [DevicesCommand.self, KernelsCommand.self, SolveCommand.self]
     )
 }
 
@@ -41,6 +41,10 @@ enum NgradMain {
             case .callFailed, .unsupported:
                 fail(error.description, status: ExitStatus.failure)
             }
+        } catch let error as NaturalGradientError {
+            fail(error.description, status: ExitStatus.usage)
+        } catch let error as ExitCode {
+            exit(error.rawValue)
         } catch {
             if Ngrad.exitCode(for: error) == .success { Ngrad.exit(withError: error) }
             let status = error is ValidationError ? ExitStatus.usage : ExitStatus.failure

@@ -1,0 +1,283 @@
+import ArgumentParser
+import Foundation
+import NaturalGradient
+import NumPyFormat
+
+/// `ngrad solve`: the natural-gradient direction `x = (F + λI)⁻¹ g` for a factor U read from
+/// `.npy` files, written back as `.npy`.
+struct SolveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "solve",
+        abstract: "Solve (F + λI) x = g for F = (1/N) Uᵀ diag(w) U read from .npy files.",
+        discussion: """
+            U.npy is the factor (M x P, one row per sample: per-sample gradients for the empirical \
+            Fisher); g.npy is (P,) or (P, k) for k right-hand sides; w.npy holds M weights ≥ 0. \
+            The output x.npy has the shape of g.npy and the chosen precision.
+            """,
+        version: NaturalGradientVersion.string
+    )
+
+    enum Method: String, ExpressibleByArgument, CaseIterable {
+        case auto, cg, pcg, woodbury, cholesky
+    }
+
+    enum Precision: String, ExpressibleByArgument, CaseIterable {
+        case float, double
+    }
+
+    @Option(name: .long, help: "The factor U: an M x P .npy file (float32 or float64).")
+    var factor: String
+
+    @Option(name: .long, help: "The right-hand side g: a (P,) or (P, k) .npy file.")
+    var gradient: String
+
+    @Option(name: .long, help: "Row weights w: an (M,) .npy file, each finite and ≥ 0.")
+    var weights: String?
+
+    @Option(name: .long, help: "The sample count N of the mean (default M, one row per sample).")
+    var samples: Int?
+
+    @Option(name: .long, help: "The damping λ ≥ 0.")
+    var damping: Double
+
+    @Option(name: .long, help: "auto, cg, pcg, woodbury or cholesky.")
+    var method: Method = .auto
+
+    @Option(name: .long, help: "CG: stop at this relative residual.")
+    var tolerance: Double = 1e-6
+
+    @Option(name: .long, help: "CG: the most iterations (default P).")
+    var maxIterations: Int?
+
+    @Option(name: .long, help: "Compute in float or double (double needs fp64 on the device).")
+    var precision: Precision = .float
+
+    @Option(name: .long, help: "Where to write x (.npy).")
+    var output: String
+
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    @Flag(name: .long, help: "Print JSON instead of a summary.")
+    var json = false
+
+    func validate() throws {
+        guard damping.isFinite, damping >= 0 else {
+            throw ValidationError("--damping must be finite and ≥ 0, got \(damping)")
+        }
+        guard tolerance.isFinite, tolerance >= 0 else {
+            throw ValidationError("--tolerance must be finite and ≥ 0, got \(tolerance)")
+        }
+        if let maxIterations, maxIterations < 0 {
+            throw ValidationError("--max-iterations must be ≥ 0, got \(maxIterations)")
+        }
+        if let samples, samples <= 0 { throw ValidationError("--samples must be positive, got \(samples)") }
+    }
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let input = try SolveInput.read(factor: factor, gradient: gradient, weights: weights, samples: samples)
+        let readSeconds = seconds(since: start, clock)
+        let device = try deviceOptions.selectDevice()
+        let context = try Context(device: device)
+        let summary =
+            switch precision {
+            case .float: try solve(Float.self, input, context: context)
+            case .double: try solve(Double.self, input, context: context)
+            }
+        let report = summary.with(stages: [("read", readSeconds)], device: device.name)
+        if json {
+            try printJSON(report)
+        } else {
+            print(report.text)
+        }
+        if report.columns.contains(where: { $0.status == .nonFinite || $0.status == .negativeCurvature }) {
+            throw ExitCode(ExitStatus.failure)
+        }
+    }
+
+    private func solve<Element: DeviceScalar>(_: Element.Type, _ input: SolveInput, context: Context) throws
+        -> SolveSummary
+    {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let factor = try CurvatureFactor<Element>(
+            context: context, matrix: input.factor.values.map { Element($0) }, rows: input.rows,
+            dimension: input.dimension, samples: input.samples, weights: input.weights?.map { Element($0) })
+        let g = try VectorBatch<Element>(context: context, vectors: input.rightHandSides.map { $0.map { Element($0) } })
+        let uploadSeconds = seconds(since: start, clock)
+
+        let useDense =
+            method == .cholesky
+            || (method == .auto && !(input.rows <= input.dimension && damping > 0)
+                && input.dimension <= NaturalGradientSolver.denseLimit / 2)
+        let options = ConjugateGradientOptions(tolerance: tolerance, maxIterations: maxIterations)
+        let solveMethod: SolveMethod =
+            switch method {
+            case .auto: .automatic
+            case .cg: .cg
+            case .pcg: .pcg
+            case .woodbury: .woodbury
+            case .cholesky: .cholesky
+            }
+        let buildStart = clock.now
+        let solution: NaturalGradientSolution<Element>
+        var stages: [(String, Double)] = [("upload", uploadSeconds)]
+        if useDense {
+            let dense = try DenseCurvature(factor: factor)
+            try context.finish()
+            stages.append(("accumulate F", seconds(since: buildStart, clock)))
+            solution = try NaturalGradientSolver.solve(dense, g, damping: Element(damping), method: solveMethod, options: options)
+        } else {
+            solution = try NaturalGradientSolver.solve(
+                ImplicitCurvature(factor: factor), g, damping: Element(damping), method: solveMethod, options: options)
+        }
+        stages += solution.stageSeconds.map { ($0.stage, $0.seconds) }
+
+        let writeStart = clock.now
+        let x = try solution.x.download()
+        try input.outputArray(x.map { $0.map(Double.init) }, elementType: Element.self == Double.self ? .float64 : .float32)
+            .write(to: output)
+        stages.append(("write", seconds(since: writeStart, clock)))
+        return SolveSummary(
+            method: solution.method.rawValue, precision: precision.rawValue, device: "", rows: input.rows,
+            dimension: input.dimension, samples: input.samples, rightHandSides: g.count, damping: damping,
+            densePath: solution.densePath.map { "\($0)" }, reciprocalCondition: solution.reciprocalCondition,
+            columns: solution.reports, stages: stages.map { SolveSummary.Stage(name: $0.0, seconds: $0.1) },
+            output: output)
+    }
+
+    private func seconds(since start: ContinuousClock.Instant, _ clock: ContinuousClock) -> Double {
+        let elapsed = (clock.now - start).components
+        return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+    }
+}
+
+// MARK: - Input files
+
+/// The validated contents of the input files. Every problem is a one-line `ValidationError`
+/// that names the file.
+struct SolveInput {
+    let factor: NumPyArray
+    let rows: Int
+    let dimension: Int
+    let samples: Int
+    let weights: [Double]?
+    /// g's k vectors, each of length P.
+    let rightHandSides: [[Double]]
+    /// Whether g was 2-D (P, k), so x is written in that shape too.
+    let gradientIsMatrix: Bool
+
+    static func read(factor factorPath: String, gradient gradientPath: String, weights weightsPath: String?, samples: Int?)
+        throws -> SolveInput
+    {
+        let factor = try load(factorPath)
+        guard factor.shape.count == 2, factor.shape[0] > 0, factor.shape[1] > 0 else {
+            throw ValidationError("\(factorPath): the factor must be 2-D (M, P) and non-empty, got shape \(factor.shape)")
+        }
+        let (rows, dimension) = (factor.shape[0], factor.shape[1])
+        try requireFinite(factor, factorPath)
+
+        let gradient = try load(gradientPath)
+        guard gradient.shape.first == dimension, gradient.shape.count <= 2, gradient.shape.last ?? 0 > 0 else {
+            throw ValidationError(
+                "\(gradientPath): shape \(gradient.shape) does not match the factor's \(dimension) columns; need (\(dimension),) or (\(dimension), k)")
+        }
+        try requireFinite(gradient, gradientPath)
+        let k = gradient.shape.count == 2 ? gradient.shape[1] : 1
+        let rightHandSides = (0..<k).map { column in (0..<dimension).map { gradient.values[$0 * k + column] } }
+
+        var weights: [Double]?
+        if let weightsPath {
+            let array = try load(weightsPath)
+            guard array.shape == [rows] else {
+                throw ValidationError("\(weightsPath): shape \(array.shape) does not match the factor's \(rows) rows")
+            }
+            if let index = array.values.firstIndex(where: { !($0.isFinite && $0 >= 0) }) {
+                throw ValidationError("\(weightsPath): weight \(index) is \(array.values[index]); weights must be finite and ≥ 0")
+            }
+            weights = array.values
+        }
+        return SolveInput(
+            factor: factor, rows: rows, dimension: dimension, samples: samples ?? rows, weights: weights,
+            rightHandSides: rightHandSides, gradientIsMatrix: gradient.shape.count == 2)
+    }
+
+    /// x in g's shape.
+    func outputArray(_ x: [[Double]], elementType: NumPyElementType) throws -> NumPyArray {
+        if gradientIsMatrix {
+            let k = x.count
+            let values = (0..<(dimension * k)).map { x[$0 % k][$0 / k] }
+            return try NumPyArray(shape: [dimension, k], elementType: elementType, values: values)
+        }
+        return try NumPyArray(shape: [dimension], elementType: elementType, values: x[0])
+    }
+
+    private static func load(_ path: String) throws -> NumPyArray {
+        do {
+            return try NumPyArray.read(contentsOf: path)
+        } catch let error as NumPyFormatError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    private static func requireFinite(_ array: NumPyArray, _ path: String) throws {
+        let count = array.nonFiniteCount
+        if count > 0 { throw ValidationError("\(path): holds \(count) non-finite values (NaN or infinity)") }
+    }
+}
+
+// MARK: - Report
+
+/// What `ngrad solve` prints: a summary or, with `--json`, this structure.
+struct SolveSummary: Encodable {
+    struct Stage: Encodable {
+        let name: String
+        let seconds: Double
+    }
+
+    let method: String
+    let precision: String
+    var device: String
+    let rows: Int
+    let dimension: Int
+    let samples: Int
+    let rightHandSides: Int
+    let damping: Double
+    let densePath: String?
+    let reciprocalCondition: Double?
+    let columns: [ColumnReport]
+    var stages: [Stage]
+    let output: String
+
+    func with(stages prefix: [(String, Double)], device: String) -> SolveSummary {
+        var copy = self
+        copy.stages = prefix.map { Stage(name: $0.0, seconds: $0.1) } + stages
+        copy.device = device
+        return copy
+    }
+
+    var text: String {
+        var lines = [
+            "ngrad solve: \(method), \(precision), on \(device)",
+            "F = (1/\(samples)) Uᵀ diag(w) U with U \(rows) x \(dimension); λ = \(damping); \(rightHandSides) right-hand side\(rightHandSides == 1 ? "" : "s")",
+        ]
+        if let densePath {
+            lines.append(
+                "factorisation: \(densePath)"
+                    + (reciprocalCondition.map { String(format: ", reciprocal condition %.3g", $0) } ?? ""))
+        }
+        var table = TextTable(["column", "status", "iterations", "relative residual", "φ"])
+        for (index, column) in columns.enumerated() {
+            table.append([
+                "\(index)", column.status.rawValue, "\(column.iterations)",
+                String(format: "%.3e", column.relativeResidual), String(format: "%.6g", column.objective),
+            ])
+        }
+        lines.append(table.render())
+        lines.append(
+            "time: " + stages.map { String(format: "%@ %.3f s", $0.name, $0.seconds) }.joined(separator: ", "))
+        lines.append("wrote \(output)")
+        return lines.joined(separator: "\n")
+    }
+}
