@@ -14,7 +14,9 @@ struct Benchmarks: ParsableCommand {
             cblas_ssyrk vs CLBlastSsyrk, in GFLOP/s of M·P·(P+1) flops. Implicit product \
             y = (1/N) Uᵀ(Ux) + λx at (M, P) = (256, 16384), (1024, 65536): ours vs two SGEMV \
             (OpenBLAS, CLBlast), in GB/s of M·P·4 bytes (U read once). Ratios are speed ratios: \
-            > 1 means ours is faster.
+            > 1 means ours is faster. Every contestant's result is checked against the others and \
+            a float64 reference before timing; a disagreement exits 1. Host reference points \
+            (SGEMM, one SGEMV, a copy) are timed at the end for context.
             """,
         version: NaturalGradientVersion.string
     )
@@ -46,12 +48,17 @@ struct Benchmarks: ParsableCommand {
         let settings = Settings(warmup: warmup, repetitions: repetitions)
         let cpu = hostCPUName()
         let cores = ProcessInfo.processInfo.activeProcessorCount
+        let initialLoad = loadAverage()
 
-        print("device:   \(context.device.name) (\(context.device.kind.rawValue), \(context.device.computeUnits) compute units)")
+        let device = context.device
+        print("device:   \(device.name) (\(device.kind.rawValue), \(device.computeUnits) compute units)")
         print("platform: \(context.device.platform.version), driver \(context.device.driverVersion)")
         print("host:     \(cpu), \(cores) cores")
         print("OpenBLAS: \(OpenBLAS.configuration) (core \(OpenBLAS.coreName), \(OpenBLAS.threads) threads)")
-        print("runs:     \(warmup) warm-up + \(repetitions) timed per contestant, \(settings.copies) input copies rotated")
+        print("load:     \(initialLoad) (1, 5, 15 min) at start")
+        print(
+            "runs:     \(warmup) warm-up + \(repetitions) timed per contestant, "
+                + "\(settings.copies) input copies rotated")
         print("")
 
         var cases: [CaseResult] = []
@@ -64,6 +71,9 @@ struct Benchmarks: ParsableCommand {
             cases.append(try benchmarkImplicitProduct(context: context, rows: m, dimension: p, settings: settings))
         }
 
+        progress("host reference points (OpenBLAS alone)")
+        let ceilings = try measureHostCeilings(settings: settings)
+
         var targets = Target.all
         for index in targets.indices {
             let target = targets[index]
@@ -74,20 +84,26 @@ struct Benchmarks: ParsableCommand {
             }
         }
 
+        let finalLoad = loadAverage()
+        print("load:     \(finalLoad) (1, 5, 15 min) at end")
+        print("")
         print(renderTable(cases))
         print("")
         print(renderChecks(cases))
         print("")
         print(renderTargets(targets))
+        print("")
+        print(renderCeilings(ceilings))
 
         if let json {
             let report = Report(
                 date: ISO8601DateFormatter().string(from: Date()), device: context.device.name,
+                loadAverageAtStart: initialLoad, loadAverageAtEnd: finalLoad,
                 platform: context.device.platform.version, driverVersion: context.device.driverVersion,
                 computeUnits: context.device.computeUnits, hostCPU: cpu, hostCores: cores,
                 openBLAS: OpenBLAS.configuration, openBLASCore: OpenBLAS.coreName, openBLASThreads: OpenBLAS.threads,
                 warmup: warmup, repetitions: repetitions, inputCopies: settings.copies, cases: cases,
-                targets: targets)
+                targets: targets, hostCeilings: ceilings)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.nonConformingFloatEncodingStrategy = .convertToString(
@@ -97,7 +113,9 @@ struct Benchmarks: ParsableCommand {
         }
 
         let failed = cases.flatMap { result in
-            result.checks.filter { !$0.passed }.map { "\(result.operation.rawValue) \(result.rows)x\(result.dimension): \($0.name)" }
+            result.checks.filter { !$0.passed }.map {
+                "\(result.operation.rawValue) \(result.rows)x\(result.dimension): \($0.name)"
+            }
         }
         if !failed.isEmpty {
             throw MismatchError(checks: failed)
@@ -125,4 +143,11 @@ func hostCPUName() -> String {
         }
     }
     return "unknown CPU"
+}
+
+/// The first three fields of /proc/loadavg (the machine is shared: a high load means the
+/// timings are noisy), or "unknown".
+func loadAverage() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
 }

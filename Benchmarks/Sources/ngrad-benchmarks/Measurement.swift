@@ -4,6 +4,8 @@ import Foundation
 struct Timing {
     /// Seconds per timed run, in the order they ran (warm-up runs excluded).
     var seconds: [Double]
+    /// What else the machine did while the timed runs ran (nil where /proc is unreadable).
+    var interference: Interference?
 
     var median: Double {
         let sorted = seconds.sorted()
@@ -24,12 +26,80 @@ func measure(warmup: Int, repetitions: Int, _ body: (Int) throws -> Void) throws
     let clock = ContinuousClock()
     var seconds: [Double] = []
     seconds.reserveCapacity(repetitions)
+    let before = CPUCounters.read()
+    let start = clock.now
     for run in 0..<repetitions {
         let elapsed = try clock.measure { try body(warmup + run) }
-        let (whole, attoseconds) = elapsed.components
-        seconds.append(Double(whole) + Double(attoseconds) * 1e-18)
+        seconds.append(elapsed.seconds)
     }
-    return Timing(seconds: seconds)
+    let wall = (clock.now - start).seconds
+    let after = CPUCounters.read()
+    return Timing(seconds: seconds, interference: Interference(from: before, to: after, wall: wall))
+}
+
+extension Duration {
+    var seconds: Double {
+        let (whole, attoseconds) = components
+        return Double(whole) + Double(attoseconds) * 1e-18
+    }
+}
+
+/// CPU time on the whole machine (/proc/stat) and in this process (getrusage), to tell
+/// how much other work competed with a measurement on this shared machine.
+struct CPUCounters {
+    /// Busy seconds of every CPU together (user, nice, system, irq, softirq).
+    var machineBusy: Double
+    /// Seconds the hypervisor ran someone else while a CPU of ours wanted to run.
+    var steal: Double
+    /// This process's user + system seconds (all its threads: PoCL's and OpenBLAS's too).
+    var process: Double
+
+    static func read() -> CPUCounters? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let line = text.split(separator: "\n").first, line.hasPrefix("cpu ")
+        else { return nil }
+        let fields = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard fields.count >= 8 else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard ticks > 0 else { return nil }
+        var usage = rusage()
+        #if canImport(Glibc)
+            let who = __rusage_who_t(RUSAGE_SELF.rawValue)
+        #else
+            let who = RUSAGE_SELF
+        #endif
+        guard getrusage(who, &usage) == 0 else { return nil }
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) * 1e-6 }
+        return CPUCounters(
+            machineBusy: (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / ticks,
+            steal: fields[7] / ticks,
+            process: seconds(usage.ru_utime) + seconds(usage.ru_stime))
+    }
+}
+
+/// Competing work during a measurement, as fractions of the machine's capacity
+/// (wall time x CPUs). /proc/stat counts in clock ticks (10 ms), so short measurements
+/// read coarsely.
+struct Interference: Encodable {
+    /// CPU time of other processes / capacity.
+    let otherProcesses: Double
+    /// Hypervisor steal time / capacity.
+    let steal: Double
+    /// Wall time x CPUs in seconds; below about half a second the tick-granular
+    /// /proc/stat counters say little.
+    let capacitySeconds: Double
+
+    init?(from before: CPUCounters?, to after: CPUCounters?, wall: Double) {
+        guard let before, let after, wall > 0 else { return nil }
+        let capacity = wall * Double(ProcessInfo.processInfo.activeProcessorCount)
+        let others = (after.machineBusy - before.machineBusy) - (after.process - before.process)
+        capacitySeconds = capacity
+        otherProcesses = Swift.max(0, others) / capacity
+        steal = Swift.max(0, after.steal - before.steal) / capacity
+    }
+
+    /// The share of the machine that other work took (processes and steal).
+    var total: Double { otherProcesses + steal }
 }
 
 /// Deterministic pseudo-random inputs (SplitMix64), fast enough for 10^8 values.
@@ -89,4 +159,57 @@ func asymmetry(_ matrix: [Float], _ n: Int) -> Float {
         }
     }
     return worst
+}
+
+// MARK: - Float64 references (an independent check on all three contestants)
+
+/// Entries of `F = (1/N) Uᵀ U` in Float64 at `entries` (row-major indices into the P x P
+/// matrix), N = M. U is row-major M x P.
+func referenceAccumulation(_ u: [Float], rows m: Int, dimension p: Int, entries: [Int]) -> [Double] {
+    entries.map { entry in
+        let (i, j) = (entry / p, entry % p)
+        var sum = 0.0
+        for row in 0..<m { sum += Double(u[row * p + i]) * Double(u[row * p + j]) }
+        return sum / Double(m)
+    }
+}
+
+/// A spread of upper-triangle entries of a P x P matrix: the corners, the diagonal's ends
+/// and `count` pseudo-random ones.
+func sampledUpperEntries(_ p: Int, count: Int = 256) -> [Int] {
+    var generator = InputGenerator(seed: UInt64(p))
+    let corners = [0, p - 1, (p - 1) * p + p - 1, (p / 2) * p + p / 2]
+    let random = generator.uniform(count: 2 * count)
+    let pairs = (0..<count).map { k -> Int in
+        let a = min(p - 1, Int((random[2 * k] + 1) / 2 * Float(p)))
+        let b = min(p - 1, Int((random[2 * k + 1] + 1) / 2 * Float(p)))
+        return min(a, b) * p + max(a, b)
+    }
+    return corners + pairs
+}
+
+/// `y = (1/N) Uᵀ (U x) + λx` in Float64, N = M.
+func referenceImplicitProduct(_ u: [Float], rows m: Int, dimension p: Int, x: [Float], damping: Float) -> [Double] {
+    var y = x.map { Double(damping) * Double($0) }
+    let scale = 1 / Double(m)
+    for row in 0..<m {
+        var t = 0.0
+        for column in 0..<p { t += Double(u[row * p + column]) * Double(x[column]) }
+        t *= scale
+        for column in 0..<p { y[column] += Double(u[row * p + column]) * t }
+    }
+    return y
+}
+
+/// `‖a − b‖₂ / ‖b‖₂` of float results `a[indices[k]]` against Float64 values `b[k]`.
+func relativeDifference(_ a: [Float], at indices: [Int], from b: [Double]) -> Double {
+    var difference = 0.0
+    var reference = 0.0
+    for (k, index) in indices.enumerated() {
+        let delta = Double(a[index]) - b[k]
+        difference += delta * delta
+        reference += b[k] * b[k]
+    }
+    if difference == 0 { return 0 }
+    return (difference / reference).squareRoot()
 }

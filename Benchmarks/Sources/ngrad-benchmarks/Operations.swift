@@ -42,13 +42,28 @@ func benchmarkAccumulation(context: Context, rows m: Int, dimension p: Int, sett
     }
     let oursResult = try ours.download(0..<(p * p))
     let clblastResult = try clblastOutput.download(0..<(p * p))
+    let entries = sampledUpperEntries(p)
+    let reference = referenceAccumulation(hosts[0], rows: m, dimension: p, entries: entries)
+    let tolerance = settings.tolerance
     let checks = [
         Check(
             name: "ours vs OpenBLAS (upper triangle)",
-            value: relativeDifference(oursResult, host, over: upperTriangle(p)), tolerance: settings.tolerance),
+            value: relativeDifference(oursResult, host, over: upperTriangle(p)), tolerance: tolerance),
         Check(
             name: "CLBlast vs OpenBLAS (upper triangle)",
-            value: relativeDifference(clblastResult, host, over: upperTriangle(p)), tolerance: settings.tolerance),
+            value: relativeDifference(clblastResult, host, over: upperTriangle(p)), tolerance: tolerance),
+        Check(
+            name: "ours vs CLBlast (upper triangle)",
+            value: relativeDifference(oursResult, clblastResult, over: upperTriangle(p)), tolerance: tolerance),
+        Check(
+            name: "ours vs float64 (\(entries.count) entries)",
+            value: relativeDifference(oursResult, at: entries, from: reference), tolerance: tolerance),
+        Check(
+            name: "OpenBLAS vs float64 (\(entries.count) entries)",
+            value: relativeDifference(host, at: entries, from: reference), tolerance: tolerance),
+        Check(
+            name: "CLBlast vs float64 (\(entries.count) entries)",
+            value: relativeDifference(clblastResult, at: entries, from: reference), tolerance: tolerance),
         Check(
             name: "ours symmetric (largest |F_ij - F_ji|)", value: Double(asymmetry(oursResult, p)), tolerance: 0),
     ]
@@ -130,13 +145,26 @@ func benchmarkImplicitProduct(context: Context, rows m: Int, dimension p: Int, s
     try runOpenBLAS(0)
     let oursResult = try ours.buffer.download(0..<p)
     let clblastResult = try clblastOutput.download(0..<p)
+    let reference = referenceImplicitProduct(hosts[0], rows: m, dimension: p, x: x, damping: damping)
+    let all = Array(0..<p)
+    let tolerance = settings.tolerance
     let checks = [
+        Check(name: "ours vs OpenBLAS", value: relativeDifference(oursResult, host, over: all), tolerance: tolerance),
         Check(
-            name: "ours vs OpenBLAS", value: relativeDifference(oursResult, host, over: 0..<p),
-            tolerance: settings.tolerance),
+            name: "CLBlast vs OpenBLAS", value: relativeDifference(clblastResult, host, over: all),
+            tolerance: tolerance),
         Check(
-            name: "CLBlast vs OpenBLAS", value: relativeDifference(clblastResult, host, over: 0..<p),
-            tolerance: settings.tolerance),
+            name: "ours vs CLBlast", value: relativeDifference(oursResult, clblastResult, over: all),
+            tolerance: tolerance),
+        Check(
+            name: "ours vs float64", value: relativeDifference(oursResult, at: all, from: reference),
+            tolerance: tolerance),
+        Check(
+            name: "OpenBLAS vs float64", value: relativeDifference(host, at: all, from: reference),
+            tolerance: tolerance),
+        Check(
+            name: "CLBlast vs float64", value: relativeDifference(clblastResult, at: all, from: reference),
+            tolerance: tolerance),
     ]
 
     let oursTiming = try measure(warmup: settings.warmup, repetitions: settings.repetitions) { run in
@@ -161,6 +189,72 @@ func benchmarkImplicitProduct(context: Context, rows m: Int, dimension p: Int, s
                 .clblast, routine: "CLBlastSgemv x2 + clEnqueueCopyBuffer", timing: clblastTiming, work: bytes),
         ],
         checks: checks)
+}
+
+/// Host ceilings measured in the same run (OpenBLAS alone, not contestants): SGEMM of the
+/// whole `Uᵀ U` at the accumulation target, each SGEMV alone and a single-threaded copy of U
+/// at the implicit-product target, so the contestants' rates can be read against what this
+/// machine does right now.
+func measureHostCeilings(settings: Settings) throws -> [Ceiling] {
+    var ceilings: [Ceiling] = []
+    do {
+        let (m, p) = (1024, 4096)
+        var generator = InputGenerator(seed: 0xCE11)
+        let hosts = (0..<settings.copies).map { _ in generator.uniform(count: m * p) }
+        var c = [Float](repeating: 0, count: p * p)
+        let timing = try measure(warmup: settings.warmup, repetitions: settings.repetitions) { run in
+            try hosts[run % hosts.count].withBase { u in
+                try c.withMutableBase { c in OpenBLAS.gemm(u, rows: m, dimension: p, alpha: 1 / Float(m), into: c) }
+            }
+        }
+        ceilings.append(
+            Ceiling(
+                name: "cblas_sgemm UᵀU (full matrix)", rows: m, dimension: p, unit: "GFLOP/s",
+                work: 2 * Double(m) * Double(p) * Double(p), timing: timing))
+    }
+    do {
+        let (m, p) = (1024, 65536)
+        var generator = InputGenerator(seed: 0xCE12)
+        let hosts = (0..<settings.copies).map { _ in generator.uniform(count: m * p) }
+        let x = generator.uniform(count: p)
+        var t = generator.uniform(count: m)
+        var y = [Float](repeating: 0, count: p)
+        var copy = [Float](repeating: 0, count: m * p)
+        let bytes = Double(m) * Double(p) * 4
+        let noTrans = try measure(warmup: settings.warmup, repetitions: settings.repetitions) { run in
+            try hosts[run % hosts.count].withBase { u in
+                try x.withBase { x in
+                    try t.withMutableBase { t in
+                        OpenBLAS.gemv(u, rows: m, dimension: p, transposed: false, x: x, into: t)
+                    }
+                }
+            }
+        }
+        let trans = try measure(warmup: settings.warmup, repetitions: settings.repetitions) { run in
+            try hosts[run % hosts.count].withBase { u in
+                try t.withBase { t in
+                    try y.withMutableBase { y in
+                        OpenBLAS.gemv(u, rows: m, dimension: p, transposed: true, x: t, into: y)
+                    }
+                }
+            }
+        }
+        let copying = try measure(warmup: settings.warmup, repetitions: settings.repetitions) { run in
+            try hosts[run % hosts.count].withBase { u in
+                try copy.withMutableBase { destination in destination.update(from: u, count: m * p) }
+            }
+        }
+        ceilings += [
+            Ceiling(
+                name: "cblas_sgemv U x (one pass)", rows: m, dimension: p, unit: "GB/s", work: bytes, timing: noTrans),
+            Ceiling(
+                name: "cblas_sgemv Uᵀ t (one pass)", rows: m, dimension: p, unit: "GB/s", work: bytes, timing: trans),
+            Ceiling(
+                name: "memcpy of U, 1 thread (bytes read)", rows: m, dimension: p, unit: "GB/s", work: bytes,
+                timing: copying),
+        ]
+    }
+    return ceilings
 }
 
 /// An array handed to a C routine that needs elements (every input here has some).

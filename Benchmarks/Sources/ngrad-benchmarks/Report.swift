@@ -27,6 +27,8 @@ struct ContestantResult: Encodable {
     let seconds: [Double]
     /// Work per median time, in the operation's unit (GFLOP/s or GB/s).
     let rate: Double
+    /// Other work on the machine during the timed runs.
+    let interference: Interference?
 
     init(_ contestant: Contestant, routine: String, timing: Timing, work: Double) {
         self.contestant = contestant
@@ -36,6 +38,7 @@ struct ContestantResult: Encodable {
         maxSeconds = timing.max
         seconds = timing.seconds
         rate = work / timing.median / 1e9
+        interference = timing.interference
     }
 }
 
@@ -101,6 +104,33 @@ struct CaseResult: Encodable {
     }
 }
 
+/// A host reference measurement (OpenBLAS alone or a plain copy), not a contestant.
+struct Ceiling: Encodable {
+    let name: String
+    let rows: Int
+    let dimension: Int
+    let unit: String
+    let work: Double
+    let medianSeconds: Double
+    let minSeconds: Double
+    let maxSeconds: Double
+    let rate: Double
+    let interference: Interference?
+
+    init(name: String, rows: Int, dimension: Int, unit: String, work: Double, timing: Timing) {
+        self.name = name
+        self.rows = rows
+        self.dimension = dimension
+        self.unit = unit
+        self.work = work
+        medianSeconds = timing.median
+        minSeconds = timing.min
+        maxSeconds = timing.max
+        rate = work / timing.median / 1e9
+        interference = timing.interference
+    }
+}
+
 /// A performance target of the project: ours at least `minimum` times as fast as `peer`.
 struct Target: Encodable {
     let operation: Operation
@@ -135,6 +165,8 @@ struct Target: Encodable {
 struct Report: Encodable {
     let date: String
     let device: String
+    let loadAverageAtStart: String
+    let loadAverageAtEnd: String
     let platform: String
     let driverVersion: String
     let computeUnits: Int
@@ -148,6 +180,7 @@ struct Report: Encodable {
     let inputCopies: Int
     let cases: [CaseResult]
     let targets: [Target]
+    let hostCeilings: [Ceiling]
 }
 
 // MARK: - Text output
@@ -177,22 +210,33 @@ struct TextTable {
 
 func milliseconds(_ seconds: Double) -> String { String(format: "%.3f", seconds * 1e3) }
 
+/// The share of the machine other work took during a measurement (processes + steal);
+/// "short" where the measurement was too short for /proc/stat's 10 ms ticks.
+func share(_ interference: Interference?) -> String {
+    guard let interference else { return "?" }
+    guard interference.capacitySeconds >= 0.5 else { return "short" }
+    return String(format: "%.0f%%", interference.total * 100)
+}
+
 func ratio(_ value: Double) -> String { value.isFinite ? String(format: "%.2fx", value) : "\(value)" }
 
-/// The side-by-side table: one row per operation, size and contestant; the ratio columns
-/// say how many times faster ours is than that row's contestant (> 1: ours is faster).
+/// The side-by-side table: one row per operation, size and contestant; the ratio column
+/// says how many times faster ours is than that row's contestant (> 1: ours is faster);
+/// "others" is the share of the machine other processes and the hypervisor took meanwhile.
 func renderTable(_ cases: [CaseResult]) -> String {
     var table = TextTable([
-        "operation", "M", "P", "contestant", "median ms", "min ms", "max ms", "rate", "ours/this",
+        "operation", "M", "P", "contestant", "median ms", "min ms", "max ms", "rate", "ours/this", "others",
     ])
     for result in cases {
         for (index, entry) in result.contestants.enumerated() {
             let first = index == 0
             table.append([
-                first ? result.operation.rawValue : "", first ? "\(result.rows)" : "", first ? "\(result.dimension)" : "",
+                first ? result.operation.rawValue : "", first ? "\(result.rows)" : "",
+                first ? "\(result.dimension)" : "",
                 entry.contestant.rawValue, milliseconds(entry.medianSeconds), milliseconds(entry.minSeconds),
                 milliseconds(entry.maxSeconds), String(format: "%.1f %@", entry.rate, result.operation.unit),
                 entry.contestant == .ours ? "-" : ratio(result.speedRatio(over: entry.contestant)),
+                share(entry.interference),
             ])
         }
     }
@@ -220,6 +264,20 @@ func renderTargets(_ targets: [Target]) -> String {
             "\(target.operation.rawValue) M=\(target.rows) P=\(target.dimension): ours/\(target.peer.rawValue)",
             String(format: ">= %.1fx", target.minimum), ratio(target.measured),
             target.measured.isNaN ? "not run" : (target.met ? "met" : "missed"),
+        ])
+    }
+    return table.render()
+}
+
+func renderCeilings(_ ceilings: [Ceiling]) -> String {
+    var table = TextTable([
+        "host reference (not a contestant)", "M", "P", "median ms", "min ms", "max ms", "rate", "others",
+    ])
+    for ceiling in ceilings {
+        table.append([
+            ceiling.name, "\(ceiling.rows)", "\(ceiling.dimension)", milliseconds(ceiling.medianSeconds),
+            milliseconds(ceiling.minSeconds), milliseconds(ceiling.maxSeconds),
+            String(format: "%.1f %@", ceiling.rate, ceiling.unit), share(ceiling.interference),
         ])
     }
     return table.render()
