@@ -92,15 +92,24 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
         const uint count = min((uint)RB, last - m0);
 
         // Dot phase: per-item partial dots of RB rows with KB vectors.
+        // Loops over RB and KB are unrolled so the accumulators stay in registers; rows
+        // past `count` (the last block of a group) are skipped, not loaded.
         REALV dots[RB][KB];
+#pragma unroll
         for (uint r = 0; r < RB; ++r)
+#pragma unroll
             for (uint j = 0; j < KB; ++j) dots[r][j] = (REALV)(0);
         FOR_COLUMN_VECTORS(v, vectors) {
             REALV xs[KB];
+#pragma unroll
             for (uint j = 0; j < KB; ++j) xs[j] = VLOAD(v, x + (size_t)j * dim);
-            for (uint r = 0; r < count; ++r) {
-                const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);
-                for (uint j = 0; j < KB; ++j) dots[r][j] += row * xs[j];
+#pragma unroll
+            for (uint r = 0; r < RB; ++r) {
+                if (r < count) {
+                    const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);
+#pragma unroll
+                    for (uint j = 0; j < KB; ++j) dots[r][j] += row * xs[j];
+                }
             }
         }
         for (uint r = 0; r < RB; ++r) {
@@ -127,11 +136,17 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
         const bool firstBlock = m0 == first;
         FOR_COLUMN_VECTORS(v, vectors) {
             REALV sums[KB];
+#pragma unroll
             for (uint j = 0; j < KB; ++j) sums[j] = firstBlock ? (REALV)(0) : VLOAD(v, y + (size_t)j * dim);
-            for (uint r = 0; r < count; ++r) {
-                const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);
-                for (uint j = 0; j < KB; ++j) sums[j] += coefficients[r * KB + j] * row;
+#pragma unroll
+            for (uint r = 0; r < RB; ++r) {
+                if (r < count) {
+                    const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);
+#pragma unroll
+                    for (uint j = 0; j < KB; ++j) sums[j] += coefficients[r * KB + j] * row;
+                }
             }
+#pragma unroll
             for (uint j = 0; j < KB; ++j) VSTORE(sums[j], v, y + (size_t)j * dim);
         }
         if (item < dim - tail) {

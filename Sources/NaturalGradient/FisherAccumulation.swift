@@ -37,17 +37,34 @@ public final class FisherAccumulation<Element: DeviceScalar> {
     /// Rows and columns of one work-item's micro-tile.
     public let microTile: (rows: Int, columns: Int)
 
+    private let packKernel: Kernel
     private let blocksKernel: Kernel
     private let diagonalKernel: Kernel
-    private var tables: [[AccumulationBlock]: (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)] = [:]
+    private var tables: [[AccumulationBlock]: TaskTable] = [:]
+    private var packed: Buffer<Element>?
 
-    public init(context: Context) throws {
+    private struct TaskTable {
+        let tasks: Buffer<UInt32>
+        let blocks: Buffer<UInt64>
+        let count: Int
+        let packedCount: Int
+    }
+
+    /// - Parameter tuning: overrides of the kernel's tunables (`RM`, `VW`; `RM` must divide `VW`).
+    public init(context: Context, tuning: [String: Int] = [:]) throws {
         self.context = context
-        let configuration = KernelConfiguration(.fisherAccumulation, element: Element.self, device: context.device)
+        let configuration = KernelConfiguration(
+            .fisherAccumulation, element: Element.self, device: context.device, defines: tuning)
+        let rows = configuration.defines["RM"] ?? 8
+        let columns = configuration.defines["VW"] ?? 16
+        try require(
+            [2, 4, 8, 16].contains(columns) && rows > 0 && columns % rows == 0, "tuning",
+            "VW must be 2, 4, 8 or 16 and RM must divide it, got RM \(rows), VW \(columns)")
         let program = try context.build(configuration).program
+        packKernel = try program.makeKernel(named: "pack_panels")
         blocksKernel = try program.makeKernel(named: "accumulate_blocks")
         diagonalKernel = try program.makeKernel(named: "accumulate_diagonal")
-        microTile = (configuration.defines["RM"] ?? 8, configuration.defines["VW"] ?? 16)
+        microTile = (rows, columns)
     }
 
     /// `F_b ← β F_b + α U_bᵀ diag(w_b) U_b` for every block, in one launch. β = 0 never
@@ -60,9 +77,12 @@ public final class FisherAccumulation<Element: DeviceScalar> {
         try validate(blocks, factors: factors, weights: weights, output: output)
         try require(alpha.isFinite && beta.isFinite, "alpha", "alpha \(alpha) and beta \(beta) must be finite")
         let table = try taskTable(for: blocks)
+        let packed = try packingBuffer(count: table.packedCount)
         // The kernel needs some weight buffer even when every block is unweighted.
-        try blocksKernel.setArguments(
-            UInt32(table.count), table.tasks, table.blocks, factors, weights ?? factors, output, alpha, beta)
+        try packKernel.setArguments(
+            UInt64(table.packedCount), UInt32(blocks.count), table.blocks, factors, weights ?? factors, packed)
+        try context.enqueue1D(packKernel, items: table.packedCount)
+        try blocksKernel.setArguments(UInt32(table.count), table.tasks, table.blocks, packed, output, alpha, beta)
         return try context.enqueue1D(blocksKernel, items: table.count, cap: 64)
     }
 
@@ -96,19 +116,28 @@ public final class FisherAccumulation<Element: DeviceScalar> {
 
     // MARK: - Task tables
 
+    /// The packed strips of a call (about the size of the factor slices), kept between calls.
+    private func packingBuffer(count: Int) throws -> Buffer<Element> {
+        if let packed, packed.count >= count { return packed }
+        let buffer = try Buffer<Element>(context: context, count: count)
+        packed = buffer
+        return buffer
+    }
+
     /// Upper-triangle micro-tiles of every block, in block, column-strip, row order, so
-    /// consecutive work-items share a column strip in cache. Cached per block list.
-    private func taskTable(for blocks: [AccumulationBlock]) throws
-        -> (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)
-    {
+    /// consecutive work-items share a column strip in cache; and each block's place in the
+    /// packed strips. Cached per block list.
+    private func taskTable(for blocks: [AccumulationBlock]) throws -> TaskTable {
         if let table = tables[blocks] { return table }
         var tasks: [UInt32] = []
         var descriptors: [UInt64] = []
+        var packedCount = 0
         for (index, block) in blocks.enumerated() {
             descriptors += [
                 UInt64(block.factorOffset), UInt64(block.rowStride), UInt64(block.rows), UInt64(block.dimension),
-                UInt64(block.outputOffset), block.weightOffset.map(UInt64.init) ?? UInt64.max,
+                UInt64(block.outputOffset), block.weightOffset.map(UInt64.init) ?? UInt64.max, UInt64(packedCount),
             ]
+            packedCount += roundUp(block.dimension, toMultipleOf: microTile.columns) * block.rows
             for j0 in stride(from: 0, to: block.dimension, by: microTile.columns) {
                 let lastRow = min(block.dimension - 1, j0 + microTile.columns - 1)
                 for i0 in stride(from: 0, through: lastRow, by: microTile.rows) {
@@ -116,10 +145,9 @@ public final class FisherAccumulation<Element: DeviceScalar> {
                 }
             }
         }
-        let table = (
+        let table = TaskTable(
             tasks: try Buffer(context: context, copying: tasks), blocks: try Buffer(context: context, copying: descriptors),
-            count: tasks.count / 3
-        )
+            count: tasks.count / 3, packedCount: packedCount)
         if tables.count > 64 { tables.removeAll() }  // callers that vary chunk sizes forever
         tables[blocks] = table
         return table

@@ -42,6 +42,12 @@ struct CurvatureProductTests {
         #expect(relativeError(try y.download().flatMap { $0 }, reference.flatMap { $0 }) < tolerance(for: T.self))
     }
 
+    /// Wide factors make the CPU plan use short row blocks (RB·P·k within 1 MiB: RB = 2 for
+    /// one vector at P = 70001, RB = 1 for three), with a partial last block per group.
+    @Test(arguments: [1, 3]) func implicitWithShortRowBlocks(vectors: Int) throws {
+        try checkImplicit(Float.self, (rows: 13, dimension: 70_001), vectors: vectors)
+    }
+
     @Test func implicitProductIsBitwiseRepeatable() throws {
         let context = try TestDevice.context()
         let (rows, dimension) = (257, 4097)
