@@ -9,40 +9,13 @@
 // Columns whose `active` flag is 0 are frozen: nothing of theirs is read or written, so a
 // column stopped on a NaN cannot spread it.
 //
-// Host-set defines:
-//   REAL   element type: float (default) or double (with USE_FP64)
+// Host-set defines (besides REAL and USE_FP64, Common.cl):
 //   WGS    work-group size, a power of two (default 256)
 // Launch: global (groups * WGS, k), local (WGS, 1); group g of column j handles elements
 // g*WGS + item, stepping by groups*WGS. Partials: [column][group][5], entries 0..3 from
 // cg_update and entry 4 from cg_curvature.
 
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-#ifndef REAL
-#define REAL float
-#endif
-#ifndef WGS
-#define WGS 256
-#endif
-
 #define PARTIALS 5
-
-// Pairwise sum over the work-group of `count` values per item stored at scratch[v*WGS + item];
-// item 0 writes them to out[0..count).
-inline void group_sums(__local REAL* scratch, const uint count, __global REAL* out) {
-    const uint item = get_local_id(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint width = WGS / 2; width > 0; width >>= 1) {
-        if (item < width) {
-            for (uint v = 0; v < count; ++v) scratch[v * WGS + item] += scratch[v * WGS + item + width];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (item == 0) {
-        for (uint v = 0; v < count; ++v) out[v] = scratch[v * WGS];
-    }
-}
 
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
 void cg_update(const uint dim, __global const uint* active, __global const REAL* alpha, __global const REAL* beta,
@@ -86,7 +59,10 @@ void cg_update(const uint dim, __global const uint* active, __global const REAL*
     scratch[WGS + item] = rr;
     scratch[2 * WGS + item] = xr;
     scratch[3 * WGS + item] = xb;
-    group_sums(scratch, 4, out);
+    group_sums(scratch, 4);
+    if (item == 0) {
+        for (uint v = 0; v < 4; ++v) out[v] = scratch[v * WGS];
+    }
 }
 
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
@@ -108,5 +84,6 @@ void cg_curvature(const uint dim, __global const uint* active, __global const RE
         wu += w[offset + i] * u[offset + i];
     }
     scratch[item] = wu;
-    group_sums(scratch, 1, out);
+    group_sums(scratch, 1);
+    if (item == 0) out[0] = scratch[0];
 }

@@ -15,8 +15,7 @@
 // triangle (i <= j); each item writes F[i][j] and its mirror F[j][i], so every element is
 // written exactly once and the result is fully symmetric. No local memory, no barriers.
 //
-// Host-set defines:
-//   REAL   element type: float (default) or double (with USE_FP64)
+// Host-set defines (besides REAL and USE_FP64, Common.cl):
 //   RM     rows of a micro-tile (default 8); must divide VW
 //   VW     columns of a micro-tile, an OpenCL vector width: 2, 4, 8 or 16 (default 16)
 //
@@ -26,12 +25,6 @@
 //                         packOffset (where the block's strips start in `packed`)
 // beta == 0 never reads F, so F may hold garbage (or NaN) before the first chunk.
 
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-#ifndef REAL
-#define REAL float
-#endif
 #ifndef RM
 #define RM 8
 #endif
@@ -39,8 +32,6 @@
 #define VW 16
 #endif
 
-#define CONCAT2(a, b) a##b
-#define CONCAT(a, b) CONCAT2(a, b)
 #define REALV CONCAT(REAL, VW)
 #define VLOAD CONCAT(vload, VW)
 #define NO_WEIGHTS ((ulong)-1)

@@ -4,8 +4,7 @@
 // batch starts at j * dim). All reductions run in a fixed order, so results are bitwise
 // repeatable on one device.
 //
-// Host-set defines:
-//   REAL        element type: float (default) or double (with USE_FP64)
+// Host-set defines (besides REAL and USE_FP64, Common.cl):
 //   WGS         work-group size of the row-reducing kernels (default 256)
 //   VW          vector width of column loops: 1, 2, 4, 8 or 16 (default 8)
 //   KB          right-hand sides per launch (default 1)
@@ -13,15 +12,6 @@
 //   CONTIGUOUS  1: each work-item owns a contiguous run of column vectors (CPU caches);
 //               0: work-items interleave (coalesced GPU access). Default 0.
 
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-#ifndef REAL
-#define REAL float
-#endif
-#ifndef WGS
-#define WGS 256
-#endif
 #ifndef VW
 #define VW 8
 #endif
@@ -35,8 +25,6 @@
 #define CONTIGUOUS 0
 #endif
 
-#define CONCAT2(a, b) a##b
-#define CONCAT(a, b) CONCAT2(a, b)
 #if VW == 1
 #define REALV REAL
 #define VLOAD(offset, pointer) ((pointer)[offset])

@@ -10,14 +10,7 @@
 // offsets of G_l and A_l in the factors buffer; dampings[2 l + 0..1] = gammaG, gammaA.
 // Global size: (largest rows * cols over the layers, layers, vectors).
 //
-// Host-set defines: REAL (float or double with USE_FP64).
-
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-#ifndef REAL
-#define REAL float
-#endif
+// Host-set defines: REAL and USE_FP64 (Common.cl).
 
 // T_l[o][i] = sum_c V_l[o][c] A_l[i][c] + gammaA V_l[o][i]
 __kernel void kronecker_right(const uint dim, __global const ulong* layers, __global const REAL* dampings,

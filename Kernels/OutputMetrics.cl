@@ -3,14 +3,7 @@
 // analytic square root B_i of the output-space metric (B_i^T B_i = M_i, DESIGN.md
 // section 2). One work-item per (column, sample); the output may not alias the input.
 //
-// Host-set defines: REAL (float or double with USE_FP64).
-
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-#ifndef REAL
-#define REAL float
-#endif
+// Host-set defines: REAL and USE_FP64 (Common.cl).
 
 // Softmax cross-entropy: B = diag(sqrt p) - sqrt(p) p^T, so row c of B J is
 // sqrt(p_c) (J[c] - sum_c' p_c' J[c']). p holds the probabilities (samples x outputs).

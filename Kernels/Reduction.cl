@@ -8,22 +8,11 @@
 // on one device. Never build this file with -cl-fast-relaxed-math or
 // -cl-unsafe-math-optimizations: they let the compiler delete the Kahan correction.
 //
-// Host-set defines:
-//   REAL      element type: float (default) or double (with USE_FP64)
+// Host-set defines (besides REAL and USE_FP64, Common.cl):
 //   WGS       work-group size, a power of two (default 256); the host lowers it when a
 //             device or kernel allows fewer work-items
 // Launches always use full work-groups (items past n add zero), so every barrier is
 // reached by every item (DESIGN.md section 8: PoCL and partly filled groups).
-
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-#ifndef REAL
-#define REAL float
-#endif
-#ifndef WGS
-#define WGS 256
-#endif
 
 // One step of Kahan summation: adds value to (*sum, *compensation).
 inline void kahan_add(REAL* sum, REAL* compensation, const REAL value) {
@@ -31,18 +20,6 @@ inline void kahan_add(REAL* sum, REAL* compensation, const REAL value) {
     const REAL next = *sum + corrected;
     *compensation = (next - *sum) - corrected;
     *sum = next;
-}
-
-// Pairwise sum of one value per work-item; every item gets the group's total.
-inline REAL group_sum(__local REAL* scratch, const REAL value) {
-    const uint item = get_local_id(0);
-    scratch[item] = value;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint width = WGS / 2; width > 0; width >>= 1) {
-        if (item < width) scratch[item] += scratch[item + width];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return scratch[0];
 }
 
 // partial[g] = sum over the strided slice of group g of x[i] y[i].
@@ -55,8 +32,9 @@ void dot_partial(const ulong n, __global const REAL* x, __global const REAL* y, 
     for (size_t i = get_global_id(0); i < n; i += stride) {
         kahan_add(&sum, &compensation, x[i] * y[i]);
     }
-    const REAL total = group_sum(scratch, sum);
-    if (get_local_id(0) == 0) partial[get_group_id(0)] = total;
+    scratch[get_local_id(0)] = sum;
+    group_sums(scratch, 1);
+    if (get_local_id(0) == 0) partial[get_group_id(0)] = scratch[0];
 }
 
 // result[index] = sum of partial[0..count), by one work-group.
@@ -68,8 +46,9 @@ void sum_partials(const uint count, __global const REAL* partial, __global REAL*
     for (uint i = get_local_id(0); i < count; i += WGS) {
         kahan_add(&sum, &compensation, partial[i]);
     }
-    const REAL total = group_sum(scratch, sum);
-    if (get_local_id(0) == 0) result[index] = total;
+    scratch[get_local_id(0)] = sum;
+    group_sums(scratch, 1);
+    if (get_local_id(0) == 0) result[index] = scratch[0];
 }
 
 // *count += the number of NaN or infinite values among x[0..n): the opt-in check that keeps

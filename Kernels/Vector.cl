@@ -1,16 +1,8 @@
 // Element-wise vector updates that the solvers are composed of.
 //
-// Host-set defines:
-//   REAL      element type: float (default) or double (with USE_FP64)
+// Host-set defines: REAL and USE_FP64 (Common.cl).
 // Every kernel takes the element count n and guards its work-item, so any global size
 // (rounded up to the work-group size by the host) is correct.
-
-#ifdef USE_FP64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-#ifndef REAL
-#define REAL float
-#endif
 
 // x <- alpha x
 __kernel void scale(const ulong n, const REAL alpha, __global REAL* x) {

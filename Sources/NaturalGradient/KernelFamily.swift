@@ -18,13 +18,16 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     /// Fused vector updates and dot products of the pipelined conjugate gradient.
     case conjugateGradient = "ConjugateGradient.cl"
 
-    /// The embedded OpenCL C text of the family's file.
+    /// The shared header (`Common.cl`) prepended to every family.
+    static let commonFile = "Common.cl"
+
+    /// The embedded OpenCL C text of the family's file, after `Common.cl`.
     public func source() throws -> ProgramSource {
-        guard let text = KernelFiles.text(of: rawValue) else {
+        guard let common = KernelFiles.text(of: Self.commonFile), let text = KernelFiles.text(of: rawValue) else {
             // Only a build that skipped the EmbedKernels plugin can get here.
             throw OpenCLError.invalidArgument(name: "family", reason: "\(rawValue) was not embedded into this build")
         }
-        return ProgramSource(name: rawValue, text: text)
+        return ProgramSource(name: rawValue, text: common + "\n" + text)
     }
 
     /// Tunable defines (`#ifndef` defaults in the file) chosen from the device's properties.
