@@ -65,3 +65,24 @@ struct BufferTests {
         #expect(error?.description.contains("'range'") == true)
     }
 }
+
+@Suite("Buffer interop")
+struct BufferInteropTests {
+    /// A cl_mem made elsewhere in the same context is wrapped without a copy and stays
+    /// valid after the original owner is gone.
+    @Test func wrapsAForeignMemoryObject() throws {
+        let context = try TestDevice.context()
+        let values: [Float] = randomValues(33, seed: 4)
+        var original: Buffer<Float>? = try Buffer(context: context, copying: values)
+        let handle = try #require(original).unsafeMemoryHandle
+        let wrapped = try Buffer<Float>(context: context, retaining: handle, count: 33)
+        original = nil
+        #expect(try wrapped.download() == values)
+        #expect(throws: OpenCLError.self) { try Buffer<Float>(context: context, retaining: handle, count: 34) }
+        #expect(throws: OpenCLError.self) { try Buffer<Float>(context: context, retaining: handle, count: 0) }
+
+        let other = try Context(device: context.device, binaryCachePolicy: .disabled)
+        let error = #expect(throws: OpenCLError.self) { try Buffer<Float>(context: other, retaining: handle, count: 33) }
+        #expect(error?.description.contains("another OpenCL context") == true)
+    }
+}

@@ -84,27 +84,6 @@ struct SolveCommandTests {
 
     // MARK: - Errors through the binary: one line, naming the file, exit code 2
 
-    private func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
-        // The test runner sits in the build directory beside the ngrad binary it depends on.
-        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var directory = runner.deletingLastPathComponent()
-        while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("ngrad").path),
-            directory.path != "/"
-        {
-            directory = directory.deletingLastPathComponent()
-        }
-        let process = Process()
-        process.executableURL = directory.appendingPathComponent("ngrad")
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = Pipe()
-        try process.run()
-        let data = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     @Test func badInputGetsAOneLineErrorAndExitCodeTwo() throws {
         let files = try Files()
         try Data("\u{93}NUMPY\u{01}\u{00}garbage".utf8).write(to: URL(fileURLWithPath: files.path("corrupt.npy")))
@@ -128,12 +107,12 @@ struct SolveCommandTests {
             (base + ["--gradient", files.path("g.npy"), "--damping", "1", "--device", "no-such-device"], "no-such-device"),
         ]
         for (arguments, mention) in cases {
-            let (status, stderr) = try run(arguments)
+            let (status, _, stderr) = try runNgrad(arguments)
             #expect(status == 2, "\(mention): \(stderr)")
             #expect(stderr.contains(mention), "\(stderr)")
             #expect(stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, "\(stderr)")
         }
-        #expect(try run(["--version"]).status == 0)
-        #expect(try run(["solve", "--help"]).status == 0)
+        #expect(try runNgrad(["--version"]).status == 0)
+        #expect(try runNgrad(["solve", "--help"]).status == 0)
     }
 }

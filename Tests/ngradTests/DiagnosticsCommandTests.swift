@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+/// `ngrad devices` and `ngrad kernels` as a user runs them.
+@Suite("ngrad devices and kernels")
+struct DiagnosticsCommandTests {
+    @Test func devicesAsTableAndJSON() throws {
+        let table = try runNgrad(["devices"])
+        #expect(table.status == 0)
+        #expect(table.stdout.contains("* default device"))
+        let json = try runNgrad(["devices", "--json"])
+        #expect(json.status == 0)
+        let devices = try #require(
+            try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(!devices.isEmpty)
+        #expect(devices.contains { $0["isDefault"] as? Bool == true })
+        #expect(devices.allSatisfy { ($0["maxWorkGroupSize"] as? Int ?? 0) > 0 && $0["name"] is String })
+    }
+
+    @Test func kernelsCompileEveryFamily() throws {
+        let result = try runNgrad(["kernels", "--precision", "float", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        let files = Set(rows.compactMap { $0["file"] as? String })
+        #expect(
+            files == [
+                "Vector.cl", "Reduction.cl", "FisherAccumulation.cl", "FisherProducts.cl", "Kronecker.cl",
+                "OutputMetrics.cl", "ConjugateGradient.cl",
+            ])
+        #expect(rows.allSatisfy { ($0["maxWorkGroupSize"] as? Int ?? 0) > 0 })
+    }
+
+    @Test func aBrokenKernelPrintsItsLogAndExitsOne() throws {
+        let path = NSTemporaryDirectory() + "ngrad-broken-\(UInt32.random(in: 0...UInt32.max)).cl"
+        try "__kernel void broken(__global float* x) { x[0] = not_declared; }\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try runNgrad(["kernels", "--source", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("CL_BUILD_PROGRAM_FAILURE"))
+        #expect(result.stderr.contains("not_declared"))
+        #expect(result.stderr.contains("build log"))
+    }
+
+    @Test func usageErrorsExitTwoOnOneLine() throws {
+        for arguments in [["kernels", "--device", "no-such-device"], ["devices", "--bogus"], ["frobnicate"],
+                          ["kernels", "--precision", "half"]] {
+            let result = try runNgrad(arguments)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, "\(result.stderr)")
+        }
+        for arguments in [["--help"], ["devices", "--help"], ["kernels", "--version"], ["solve", "--version"]] {
+            #expect(try runNgrad(arguments).status == 0, "\(arguments)")
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import Foundation
+
+/// Runs the built `ngrad` binary (it sits in the build directory beside the test runner,
+/// which depends on it) and returns its exit status, standard output and standard error.
+func runNgrad(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var directory = runner.deletingLastPathComponent()
+    while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("ngrad").path),
+        directory.path != "/"
+    {
+        directory = directory.deletingLastPathComponent()
+    }
+    let process = Process()
+    process.executableURL = directory.appendingPathComponent("ngrad")
+    process.arguments = arguments
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    // Read both pipes before waiting, so a large output cannot fill a pipe and block.
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (
+        process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self)
+    )
+}
