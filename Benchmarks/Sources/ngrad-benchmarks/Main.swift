@@ -13,8 +13,13 @@ struct Benchmarks: ParsableCommand {
             Dense Fisher accumulation F = (1/N) UᵀU at (M, P) = (256, 1024), (1024, 4096): ours vs \
             cblas_ssyrk vs CLBlastSsyrk, in GFLOP/s of M·P·(P+1) flops. Implicit product \
             y = (1/N) Uᵀ(Ux) + λx at (M, P) = (256, 16384), (1024, 65536): ours vs two SGEMV \
-            (OpenBLAS, CLBlast), in GB/s of M·P·4 bytes (U read once). Ratios are speed ratios: \
-            > 1 means ours is faster. Every contestant's result is checked against the others and \
+            (OpenBLAS, CLBlast), in GB/s of M·P·4 bytes (U read once). Solvers, λ = 1e-3: one \
+            iteration of our CG, (t(cap 51) - t(cap 1))/50, against one implicit product at \
+            (1024, 65536) and (512, 100000); a 50-iteration CG at (512, 100000), ours vs plain CG \
+            in CBLAS calls; a Woodbury solve from a fresh factor at (512, 100000), ours vs \
+            ssyrk + sgemv + LAPACKE dpotrf/dpotrs. Ratios are speed ratios: > 1 means ours is \
+            faster; the CG-iteration target is a time ratio (iteration/product). Every \
+            contestant's result is checked against the others and \
             a float64 reference before timing; a disagreement exits 1. Host reference points \
             (SGEMM, one SGEMV, a copy) are timed at the end for context.
             """,
@@ -34,18 +39,31 @@ struct Benchmarks: ParsableCommand {
     @Option(name: .long, help: "Untimed warm-up runs before the timed ones.")
     var warmup = 2
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Timed runs of the solver rows (cg-iteration, cg-50, woodbury-solve).",
+            discussion: "Fewer than --repetitions by default, as a run takes up to 2.5 s; "
+                + "they get min(--warmup, 1) warm-up runs."))
+    var solverRepetitions = 7
+
     @Option(name: .long, help: ArgumentHelp("Also write every measurement to this file as JSON.", valueName: "file"))
     var json: String?
 
     mutating func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+        guard solverRepetitions >= 1 else {
+            throw ValidationError("--solver-repetitions must be at least 1, got \(solverRepetitions)")
+        }
     }
 
     func run() throws {
         let selector = try DeviceSelector.resolve(explicit: device, environment: ProcessInfo.processInfo.environment)
         let context = try Context(selector: selector)
-        let settings = Settings(warmup: warmup, repetitions: repetitions)
+        var settings = Settings(warmup: warmup, repetitions: repetitions)
+        settings.solverWarmup = min(warmup, 1)
+        settings.solverRepetitions = solverRepetitions
         let cpu = hostCPUName()
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let initialLoad = loadAverage()
@@ -59,6 +77,9 @@ struct Benchmarks: ParsableCommand {
         print(
             "runs:     \(warmup) warm-up + \(repetitions) timed per contestant, "
                 + "\(settings.copies) input copies rotated")
+        print(
+            "          solver rows: \(settings.solverWarmup) warm-up + \(settings.solverRepetitions) timed runs "
+                + "(fewer, as a run takes up to 2.5 s; cg-iteration times 4 products per run)")
         print("")
 
         var cases: [CaseResult] = []
@@ -71,17 +92,27 @@ struct Benchmarks: ParsableCommand {
             cases.append(try benchmarkImplicitProduct(context: context, rows: m, dimension: p, settings: settings))
         }
 
+        do {
+            progress("CG iteration vs implicit product M=1024 P=65536")
+            let problem = try SolverProblem(context: context, rows: 1024, dimension: 65536, copies: settings.copies)
+            cases.append(try benchmarkCGIteration(context: context, problem: problem, settings: settings))
+        }
+        do {
+            let problem = try SolverProblem(context: context, rows: 512, dimension: 100_000, copies: settings.copies)
+            progress("CG iteration vs implicit product M=512 P=100000")
+            cases.append(try benchmarkCGIteration(context: context, problem: problem, settings: settings))
+            progress("50-iteration CG M=512 P=100000")
+            cases.append(try benchmarkCGSolve(context: context, problem: problem, settings: settings))
+            progress("Woodbury solve M=512 P=100000")
+            cases.append(try benchmarkWoodbury(context: context, problem: problem, settings: settings))
+        }
+
         progress("host reference points (OpenBLAS alone)")
         let ceilings = try measureHostCeilings(settings: settings)
 
         var targets = Target.all
         for index in targets.indices {
-            let target = targets[index]
-            if let result = cases.first(where: {
-                $0.operation == target.operation && $0.rows == target.rows && $0.dimension == target.dimension
-            }) {
-                targets[index].measured = result.speedRatio(over: target.peer)
-            }
+            targets[index].measured = targets[index].evaluate(in: cases)
         }
 
         let finalLoad = loadAverage()
@@ -102,7 +133,8 @@ struct Benchmarks: ParsableCommand {
                 platform: context.device.platform.version, driverVersion: context.device.driverVersion,
                 computeUnits: context.device.computeUnits, hostCPU: cpu, hostCores: cores,
                 openBLAS: OpenBLAS.configuration, openBLASCore: OpenBLAS.coreName, openBLASThreads: OpenBLAS.threads,
-                warmup: warmup, repetitions: repetitions, inputCopies: settings.copies, cases: cases,
+                warmup: warmup, repetitions: repetitions, solverWarmup: settings.solverWarmup,
+                solverRepetitions: settings.solverRepetitions, inputCopies: settings.copies, cases: cases,
                 targets: targets, hostCeilings: ceilings)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

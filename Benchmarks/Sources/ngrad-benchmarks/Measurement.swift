@@ -37,6 +37,37 @@ func measure(warmup: Int, repetitions: Int, _ body: (Int) throws -> Void) throws
     return Timing(seconds: seconds, interference: Interference(from: before, to: after, wall: wall))
 }
 
+/// Like `measure`, for several bodies timed in turn within each run (body 0, body 1, ...,
+/// then the next run), so a slow drift of the machine affects them alike and their times
+/// can be compared run by run. Body i runs `times` times per run, each timed on its own
+/// (a short operation can so gather more samples beside long ones); it gets a running
+/// index (warm-up runs first) for rotating input copies. Returns one `Timing` per body;
+/// they share the interference of the whole timed span.
+func measureInterleaved(warmup: Int, repetitions: Int, _ bodies: [(times: Int, body: (Int) throws -> Void)]) throws
+    -> [Timing]
+{
+    for run in 0..<warmup {
+        for entry in bodies {
+            for k in 0..<entry.times { try entry.body(run * entry.times + k) }
+        }
+    }
+    let clock = ContinuousClock()
+    var seconds = [[Double]](repeating: [], count: bodies.count)
+    let before = CPUCounters.read()
+    let start = clock.now
+    for run in warmup..<(warmup + repetitions) {
+        for (index, entry) in bodies.enumerated() {
+            for k in 0..<entry.times {
+                let elapsed = try clock.measure { try entry.body(run * entry.times + k) }
+                seconds[index].append(elapsed.seconds)
+            }
+        }
+    }
+    let wall = (clock.now - start).seconds
+    let interference = Interference(from: before, to: CPUCounters.read(), wall: wall)
+    return seconds.map { Timing(seconds: $0, interference: interference) }
+}
+
 extension Duration {
     var seconds: Double {
         let (whole, attoseconds) = components

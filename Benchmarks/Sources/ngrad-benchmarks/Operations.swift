@@ -5,6 +5,9 @@ import NaturalGradient
 struct Settings {
     var warmup: Int
     var repetitions: Int
+    /// Untimed and timed runs of the solver rows (each run takes up to a second or two).
+    var solverWarmup = 1
+    var solverRepetitions = 7
     /// Input copies the runs rotate between, so repeats do not all find U in the cache.
     var copies = 2
     /// λ of the implicit product.

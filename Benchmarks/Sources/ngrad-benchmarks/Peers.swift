@@ -62,6 +62,126 @@ enum OpenBLAS {
     }
 }
 
+// MARK: - The solver baselines on the host CPU (OpenBLAS CBLAS + LAPACKE)
+
+/// Host vectors of one baseline solve, allocated once and reused between runs.
+final class HostWorkspace {
+    private let storage: UnsafeMutablePointer<Float>
+    private let doubles: UnsafeMutablePointer<Double>
+    let rows: Int
+    let dimension: Int
+
+    /// P-vectors (CG: r, p, q), M-vectors (t, and the Woodbury's z in float), the M x M
+    /// Gram matrix in float and its float64 copy.
+    let r, p, q, t, z, gram: UnsafeMutablePointer<Float>
+    let matrix, zDouble: UnsafeMutablePointer<Double>
+
+    init(rows m: Int, dimension n: Int) {
+        rows = m
+        dimension = n
+        let count = 3 * n + 2 * m + m * m
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: 0, count: count)
+        doubles = .allocate(capacity: m * m + m)
+        doubles.initialize(repeating: 0, count: m * m + m)
+        r = storage
+        p = storage + n
+        q = storage + 2 * n
+        t = storage + 3 * n
+        z = storage + 3 * n + m
+        gram = storage + 3 * n + 2 * m
+        matrix = doubles
+        zDouble = doubles + m * m
+    }
+
+    deinit {
+        storage.deallocate()
+        doubles.deallocate()
+    }
+}
+
+/// A LAPACKE call that returned a non-zero `info`.
+struct LAPACKError: Error, CustomStringConvertible {
+    let routine: String
+    let info: Int32
+    var description: String { "\(routine) returned info = \(info)" }
+}
+
+extension OpenBLAS {
+    /// Plain (Hestenes-Stiefel) conjugate gradient for `(alpha UᵀU + damping I) x = b`, from
+    /// x0 = 0, for exactly `iterations` iterations (no tolerance): what SciPy's `cg` does
+    /// with NumPy arrays over OpenBLAS, written in CBLAS calls. Per iteration the product
+    /// `q = alpha Uᵀ(U p) + damping p` is `cblas_sgemv` (t = U p), `cblas_scopy` (q = p) and
+    /// `cblas_sgemv` (q = alpha Uᵀ t + damping q), then `cblas_sdot` twice, `cblas_saxpy`
+    /// three times and `cblas_sscal` once; the scalars are formed in float64. Returns the
+    /// iterations done (fewer only if pᵀq stops being positive).
+    @discardableResult
+    static func conjugateGradient(
+        _ u: UnsafePointer<Float>, alpha: Float, damping: Float, b: UnsafePointer<Float>, iterations: Int,
+        workspace w: HostWorkspace, into x: UnsafeMutablePointer<Float>
+    ) -> Int {
+        let m = blasint(w.rows)
+        let n = blasint(w.dimension)
+        x.update(repeating: 0, count: w.dimension)
+        cblas_scopy(n, b, 1, w.r, 1)
+        cblas_scopy(n, b, 1, w.p, 1)
+        var rr = Double(cblas_sdot(n, w.r, 1, w.r, 1))
+        for iteration in 0..<iterations {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1, u, n, w.p, 1, 0, w.t, 1)
+            cblas_scopy(n, w.p, 1, w.q, 1)
+            cblas_sgemv(CblasRowMajor, CblasTrans, m, n, alpha, u, n, w.t, 1, damping, w.q, 1)
+            let pq = Double(cblas_sdot(n, w.p, 1, w.q, 1))
+            guard pq > 0, rr > 0 else { return iteration }
+            let step = rr / pq
+            cblas_saxpy(n, Float(step), w.p, 1, x, 1)
+            cblas_saxpy(n, Float(-step), w.q, 1, w.r, 1)
+            let next = Double(cblas_sdot(n, w.r, 1, w.r, 1))
+            let beta = next / rr
+            rr = next
+            if iteration + 1 < iterations {
+                // p = r + beta p
+                cblas_sscal(n, Float(beta), w.p, 1)
+                cblas_saxpy(n, 1, w.r, 1, w.p, 1)
+            }
+        }
+        return iterations
+    }
+
+    /// The Woodbury solve `x = (alpha UᵀU + damping I)⁻¹ b` for M ≤ P:
+    ///
+    ///     x = (b − alpha Uᵀ (damping I + alpha U Uᵀ)⁻¹ U b) / damping
+    ///
+    /// as NumPy/SciPy would do it over OpenBLAS: `cblas_ssyrk` for the Gram matrix
+    /// `G = alpha U Uᵀ` (upper triangle, float32, M·(M+1)·P flops), `cblas_sgemv` for t = U b,
+    /// `damping I + G` converted to float64 and factored by `LAPACKE_dpotrf`, z by
+    /// `LAPACKE_dpotrs`, then x = b (`cblas_scopy`) and one `cblas_sgemv` for
+    /// x = (−alpha/damping) Uᵀ z + (1/damping) x (the final axpy folded into its beta).
+    static func woodbury(
+        _ u: UnsafePointer<Float>, alpha: Float, damping: Float, b: UnsafePointer<Float>, workspace w: HostWorkspace,
+        into x: UnsafeMutablePointer<Float>
+    ) throws {
+        let rows = w.rows
+        let m = blasint(rows)
+        let n = blasint(w.dimension)
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, m, n, alpha, u, n, 0, w.gram, m)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1, u, n, b, 1, 0, w.t, 1)
+        // The row-major upper triangle is the column-major lower one: no transposed copy.
+        for row in 0..<rows {
+            for column in row..<rows { w.matrix[row * rows + column] = Double(w.gram[row * rows + column]) }
+            w.matrix[row * rows + row] += Double(damping)
+            w.zDouble[row] = Double(w.t[row])
+        }
+        let lower = CChar(UInt8(ascii: "L"))
+        var info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, lower, m, w.matrix, m)
+        guard info == 0 else { throw LAPACKError(routine: "LAPACKE_dpotrf", info: info) }
+        info = LAPACKE_dpotrs(LAPACK_COL_MAJOR, lower, m, 1, w.matrix, m, w.zDouble, m)
+        guard info == 0 else { throw LAPACKError(routine: "LAPACKE_dpotrs", info: info) }
+        for row in 0..<rows { w.z[row] = Float(w.zDouble[row]) }
+        cblas_scopy(n, b, 1, x, 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, m, n, -alpha / damping, u, n, w.z, 1, 1 / damping, x, 1)
+    }
+}
+
 // MARK: - CLBlast on the same OpenCL device and queue
 
 /// A CLBlast call that did not return `CLBlastSuccess`.

@@ -5,20 +5,39 @@ import Foundation
 enum Operation: String, Codable {
     case accumulation = "accumulation"
     case implicitProduct = "implicit-product"
+    /// One iteration of our CG against one implicit product (both ours).
+    case cgIteration = "cg-iteration"
+    /// A 50-iteration CG solve, ours against a CBLAS CG.
+    case cgSolve = "cg-50"
+    /// A Woodbury solve from a fresh factor (Gram matrix included), ours against CBLAS + LAPACKE.
+    case woodbury = "woodbury-solve"
 
     /// What `work` counts and the rate's unit.
-    var unit: String { self == .accumulation ? "GFLOP/s" : "GB/s" }
+    var unit: String {
+        switch self {
+        case .accumulation, .woodbury: "GFLOP/s"
+        case .implicitProduct, .cgIteration, .cgSolve: "GB/s"
+        }
+    }
 }
 
 enum Contestant: String, Codable {
     case ours = "ours"
     case openBLAS = "OpenBLAS"
     case clblast = "CLBlast"
+    /// Our implicit product, the yardstick of a CG iteration (cg-iteration rows).
+    case oursProduct = "ours product"
+    /// A part of ours' measurement, shown for context and never compared: the CG solves
+    /// with caps 51 and 1 behind a CG iteration's time, the Woodbury solver's set-up and
+    /// solve on their own. Its label says which.
+    case oursPart = "ours (part)"
 }
 
 /// One contestant's timing of one operation at one size.
 struct ContestantResult: Encodable {
     let contestant: Contestant
+    /// The name in the table (the contestant's, unless a case says more).
+    let label: String
     let routine: String
     let medianSeconds: Double
     let minSeconds: Double
@@ -30,8 +49,9 @@ struct ContestantResult: Encodable {
     /// Other work on the machine during the timed runs.
     let interference: Interference?
 
-    init(_ contestant: Contestant, routine: String, timing: Timing, work: Double) {
+    init(_ contestant: Contestant, label: String? = nil, routine: String, timing: Timing, work: Double) {
         self.contestant = contestant
+        self.label = label ?? contestant.rawValue
         self.routine = routine
         medianSeconds = timing.median
         minSeconds = timing.min
@@ -42,12 +62,14 @@ struct ContestantResult: Encodable {
     }
 }
 
-/// A comparison of results between contestants (or a property of ours).
+/// A comparison of results between contestants (or a property of ours). An infinite
+/// tolerance marks a value printed for information ("info"), which never fails the run.
 struct Check: Encodable {
     let name: String
     let value: Double
     let tolerance: Double
     var passed: Bool { value <= tolerance }
+    var informational: Bool { tolerance == .infinity }
 
     enum CodingKeys: String, CodingKey { case name, value, tolerance, passed }
 
@@ -55,6 +77,11 @@ struct Check: Encodable {
         self.name = name
         self.value = value
         self.tolerance = tolerance
+    }
+
+    /// A value printed for information only.
+    static func info(_ name: String, _ value: Double) -> Check {
+        Check(name: name, value: value, tolerance: .infinity)
     }
 
     func encode(to encoder: Encoder) throws {
@@ -71,10 +98,12 @@ struct CaseResult: Encodable {
     let operation: Operation
     let rows: Int
     let dimension: Int
-    /// FLOPs (accumulation) or minimum bytes (implicit product) of one run.
+    /// FLOPs (accumulation, Woodbury) or minimum bytes (implicit product, CG) of one run.
     let work: Double
     let contestants: [ContestantResult]
     let checks: [Check]
+    /// How the case was measured, where the table alone does not say (printed under it).
+    var notes: [String] = []
 
     func result(_ contestant: Contestant) -> ContestantResult? {
         contestants.first { $0.contestant == contestant }
@@ -86,8 +115,12 @@ struct CaseResult: Encodable {
         return other.medianSeconds / ours.medianSeconds
     }
 
+    /// Ours' median time over `peer`'s (< 1: ours takes less time).
+    func timeRatio(over peer: Contestant) -> Double { 1 / speedRatio(over: peer) }
+
     enum CodingKeys: String, CodingKey {
-        case operation, rows, dimension, work, unit, contestants, checks, speedRatioOverOpenBLAS, speedRatioOverCLBlast
+        case operation, rows, dimension, work, unit, contestants, checks, notes, speedRatioOverOpenBLAS,
+            speedRatioOverCLBlast, speedRatioOverProduct
     }
 
     func encode(to encoder: Encoder) throws {
@@ -99,8 +132,13 @@ struct CaseResult: Encodable {
         try container.encode(operation.unit, forKey: .unit)
         try container.encode(contestants, forKey: .contestants)
         try container.encode(checks, forKey: .checks)
-        try container.encode(speedRatio(over: .openBLAS), forKey: .speedRatioOverOpenBLAS)
-        try container.encode(speedRatio(over: .clblast), forKey: .speedRatioOverCLBlast)
+        if !notes.isEmpty { try container.encode(notes, forKey: .notes) }
+        for (peer, key) in [
+            (Contestant.openBLAS, CodingKeys.speedRatioOverOpenBLAS), (.clblast, .speedRatioOverCLBlast),
+            (.oursProduct, .speedRatioOverProduct),
+        ] where result(peer) != nil {
+            try container.encode(speedRatio(over: peer), forKey: key)
+        }
     }
 }
 
@@ -131,23 +169,71 @@ struct Ceiling: Encodable {
     }
 }
 
-/// A performance target of the project: ours at least `minimum` times as fast as `peer`.
+/// A performance target of the project, or a ratio the project reports without one.
 struct Target: Encodable {
+    enum Measure: String, Encodable {
+        /// `peer`'s median time over ours' (> 1: ours is faster); the target is a minimum.
+        case speedRatio = "speed ratio"
+        /// Ours' median time over `peer`'s; the target is a maximum.
+        case timeRatio = "time ratio"
+    }
+
     let operation: Operation
     let rows: Int
     let dimension: Int
     let peer: Contestant
-    let minimum: Double
+    let measure: Measure
+    /// The bound (a minimum speed ratio or a maximum time ratio); nil: reported, no target.
+    let limit: Double?
     var measured: Double = .nan
-    var met: Bool { measured >= minimum }
+    /// Whether the bound holds; nil where there is no bound.
+    var met: Bool? {
+        guard let limit else { return nil }
+        return measure == .speedRatio ? measured >= limit : measured <= limit
+    }
+
+    static func speed(_ operation: Operation, _ rows: Int, _ dimension: Int, over peer: Contestant, atLeast: Double?)
+        -> Target
+    {
+        Target(operation: operation, rows: rows, dimension: dimension, peer: peer, measure: .speedRatio, limit: atLeast)
+    }
 
     static let all = [
-        Target(operation: .accumulation, rows: 1024, dimension: 4096, peer: .openBLAS, minimum: 0.5),
-        Target(operation: .accumulation, rows: 1024, dimension: 4096, peer: .clblast, minimum: 2.5),
-        Target(operation: .implicitProduct, rows: 1024, dimension: 65536, peer: .openBLAS, minimum: 1.2),
+        speed(.accumulation, 1024, 4096, over: .openBLAS, atLeast: 0.5),
+        speed(.accumulation, 1024, 4096, over: .clblast, atLeast: 2.5),
+        speed(.implicitProduct, 1024, 65536, over: .openBLAS, atLeast: 1.2),
+        Target(
+            operation: .cgIteration, rows: 1024, dimension: 65536, peer: .oursProduct, measure: .timeRatio,
+            limit: 1.15),
+        Target(
+            operation: .cgIteration, rows: 512, dimension: 100_000, peer: .oursProduct, measure: .timeRatio, limit: 1.15
+        ),
+        speed(.cgSolve, 512, 100_000, over: .openBLAS, atLeast: 1.3),
+        speed(.woodbury, 512, 100_000, over: .openBLAS, atLeast: nil),
     ]
 
-    enum CodingKeys: String, CodingKey { case operation, rows, dimension, peer, minimum, measured, met }
+    /// The ratio in `cases`, or NaN where the case did not run.
+    func evaluate(in cases: [CaseResult]) -> Double {
+        guard
+            let result = cases.first(where: {
+                $0.operation == operation && $0.rows == rows && $0.dimension == dimension
+            })
+        else { return .nan }
+        return measure == .speedRatio ? result.speedRatio(over: peer) : result.timeRatio(over: peer)
+    }
+
+    /// What is compared, in words.
+    var description: String {
+        switch (operation, measure) {
+        case (.cgIteration, _): "\(operation.rawValue) M=\(rows) P=\(dimension): time of 1 CG iteration / 1 product"
+        case (_, .speedRatio): "\(operation.rawValue) M=\(rows) P=\(dimension): ours/\(peer.rawValue)"
+        case (_, .timeRatio): "\(operation.rawValue) M=\(rows) P=\(dimension): time ours / \(peer.rawValue)"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case operation, rows, dimension, peer, measure, minimum, maximum, measured, met
+    }
 
     func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -155,7 +241,8 @@ struct Target: Encodable {
         try container.encode(rows, forKey: .rows)
         try container.encode(dimension, forKey: .dimension)
         try container.encode(peer, forKey: .peer)
-        try container.encode(minimum, forKey: .minimum)
+        try container.encode(measure, forKey: .measure)
+        try container.encode(limit, forKey: measure == .speedRatio ? .minimum : .maximum)
         try container.encode(measured, forKey: .measured)
         try container.encode(met, forKey: .met)
     }
@@ -177,6 +264,9 @@ struct Report: Encodable {
     let openBLASThreads: Int
     let warmup: Int
     let repetitions: Int
+    /// Warm-up and timed runs of the solver rows (cg-iteration, cg-50, woodbury-solve).
+    let solverWarmup: Int
+    let solverRepetitions: Int
     let inputCopies: Int
     let cases: [CaseResult]
     let targets: [Target]
@@ -233,14 +323,18 @@ func renderTable(_ cases: [CaseResult]) -> String {
             table.append([
                 first ? result.operation.rawValue : "", first ? "\(result.rows)" : "",
                 first ? "\(result.dimension)" : "",
-                entry.contestant.rawValue, milliseconds(entry.medianSeconds), milliseconds(entry.minSeconds),
+                entry.label, milliseconds(entry.medianSeconds), milliseconds(entry.minSeconds),
                 milliseconds(entry.maxSeconds), String(format: "%.1f %@", entry.rate, result.operation.unit),
-                entry.contestant == .ours ? "-" : ratio(result.speedRatio(over: entry.contestant)),
+                entry.contestant == .ours || entry.contestant == .oursPart
+                    ? "-" : ratio(result.speedRatio(over: entry.contestant)),
                 share(entry.interference),
             ])
         }
     }
-    return table.render()
+    let notes = cases.flatMap { result in
+        result.notes.map { "\(result.operation.rawValue) M=\(result.rows) P=\(result.dimension): \($0)" }
+    }
+    return ([table.render()] + (notes.isEmpty ? [] : [""] + notes)).joined(separator: "\n")
 }
 
 func renderChecks(_ cases: [CaseResult]) -> String {
@@ -249,8 +343,9 @@ func renderChecks(_ cases: [CaseResult]) -> String {
         for check in result.checks {
             table.append([
                 result.operation.rawValue, "\(result.rows)", "\(result.dimension)", check.name,
-                String(format: "%.2e", check.value), String(format: "%.0e", check.tolerance),
-                check.passed ? "ok" : "MISMATCH",
+                String(format: "%.2e", check.value),
+                check.informational ? "-" : String(format: "%.0e", check.tolerance),
+                check.informational ? "info" : (check.passed ? "ok" : "MISMATCH"),
             ])
         }
     }
@@ -260,10 +355,16 @@ func renderChecks(_ cases: [CaseResult]) -> String {
 func renderTargets(_ targets: [Target]) -> String {
     var table = TextTable(["target", "needed", "measured", "result"])
     for target in targets {
+        let needed =
+            target.limit.map {
+                String(format: target.measure == .speedRatio ? ">= %.2gx" : "<= %.3gx", $0)
+            } ?? "none (reported)"
+        let verdict = target.met.map { $0 ? "met" : "missed" } ?? "-"
         table.append([
-            "\(target.operation.rawValue) M=\(target.rows) P=\(target.dimension): ours/\(target.peer.rawValue)",
-            String(format: ">= %.1fx", target.minimum), ratio(target.measured),
-            target.measured.isNaN ? "not run" : (target.met ? "met" : "missed"),
+            target.description, needed,
+            target.measure == .timeRatio && target.measured.isFinite
+                ? String(format: "%.3fx", target.measured) : ratio(target.measured),
+            target.measured.isNaN ? "not run" : verdict,
         ])
     }
     return table.render()
