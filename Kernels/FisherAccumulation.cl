@@ -21,8 +21,10 @@
 //
 // Table layouts (host: FisherAccumulation.swift):
 //   tasks[3 t + 0..2]   = block, i0, j0 of micro-tile t
-//   blocks[7 b + 0..6]  = uOffset, ldu, rows, dim, fOffset, wOffset (NO_WEIGHTS: unweighted),
-//                         packOffset (where the block's strips start in `packed`)
+//   blocks[8 b + 0..7]  = uOffset, ldu (row stride), rows, dim, fOffset, wOffset (NO_WEIGHTS:
+//                         unweighted), packOffset (where the block's strips start in
+//                         `packed`), ldc (column stride: 1 for U, M to read Uᵀ of a
+//                         row-major M x P matrix without a transposed copy)
 // beta == 0 never reads F, so F may hold garbage (or NaN) before the first chunk.
 
 #ifndef RM
@@ -35,7 +37,7 @@
 #define REALV CONCAT(REAL, VW)
 #define VLOAD CONCAT(vload, VW)
 #define NO_WEIGHTS ((ulong)-1)
-#define FIELDS 7
+#define FIELDS 8
 
 // packed[packOffset + (s rows + k) VW + c] = sqrt(w_k) U[k][s VW + c], or 0 past dim.
 // One work-item per packed element of all blocks; `total` is the packed length.
@@ -53,7 +55,7 @@ __kernel void pack_panels(const ulong total, const uint blockCount, __global con
     const ulong column = (local_ / VW / rows) * VW + c;
     REAL value = 0;
     if (column < block[3]) {
-        value = u[block[0] + k * block[1] + column];
+        value = u[block[0] + k * block[1] + column * block[7]];
         if (block[5] != NO_WEIGHTS) value *= sqrt(w[block[5] + k]);
     }
     packed[e] = value;

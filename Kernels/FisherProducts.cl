@@ -208,8 +208,7 @@ __kernel void diagonal_product(const uint dim, const ulong total, __global const
 }
 
 // y[i] = alpha * (A_i . x) for the rows of a rows x cols row-major matrix A: one work-group
-// per row, items splitting the columns, a fixed-order reduction. With A = U it gives U b;
-// with A = U^T (a transposed copy) it gives U^T z (the Woodbury solver's two products).
+// per row, items splitting the columns, a fixed-order reduction (the Woodbury solver's U b).
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
 void row_dots(const uint cols, __global const REAL* a, __global const REAL* x, const REAL alpha,
               __global REAL* y) {
@@ -230,4 +229,16 @@ void row_dots(const uint cols, __global const REAL* a, __global const REAL* x, c
         for (uint k = 0; k < WGS; ++k) total += scratch[k];
         y[i] = alpha * total;
     }
+}
+
+// v[c] = sum_m coefficients[m] U[m][c] for the rows x dim row-major U (that is, U^T c):
+// one work-item per column, so a work-group reads each row contiguously. With the Woodbury
+// solver's coefficients this is U~^T z without a transposed copy of U.
+__kernel void column_combination(const uint rows, const uint dim, __global const REAL* u,
+                                 __global const REAL* coefficients, __global REAL* v) {
+    const size_t c = get_global_id(0);
+    if (c >= dim) return;
+    REAL sum = 0;
+    for (uint m = 0; m < rows; ++m) sum += coefficients[m] * u[(size_t)m * dim + c];
+    v[c] = sum;
 }

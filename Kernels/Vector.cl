@@ -28,11 +28,3 @@ __kernel void gather_strided(const ulong n, __global const REAL* x, const ulong 
     const size_t i = get_global_id(0);
     if (i < n) y[i] = x[offset + i * stride];
 }
-
-// out[c * rows + r] <- in[r * cols + c]: out is the cols x rows transpose of in.
-// Work-item (c, r): consecutive items read consecutive columns of one input row.
-__kernel void transpose(const uint rows, const uint cols, __global const REAL* in, __global REAL* out) {
-    const size_t c = get_global_id(0);
-    const size_t r = get_global_id(1);
-    if (c < cols && r < rows) out[c * rows + r] = in[r * cols + c];
-}

@@ -5,8 +5,11 @@ import OpenCLHost
 public struct AccumulationBlock: Hashable, Sendable {
     /// Where the slice's first element sits in the factor buffer.
     public var factorOffset: Int
-    /// The distance between consecutive rows of the slice (≥ `dimension`).
+    /// The distance between consecutive rows of the slice.
     public var rowStride: Int
+    /// The distance between consecutive columns of the slice: 1 for a row-major factor;
+    /// the row count M to accumulate the rows of Uᵀ (that is, U Uᵀ) straight from U.
+    public var columnStride: Int
     /// The number of factor rows (M for this chunk).
     public var rows: Int
     /// The block's size P_b: it reads P_b columns and writes a P_b x P_b matrix.
@@ -16,10 +19,11 @@ public struct AccumulationBlock: Hashable, Sendable {
     /// Where the block's M row weights start in the weight buffer, or nil for all ones.
     public var weightOffset: Int?
 
-    public init(factorOffset: Int, rowStride: Int, rows: Int, dimension: Int, outputOffset: Int,
+    public init(factorOffset: Int, rowStride: Int, columnStride: Int = 1, rows: Int, dimension: Int, outputOffset: Int,
                 weightOffset: Int? = nil) {
         self.factorOffset = factorOffset
         self.rowStride = rowStride
+        self.columnStride = columnStride
         self.rows = rows
         self.dimension = dimension
         self.outputOffset = outputOffset
@@ -136,6 +140,7 @@ public final class FisherAccumulation<Element: DeviceScalar> {
             descriptors += [
                 UInt64(block.factorOffset), UInt64(block.rowStride), UInt64(block.rows), UInt64(block.dimension),
                 UInt64(block.outputOffset), block.weightOffset.map(UInt64.init) ?? UInt64.max, UInt64(packedCount),
+                UInt64(block.columnStride),
             ]
             packedCount += roundUp(block.dimension, toMultipleOf: microTile.columns) * block.rows
             for j0 in stride(from: 0, to: block.dimension, by: microTile.columns) {
@@ -162,11 +167,14 @@ public final class FisherAccumulation<Element: DeviceScalar> {
             try require(block.rows > 0, name, "has no rows (an empty batch)")
             try require(block.dimension > 0, name, "has dimension \(block.dimension)")
             try require(block.dimension < 1 << 31, name, "dimension \(block.dimension) is too large")
-            try require(block.rowStride >= block.dimension, name, "row stride \(block.rowStride) < dimension")
+            try require(block.rowStride >= 1 && block.columnStride >= 1, name, "strides must be positive")
+            try require(
+                block.columnStride > 1 || block.rowStride >= block.dimension, name,
+                "row stride \(block.rowStride) < dimension")
             try require(block.factorOffset >= 0 && block.outputOffset >= 0, name, "has a negative offset")
             try require(
-                block.factorOffset + (block.rows - 1) * block.rowStride + block.dimension <= factors.count, name,
-                "reads past the end of the factor buffer (\(factors.count) elements)")
+                block.factorOffset + (block.rows - 1) * block.rowStride + (block.dimension - 1) * block.columnStride
+                    < factors.count, name, "reads past the end of the factor buffer (\(factors.count) elements)")
             try require(
                 block.outputOffset + block.dimension * block.dimension <= output.count, name,
                 "writes past the end of the output buffer (\(output.count) elements)")

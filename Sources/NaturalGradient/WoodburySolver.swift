@@ -5,7 +5,8 @@ import OpenCLHost
 ///
 ///     (λI + ŨᵀŨ)⁻¹ b = (b − Ũᵀ (λI + ŨŨᵀ)⁻¹ Ũ b) / λ
 ///
-/// The M x M Gram matrix `ŨŨᵀ` is accumulated on the device once per factor; `λI + ŨŨᵀ`
+/// The M x M Gram matrix `ŨŨᵀ` is accumulated on the device once per factor (from U in
+/// place, no transposed copy); `λI + ŨŨᵀ`
 /// is factored on the host in float64 once per λ (`DenseSymmetricFactorization`). Exact up
 /// to rounding, so it is the reference the CG path is checked against at large P.
 public final class WoodburySolver<Element: DeviceScalar> {
@@ -15,13 +16,20 @@ public final class WoodburySolver<Element: DeviceScalar> {
     public let gram: [Double]
     /// `√(w_m / N)` per row.
     private let rowScales: [Double]
-    private let transposed: Buffer<Element>
     private let rowDots: Kernel
+    private let columnCombination: Kernel
     private let groupSize: Int
     private let vectors: VectorOperations<Element>
     private var factorization: (damping: Element, value: DenseSymmetricFactorization)?
 
-    /// Prepares the Gram matrix of `factor` (one P x M transposed copy of U on the device).
+    /// Columns of U per Gram chunk: each chunk's M x M partial is summed on the device over
+    /// this many terms and the chunks are added on the host in float64, so float32 rounding
+    /// grows with the chunk length, not with P (one float32 sum over P = 100,000 terms was
+    /// 50x less accurate than OpenBLAS's blocked ssyrk).
+    public static var gramChunk: Int { 2048 }
+
+    /// Prepares the Gram matrix `ŨŨᵀ` of `factor`, reading U in place: the accumulation
+    /// kernel takes the columns of U as the rows of its factor (column stride M).
     public init(factor: CurvatureFactor<Element>) throws {
         self.factor = factor
         let context = factor.context
@@ -30,23 +38,23 @@ public final class WoodburySolver<Element: DeviceScalar> {
         let scales = weights.map { ($0 / Double(factor.samples)).squareRoot() }
         rowScales = scales
 
-        // Uᵀ (P x M): its rows are U's columns, so U Uᵀ is the accumulation of Uᵀ's rows.
-        transposed = try Buffer<Element>(context: context, count: rows * dimension)
-        let transpose = try context.build(KernelConfiguration(.vector, element: Element.self, device: context.device))
-            .program.makeKernel(named: "transpose")
-        try transpose.setArguments(try uint32(rows, "rows"), try uint32(dimension, "dimension"), factor.matrix, transposed)
-        try context.enqueue2D(transpose, columns: dimension, rows: rows)
-        let gramBuffer = try Buffer<Element>(context: context, count: rows * rows)
-        try FisherAccumulation<Element>(context: context).accumulate(
-            [AccumulationBlock(factorOffset: 0, rowStride: rows, rows: dimension, dimension: rows, outputOffset: 0)],
-            factors: transposed, into: gramBuffer, alpha: 1, beta: 0)
-        let raw = try gramBuffer.download()
-        gram = (0..<(rows * rows)).map { Double(raw[$0]) * scales[$0 / rows] * scales[$0 % rows] }
+        let accumulation = try FisherAccumulation<Element>(context: context)
+        let chunkGram = try Buffer<Element>(context: context, count: rows * rows)
+        var sum = [Double](repeating: 0, count: rows * rows)
+        for first in stride(from: 0, to: dimension, by: Self.gramChunk) {
+            let block = AccumulationBlock(
+                factorOffset: first, rowStride: 1, columnStride: dimension, rows: min(Self.gramChunk, dimension - first),
+                dimension: rows, outputOffset: 0)
+            try accumulation.accumulate([block], factors: factor.matrix, into: chunkGram, alpha: 1, beta: 0)
+            for (index, value) in try chunkGram.download().enumerated() { sum[index] += Double(value) }
+        }
+        gram = (0..<(rows * rows)).map { sum[$0] * scales[$0 / rows] * scales[$0 % rows] }
 
-        let built = try context.buildFixedGroupKernels(
-            KernelConfiguration(.fisherProducts, element: Element.self, device: context.device), names: ["row_dots"])
+        let configuration = KernelConfiguration(.fisherProducts, element: Element.self, device: context.device)
+        let built = try context.buildFixedGroupKernels(configuration, names: ["row_dots"])
         rowDots = built.kernels[0]
         groupSize = built.groupSize
+        columnCombination = try context.build(configuration).program.makeKernel(named: "column_combination")
         vectors = try VectorOperations(context: context)
     }
 
@@ -69,12 +77,14 @@ public final class WoodburySolver<Element: DeviceScalar> {
             let range = (index * b.dimension)..<((index + 1) * b.dimension)
             try column.copy(from: b.buffer, range: range)
             // t = Ũ b, on the host in float64 from here: z = (λI + ŨŨᵀ)⁻¹ t, c = √(w/N) ∘ z.
-            try launchRowDots(factor.matrix, rows: rows, columns: b.dimension, x: column, into: t)
+            try rowDots.setArguments(UInt32(b.dimension), factor.matrix, column, Element(1), t)
+            try context.enqueue(rowDots, globalSize: [rows * groupSize], localSize: [groupSize])
             let projected = try t.download().enumerated().map { Double($1) * rowScales[$0] }
             let z = try kernelMatrix.solve(projected)
             try t.upload(z.enumerated().map { Element($1 * rowScales[$0]) })
             // v = Uᵀ c; x = (b − v)/λ.
-            try launchRowDots(transposed, rows: b.dimension, columns: rows, x: t, into: v)
+            try columnCombination.setArguments(UInt32(rows), UInt32(b.dimension), factor.matrix, t, v)
+            try context.enqueue1D(columnCombination, items: b.dimension)
             try vectors.axpby(-1 / damping, v, 1 / damping, column)
             try x.buffer.copy(from: column, range: 0..<b.dimension, to: range.lowerBound)
         }
@@ -86,12 +96,5 @@ public final class WoodburySolver<Element: DeviceScalar> {
         let value = try DenseSymmetricFactorization(matrix: gram, dimension: factor.rows, damping: Double(damping))
         factorization = (damping, value)
         return value
-    }
-
-    private func launchRowDots(_ a: Buffer<Element>, rows: Int, columns: Int, x: Buffer<Element>, into y: Buffer<Element>)
-        throws
-    {
-        try rowDots.setArguments(UInt32(columns), a, x, Element(1), y)
-        try factor.context.enqueue(rowDots, globalSize: [rows * groupSize], localSize: [groupSize])
     }
 }

@@ -115,6 +115,27 @@ struct FisherAccumulationTests {
         }
     }
 
+    /// A column stride reads the transpose in place: accumulating the columns of U (M x P)
+    /// as rows gives U Uᵀ, with a column range chosen by the offset.
+    @Test(arguments: [(1, 1), (7, 33), (33, 100), (20, 257)])
+    func columnStrideGivesTheGramOfRows(rows: Int, columns: Int) throws {
+        let context = try TestDevice.context()
+        let u: [Float] = randomValues(rows * columns, seed: UInt64(rows * columns))
+        let first = columns / 3
+        let count = columns - first
+        let gram = try Buffer<Float>(context: context, count: rows * rows)
+        try gram.fill(.nan)
+        try FisherAccumulation<Float>(context: context).accumulate(
+            [AccumulationBlock(factorOffset: first, rowStride: 1, columnStride: columns, rows: count, dimension: rows,
+                               outputOffset: 0)],
+            factors: Buffer(context: context, copying: u), into: gram, alpha: 1, beta: 0)
+        let reference = (0..<(rows * rows)).map { index -> Double in
+            let (a, b) = (index / rows, index % rows)
+            return (first..<columns).reduce(0.0) { $0 + Double(u[a * columns + $1]) * Double(u[b * columns + $1]) }
+        }
+        #expect(relativeError(try gram.download(), reference) < 1e-5)
+    }
+
     @Test(arguments: [1, 7, 257, 300]) func diagonal(dimension: Int) throws {
         let context = try TestDevice.context()
         let rows = 33
