@@ -92,8 +92,7 @@ public final class ConjugateGradient<Element: DeviceScalar> {
         for buffer in [state.p, state.s, state.u, state.w] { try buffer.buffer.fill(0) }
         let bNorms = try (0..<b.count).map { column -> Double in
             let range = (column * b.dimension)..<((column + 1) * b.dimension)
-            let values = try b.buffer.download(range)
-            return values.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            return try b.buffer.downloadFloat64(range).reduce(0.0) { $0 + $1 * $1 }.squareRoot()
         }
 
         var columns = (0..<b.count).map { Column(bNorm: bNorms[$0]) }
@@ -181,13 +180,15 @@ public final class ConjugateGradient<Element: DeviceScalar> {
         _ curvature: Operator, damping: Element, _ preconditioner: ConjugateGradientOptions.Preconditioner
     ) throws -> Buffer<Element>? {
         guard case let .jacobi(exponent) = preconditioner else { return nil }
-        let diagonal = try curvature.diagonal().download(0..<curvature.dimension)
-        let inverse = diagonal.map { value -> Element in
-            let shifted = Double(value) + Double(damping)
-            let scale = shifted > 0 && shifted.isFinite ? Element(pow(shifted, -exponent)) : 1
-            return scale.isFinite && scale > 0 ? scale : 1
+        let diagonal = try curvature.diagonal().downloadFloat64(0..<curvature.dimension)
+        let inverse = diagonal.map { value -> Double in
+            let shifted = value + damping.float64
+            let scale = shifted > 0 && shifted.isFinite ? pow(shifted, -exponent) : 1
+            return scale.isFinite && scale > 0 && Element(float64: scale).isFinite ? scale : 1
         }
-        return try Buffer(context: context, copying: inverse)
+        let buffer = try Buffer<Element>(context: context, count: inverse.count)
+        try buffer.upload(float64: inverse)
+        return buffer
     }
 }
 
@@ -222,11 +223,11 @@ extension ConjugateGradient {
 
         /// Per column: (r·u, r·r, x·r, x·b, w·u), each summed over groups in order in float64.
         func readPartials() throws -> [[Double]] {
-            let values = try partials.download()
+            let values = try partials.downloadFloat64()
             return (0..<count).map { column in
                 var sums = [Double](repeating: 0, count: 5)
                 for group in 0..<groups {
-                    for entry in 0..<5 { sums[entry] += Double(values[(column * groups + group) * 5 + entry]) }
+                    for entry in 0..<5 { sums[entry] += values[(column * groups + group) * 5 + entry] }
                 }
                 return sums
             }

@@ -35,7 +35,7 @@ extension CurvatureOperator {
 
     /// The sum of `diagonal()`, in float64.
     public func trace() throws -> Double {
-        try diagonal().download(0..<dimension).reduce(0) { $0 + Double($1) }
+        try diagonal().downloadFloat64(0..<dimension).reduce(0, +)
     }
 
     /// Throws unless `x` and `y` fit this operator (shared by the representations).

@@ -27,13 +27,13 @@ public final class CholeskySolver<Element: DeviceScalar> {
             factorization = cached.value
         } else {
             factorization = try DenseSymmetricFactorization(
-                matrix: curvature.download().map(Double.init), dimension: curvature.dimension, damping: Double(damping))
+                matrix: curvature.matrix.downloadFloat64(0..<(curvature.dimension * curvature.dimension)), dimension: curvature.dimension, damping: damping.float64)
             self.factorization = (damping, factorization)
         }
-        let right = try b.buffer.download(0..<(b.dimension * b.count)).map(Double.init)
+        let right = try b.buffer.downloadFloat64(0..<(b.dimension * b.count))
         let solution = try factorization.solve(right, count: b.count)
         let x = try VectorBatch<Element>(context: curvature.context, dimension: b.dimension, count: b.count)
-        try x.buffer.upload(solution.map { Element($0) })
+        try x.buffer.upload(float64: solution)
         return x
     }
 }
@@ -65,9 +65,9 @@ public final class KroneckerSolver<Element: DeviceScalar> {
                 (a, layer.inputs, layer.aOffset, dampings[index].a), (g, layer.outputs, layer.gOffset, dampings[index].g),
             ] {
                 let inverse = try DenseSymmetricFactorization(
-                    matrix: factor.map(Double.init), dimension: size, damping: shift
+                    matrix: factor.map(\.float64), dimension: size, damping: shift
                 ).solve(identity(size), count: size)
-                for element in 0..<(size * size) { packed[offset + element] = Element(inverse[element]) }
+                for element in 0..<(size * size) { packed[offset + element] = Element(float64: inverse[element]) }
             }
         }
         try inverses.factors.upload(packed)

@@ -23,11 +23,14 @@ public enum KernelFamily: String, CaseIterable, Sendable {
 
     /// The embedded OpenCL C text of the family's file, after `Common.cl`.
     public func source() throws -> ProgramSource {
-        guard let common = KernelFiles.text(of: Self.commonFile), let text = KernelFiles.text(of: rawValue) else {
-            // Only a build that skipped the EmbedKernels plugin can get here.
-            throw OpenCLError.invalidArgument(name: "family", reason: "\(rawValue) was not embedded into this build")
+        // Only a stale build can miss a file: SwiftPM re-lists a path dependency's files
+        // only when its manifest is reloaded (touch Package.swift after adding a kernel file).
+        for file in [Self.commonFile, rawValue] where KernelFiles.text(of: file) == nil {
+            throw OpenCLError.invalidArgument(
+                name: "family", reason: "\(file) was not embedded into this build; rebuild after touching Package.swift")
         }
-        return ProgramSource(name: rawValue, text: common + "\n" + text)
+        return ProgramSource(
+            name: rawValue, text: (KernelFiles.text(of: Self.commonFile) ?? "") + "\n" + (KernelFiles.text(of: rawValue) ?? ""))
     }
 
     /// Tunable defines (`#ifndef` defaults in the file) chosen from the device's properties.

@@ -165,7 +165,7 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         try validate(x, y)
         try validateDamping(damping)
         try require(x.buffer !== y.buffer, "y", "must not share x's buffer")
-        let dampings = try factoredDampings(damping).flatMap { [Element($0.g), Element($0.a)] }
+        let dampings = try factoredDampings(damping).flatMap { [Element(float64: $0.g), Element(float64: $0.a)] }
         let dampingTable = try Buffer(context: context, copying: dampings)
         let t = try scratch(like: x)
         let largest = layers.map { $0.outputs * $0.inputs }.max() ?? 1
@@ -185,7 +185,7 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         try layerTraces().enumerated().map { index, trace in
             let layer = layers[index]
             let split = FactoredDamping.split(
-                damping: Double(damping), traceA: trace.a, dimensionA: layer.inputs, traceG: trace.g,
+                damping: damping.float64, traceA: trace.a, dimensionA: layer.inputs, traceG: trace.g,
                 dimensionG: layer.outputs)
             return (split.g, split.a)
         }
@@ -214,8 +214,8 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         let computed = try layers.indices.map { index -> (a: Double, g: Double) in
             let layer = layers[index]
             let (a, g) = try layerFactors(index)
-            let traceA = (0..<layer.inputs).reduce(0.0) { $0 + Double(a[$1 * layer.inputs + $1]) }
-            let traceG = (0..<layer.outputs).reduce(0.0) { $0 + Double(g[$1 * layer.outputs + $1]) }
+            let traceA = (0..<layer.inputs).reduce(0.0) { $0 + a[$1 * layer.inputs + $1].float64 }
+            let traceG = (0..<layer.outputs).reduce(0.0) { $0 + g[$1 * layer.outputs + $1].float64 }
             return (traceA, traceG)
         }
         traces = computed

@@ -62,7 +62,7 @@ public enum NaturalGradientSolver {
         typealias Element = Operator.Element
         try validateDamping(damping)
         try require(g.dimension == curvature.dimension, "g", "has dimension \(g.dimension), F \(curvature.dimension)")
-        let resolved = method == .automatic ? automaticMethod(for: curvature, damping: Double(damping)) : method
+        let resolved = method == .automatic ? automaticMethod(for: curvature, damping: damping.float64) : method
         let clock = ContinuousClock()
         var stages: [(String, Double)] = []
         func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {

@@ -45,7 +45,7 @@ final class OutputMetricFactors<Element: DeviceScalar> {
             let values = try probabilities.download(0..<rows)
             for sample in 0..<samples {
                 let row = values[(sample * outputs)..<((sample + 1) * outputs)]
-                let sum = row.reduce(0.0) { $0 + Double($1) }
+                let sum = row.reduce(0.0) { $0 + $1.float64 }
                 guard row.allSatisfy({ $0 >= 0 && $0 <= 1 }), abs(sum - 1) <= 1e-3 else {
                     throw NaturalGradientError.invalidArgument(
                         name: "probabilities", reason: "row \(sample) is not a distribution (sum \(sum))")

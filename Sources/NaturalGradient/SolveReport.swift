@@ -35,13 +35,18 @@ func measureSolution<Operator: CurvatureOperator>(
 ) throws -> [ColumnReport] {
     let product = try scratch ?? VectorBatch(context: curvature.context, dimension: b.dimension, count: b.count)
     try curvature.apply(x, damping: damping, into: product)
-    let (ax, bValues, xValues) = (try product.download(), try b.download(), try x.download())
+    let count = b.dimension * b.count
+    let (ax, bValues, xValues) = (
+        try product.buffer.downloadFloat64(0..<count), try b.buffer.downloadFloat64(0..<count),
+        try x.buffer.downloadFloat64(0..<count)
+    )
     return (0..<b.count).map { column in
         var residual = 0.0
         var norm = 0.0
         var objective = 0.0
         for i in 0..<b.dimension {
-            let (axi, bi, xi) = (Double(ax[column][i]), Double(bValues[column][i]), Double(xValues[column][i]))
+            let index = column * b.dimension + i
+            let (axi, bi, xi) = (ax[index], bValues[index], xValues[index])
             residual += (bi - axi) * (bi - axi)
             norm += bi * bi
             objective += xi * (0.5 * axi - bi)

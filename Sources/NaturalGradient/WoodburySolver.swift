@@ -34,7 +34,7 @@ public final class WoodburySolver<Element: DeviceScalar> {
         self.factor = factor
         let context = factor.context
         let (rows, dimension) = (factor.rows, factor.dimension)
-        let weights = try factor.weights?.download(0..<rows).map(Double.init) ?? Array(repeating: 1, count: rows)
+        let weights = try factor.weights?.downloadFloat64(0..<rows) ?? Array(repeating: 1, count: rows)
         let scales = weights.map { ($0 / Double(factor.samples)).squareRoot() }
         rowScales = scales
 
@@ -46,7 +46,8 @@ public final class WoodburySolver<Element: DeviceScalar> {
                 factorOffset: first, rowStride: 1, columnStride: dimension, rows: min(Self.gramChunk, dimension - first),
                 dimension: rows, outputOffset: 0)
             try accumulation.accumulate([block], factors: factor.matrix, into: chunkGram, alpha: 1, beta: 0)
-            for (index, value) in try chunkGram.download().enumerated() { sum[index] += Double(value) }
+            let chunk = try chunkGram.downloadFloat64()
+            for index in sum.indices { sum[index] += chunk[index] }
         }
         gram = (0..<(rows * rows)).map { sum[$0] * scales[$0 / rows] * scales[$0 % rows] }
 
@@ -79,9 +80,9 @@ public final class WoodburySolver<Element: DeviceScalar> {
             // t = Ũ b, on the host in float64 from here: z = (λI + ŨŨᵀ)⁻¹ t, c = √(w/N) ∘ z.
             try rowDots.setArguments(UInt32(b.dimension), factor.matrix, column, Element(1), t)
             try context.enqueue(rowDots, globalSize: [rows * groupSize], localSize: [groupSize])
-            let projected = try t.download().enumerated().map { Double($1) * rowScales[$0] }
+            let projected = try t.downloadFloat64().enumerated().map { $1 * rowScales[$0] }
             let z = try kernelMatrix.solve(projected)
-            try t.upload(z.enumerated().map { Element($1 * rowScales[$0]) })
+            try t.upload(float64: z.enumerated().map { $1 * rowScales[$0] })
             // v = Uᵀ c; x = (b − v)/λ.
             try columnCombination.setArguments(UInt32(rows), UInt32(b.dimension), factor.matrix, t, v)
             try context.enqueue1D(columnCombination, items: b.dimension)
@@ -93,7 +94,7 @@ public final class WoodburySolver<Element: DeviceScalar> {
 
     private func currentFactorization(_ damping: Element) throws -> DenseSymmetricFactorization {
         if let factorization, factorization.damping == damping { return factorization.value }
-        let value = try DenseSymmetricFactorization(matrix: gram, dimension: factor.rows, damping: Double(damping))
+        let value = try DenseSymmetricFactorization(matrix: gram, dimension: factor.rows, damping: damping.float64)
         factorization = (damping, value)
         return value
     }

@@ -77,3 +77,17 @@ extension Buffer {
         return try Event(taking: event, from: "clEnqueueCopyBuffer")
     }
 }
+
+// MARK: - Float64 transfers for host numerics
+
+extension Buffer where Element: DeviceScalar {
+    /// `download(range)` widened to float64, converted in one concrete loop.
+    public func downloadFloat64(_ range: Range<Int>? = nil) throws -> [Double] {
+        Element.widened(try download(range))
+    }
+
+    /// Rounds `values` to `Element` and uploads them at `offset`.
+    public func upload(float64 values: [Double], at offset: Int = 0) throws {
+        try upload(Element.narrowed(values), at: offset)
+    }
+}
