@@ -136,7 +136,7 @@ struct SolveCommand: ParsableCommand {
 
         let writeStart = clock.now
         let x = try solution.x.download()
-        try input.outputArray(x.map { $0.map(Double.init) }, elementType: Element.self == Double.self ? .float64 : .float32)
+        try input.outputArray(x.map { $0.map { Double($0) } }, elementType: Element.self == Double.self ? .float64 : .float32)
             .write(to: output)
         stages.append(("write", seconds(since: writeStart, clock)))
         return SolveSummary(

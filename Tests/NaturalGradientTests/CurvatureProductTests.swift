@@ -117,7 +117,7 @@ struct CurvatureProductTests {
         for i in 0..<dimension {
             for j in 0..<dimension where owner[i] != owner[j] { full[i * dimension + j] = 0 }
         }
-        let reference = xs.flatMap { x in referenceDenseProduct(full, dim: dimension, x: x.map(Double.init), damping: 0.3) }
+        let reference = xs.flatMap { x in referenceDenseProduct(full, dim: dimension, x: x.map { Double($0) }, damping: 0.3) }
         #expect(relativeError(try y.download().flatMap { $0 }, reference) < tolerance(for: T.self))
         for (index, block) in curvature.blocks.enumerated() {
             let expected = (0..<(block.size * block.size)).map { element in

@@ -52,7 +52,7 @@ struct FisherAccumulationTests {
         let u: [Float] = randomValues(rows * dimension, seed: 11)
         let initialRows: [Float] = randomValues(rows * dimension, seed: 12)
         let initial = referenceAccumulation(initialRows, rows: rows, dim: dimension, alpha: 1)
-        let output = try Buffer<Float>(context: context, copying: initial.map(Float.init))
+        let output = try Buffer<Float>(context: context, copying: initial.map { Float($0) })
         let factor = try CurvatureFactor(context: context, matrix: u, rows: rows, dimension: dimension, samples: rows)
         try FisherAccumulation<Float>(context: context).accumulate(factor, into: output, alpha: 0.05, beta: 0.95)
         let reference = referenceAccumulation(u, rows: rows, dim: dimension, alpha: 0.05, beta: 0.95, initial: initial)
@@ -74,7 +74,7 @@ struct FisherAccumulationTests {
                 rows: range.count, dimension: dimension, samples: range.count)
             try chunked.accumulate(chunk, alpha: 1 / Float(rows), beta: index == 0 ? 0 : 1)
         }
-        let expected = try whole.download().map(Double.init)
+        let expected = try whole.download().map { Double($0) }
         #expect(relativeError(try chunked.download(), expected) < 1e-6)
     }
 

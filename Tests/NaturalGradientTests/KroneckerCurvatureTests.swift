@@ -62,7 +62,7 @@ struct KroneckerCurvatureTests {
             let pi = ((traceA / Double(shape.inputs)) / (traceG / Double(shape.outputs))).squareRoot()
             let offset = curvature.layers[index].parameterOffset
             for (vector, x) in xs.enumerated() {
-                let v = x[offset..<(offset + shape.outputs * shape.inputs)].map(Double.init)
+                let v = x[offset..<(offset + shape.outputs * shape.inputs)].map { Double($0) }
                 expected[vector] += referenceKronecker(
                     g: gReference, a: aReference, v: v, rows: shape.outputs, cols: shape.inputs,
                     gammaG: damping.squareRoot() / pi, gammaA: damping.squareRoot() * pi)

@@ -50,7 +50,7 @@ struct VectorOperationsTests {
             #expect(out[count...].allSatisfy { $0 == sentinel }, "\(name) wrote past count \(count)")
         }
 
-        let xd = x.map(Double.init), yd = y.map(Double.init)
+        let xd = x.map { Double($0) }, yd = y.map { Double($0) }
         let (a, b) = (Double(alpha), Double(beta))
         try run({ x, _ in try operations.scale(x, by: alpha, count: count) }, reference: xd.map { a * $0 }, name: "scale")
         try run(

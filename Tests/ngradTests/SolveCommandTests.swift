@@ -46,7 +46,7 @@ struct SolveCommandTests {
     @Test(arguments: ["auto", "cg", "pcg", "woodbury", "cholesky"])
     func solvesInEveryMethod(method: String) throws {
         let files = try Files()
-        var command = try #require(
+        let command = try #require(
             try Ngrad.parseAsRoot([
                 "solve", "--factor", files.path("U.npy"), "--gradient", files.path("G.npy"), "--weights",
                 files.path("w.npy"), "--damping", "0.05", "--method", method, "--precision", "double", "--tolerance",
@@ -71,7 +71,7 @@ struct SolveCommandTests {
 
     @Test func floatOutputForAOneDimensionalGradient() throws {
         let files = try Files()
-        var command = try #require(
+        let command = try #require(
             try Ngrad.parseAsRoot([
                 "solve", "--factor", files.path("U.npy"), "--gradient", files.path("g.npy"), "--damping", "0.1",
                 "--output", files.path("x.npy"),
