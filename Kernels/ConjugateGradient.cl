@@ -6,8 +6,9 @@
 //   cg_update:    p = u + beta p;  s = w + beta s;  x += alpha p;  r -= alpha s;  u = m o r
 //                 partials: r.u, r.r, x.r, x.b      (x.r and x.b give the quadratic model phi)
 //   cg_curvature: partials: w.u
-// Columns whose `active` flag is 0 are frozen: nothing of theirs is read or written, so a
-// column stopped on a NaN cannot spread it.
+// steps[0..k) = 1 for an active column, 0 for a frozen one; steps[k..2k) = alpha,
+// steps[2k..3k) = beta: one small write per iteration. A frozen column's vectors are
+// neither read nor written, so a column stopped on a NaN cannot spread it.
 //
 // Host-set defines (besides REAL and USE_FP64, Common.cl):
 //   WGS    work-group size, a power of two (default 256)
@@ -18,7 +19,7 @@
 #define PARTIALS 5
 
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
-void cg_update(const uint dim, __global const uint* active, __global const REAL* alpha, __global const REAL* beta,
+void cg_update(const uint dim, __global const REAL* steps,
                __global const REAL* preconditioner, const uint preconditioned, __global REAL* p, __global REAL* s,
                __global REAL* x, __global REAL* r, __global REAL* u, __global const REAL* w,
                __global const REAL* b, __global REAL* partials) {
@@ -28,14 +29,15 @@ void cg_update(const uint dim, __global const uint* active, __global const REAL*
     const uint groups = get_num_groups(0);
     const uint item = get_local_id(0);
     __global REAL* out = partials + ((size_t)column * groups + group) * PARTIALS;
-    if (!active[column]) {
+    const uint columns = get_global_size(1);
+    if (steps[column] == (REAL)0) {
         // Uniform over the work-group (one column per group row), so no barrier is skipped
         // by only some items.
         if (item == 0) out[0] = out[1] = out[2] = out[3] = 0;
         return;
     }
-    const REAL a = alpha[column];
-    const REAL bt = beta[column];
+    const REAL a = steps[columns + column];
+    const REAL bt = steps[2 * columns + column];
     const size_t offset = (size_t)column * dim;
     REAL ru = 0, rr = 0, xr = 0, xb = 0;
     for (size_t i = (size_t)group * WGS + item; i < dim; i += (size_t)groups * WGS) {
@@ -66,7 +68,7 @@ void cg_update(const uint dim, __global const uint* active, __global const REAL*
 }
 
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
-void cg_curvature(const uint dim, __global const uint* active, __global const REAL* w, __global const REAL* u,
+void cg_curvature(const uint dim, __global const REAL* steps, __global const REAL* w, __global const REAL* u,
                   __global REAL* partials) {
     __local REAL scratch[WGS];
     const uint column = get_global_id(1);
@@ -74,7 +76,7 @@ void cg_curvature(const uint dim, __global const uint* active, __global const RE
     const uint groups = get_num_groups(0);
     const uint item = get_local_id(0);
     __global REAL* out = partials + ((size_t)column * groups + group) * PARTIALS + 4;
-    if (!active[column]) {
+    if (steps[column] == (REAL)0) {
         if (item == 0) out[0] = 0;
         return;
     }

@@ -36,9 +36,9 @@ public struct ConjugateGradientOptions: Sendable {
 /// Pipelined (Chronopoulos-Gear) preconditioned conjugate gradient for `(F + λI) X = B`
 /// over any `CurvatureOperator`, all right-hand sides at once.
 ///
-/// Per iteration: one fused vector-update kernel, the curvature product, one fused
-/// dot-product kernel, and one small read-back of group partial sums (added on the host
-/// in float64, in a fixed order). Each column stops on its own (converged, iteration cap,
+/// Per iteration: one small write of the step scalars, one fused vector-update kernel, the
+/// operator's product, one fused dot-product kernel, and one small read-back of group
+/// partial sums (added on the host in float64, in a fixed order). Each column stops on its own (converged, iteration cap,
 /// progress rule, negative curvature, non-finite) and is frozen on the device from then on.
 public final class ConjugateGradient<Element: DeviceScalar> {
     /// The context everything runs on.
@@ -148,11 +148,9 @@ public final class ConjugateGradient<Element: DeviceScalar> {
     private func launchUpdate(
         _ state: State, preconditioner: Buffer<Element>?, columns: [Column], alpha: [Element], beta: [Element]
     ) throws {
-        try state.active.upload(columns.map { $0.active ? 1 : 0 })
-        try state.alpha.upload(alpha)
-        try state.beta.upload(beta)
+        try state.steps.upload(columns.map { $0.active ? 1 : 0 } + alpha + beta)
         try updateKernel.setArguments(
-            UInt32(state.dimension), state.active, state.alpha, state.beta, preconditioner ?? state.alpha,
+            UInt32(state.dimension), state.steps, preconditioner ?? state.steps,
             UInt32(preconditioner == nil ? 0 : 1), state.p.buffer, state.s.buffer, state.x.buffer, state.r.buffer,
             state.u.buffer, state.w.buffer, state.b.buffer, state.partials)
         try context.enqueue(
@@ -169,7 +167,7 @@ public final class ConjugateGradient<Element: DeviceScalar> {
 
     private func launchCurvatureDots(_ state: State, columns: [Column]) throws {
         try curvatureKernel.setArguments(
-            UInt32(state.dimension), state.active, state.w.buffer, state.u.buffer, state.partials)
+            UInt32(state.dimension), state.steps, state.w.buffer, state.u.buffer, state.partials)
         try context.enqueue(
             curvatureKernel, globalSize: [state.groups * groupSize, state.count], localSize: [groupSize, 1])
     }
@@ -203,8 +201,8 @@ extension ConjugateGradient {
         let b: VectorBatch<Element>
         let x, r, u, w, p, s: VectorBatch<Element>
         let partials: Buffer<Element>
-        let alpha, beta: Buffer<Element>
-        let active: Buffer<UInt32>
+        /// Per column: active flag (1 or 0), α, β, written once per iteration.
+        let steps: Buffer<Element>
 
         init(context: Context, b: VectorBatch<Element>, groups: Int) throws {
             dimension = b.dimension
@@ -216,9 +214,7 @@ extension ConjugateGradient {
             }
             (x, r, u, w, p, s) = (try batch(), try batch(), try batch(), try batch(), try batch(), try batch())
             partials = try Buffer(context: context, count: b.count * groups * 5)
-            alpha = try Buffer(context: context, count: b.count)
-            beta = try Buffer(context: context, count: b.count)
-            active = try Buffer(context: context, count: b.count)
+            steps = try Buffer(context: context, count: 3 * b.count)
         }
 
         /// Per column: (r·u, r·r, x·r, x·b, w·u), each summed over groups in order in float64.
