@@ -210,25 +210,6 @@ struct CLBlast {
         try check(status, "CLBlastSsyrk")
     }
 
-    /// `C ← alpha Uᵀ U`, the whole row-major P x P matrix by SGEMM (2·M·P² flops): the
-    /// host's matrix-multiply ceiling, not a contestant.
-    static func gemm(
-        _ u: UnsafePointer<Float>, rows: Int, dimension: Int, alpha: Float, into c: UnsafeMutablePointer<Float>
-    ) {
-        let p = blasint(dimension)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p, p, blasint(rows), alpha, u, p, u, p, 0, c, p)
-    }
-
-    /// One SGEMV over the row-major M x P matrix U: `y ← U x` (`transposed` false, y has M
-    /// values) or `y ← Uᵀ x` (true, y has P values). The host's streaming ceiling.
-    static func gemv(
-        _ u: UnsafePointer<Float>, rows: Int, dimension: Int, transposed: Bool, x: UnsafePointer<Float>,
-        into y: UnsafeMutablePointer<Float>
-    ) {
-        let p = blasint(dimension)
-        cblas_sgemv(CblasRowMajor, transposed ? CblasTrans : CblasNoTrans, blasint(rows), p, 1, u, p, x, 1, 0, y, 1)
-    }
-
     /// `y ← alpha Uᵀ (U x) + damping x` as two SGEMV: `t = U x`, then `y = x` (a buffer
     /// copy) and `y ← alpha Uᵀ t + damping y`. Asynchronous; `context.finish()` waits.
     func implicitProduct(
