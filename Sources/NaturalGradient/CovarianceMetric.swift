@@ -1,5 +1,3 @@
-import CLAPACK
-
 // Metrics on the covariance of a zero-mean (or fixed-mean) Gaussian, in float64 on the host.
 //
 // Both metrics and the Lyapunov solve go through one symmetric eigendecomposition
@@ -153,17 +151,8 @@ public enum CovarianceMetric {
                 "holds \(covariance.count) values, expected dimension² = \(squared)")
             try CovarianceMetric.requireSymmetric(covariance, n: n, name: "covariance")
 
-            var vectors = covariance
-            var eigenvalues = [Double](repeating: 0, count: n)
-            let info = vectors.withUnsafeMutableBufferPointer { a in
-                eigenvalues.withUnsafeMutableBufferPointer { w in
-                    LAPACKE_dsyevd(
-                        LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "L")),
-                        numericCast(n), a.baseAddress, numericCast(n), w.baseAddress)
-                }
-            }
-            if info < 0 { throw DenseSolveError.illegalLAPACKArgument(routine: "dsyevd", argument: -Int(info)) }
-            if info > 0 { throw DenseSolveError.lapackFailure(routine: "dsyevd", info: Int(info)) }
+            let decomposition = try SymmetricEigendecomposition(covariance, dimension: n)
+            let (eigenvalues, vectors) = (decomposition.values, decomposition.vectors)
             let smallest = eigenvalues[0]
             let largest = eigenvalues[n - 1]
             let floor = Double(n) * Double.ulpOfOne * largest
