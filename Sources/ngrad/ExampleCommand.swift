@@ -166,6 +166,9 @@ struct GaussianProcessComparison {
         return "fastest: \(first.0.metric.label) in \(first.1) iterations; " + others.joined(separator: ", ")
     }
 
+    /// The smallest gap to the best NLL that the log-scale panel draws.
+    static let smallestGap = 1e-9
+
     /// NLL against iteration, and the gap to the best NLL on a log scale.
     func chart(points: Int) -> String {
         let series = runs.map { run in
@@ -176,7 +179,10 @@ struct GaussianProcessComparison {
         let gaps = runs.map { run in
             LineChart.Series(
                 label: run.metric.label,
-                points: run.negativeLogLikelihoods.enumerated().map { (x: Double($0.offset), y: $0.element - best) })
+                points: run.negativeLogLikelihoods.enumerated().map { iteration, value in
+                    // Gaps below 1e-9 are rounding, not progress: leave them out of the log axis.
+                    (x: Double(iteration), y: value - best >= Self.smallestGap ? value - best : .nan)
+                })
         }
         return LineChart.svg(panels: [
             LineChart(
