@@ -123,7 +123,7 @@ struct GaussianProcessComparison {
         let best = all.joined().flatMap(\.negativeLogLikelihoods).filter(\.isFinite).min() ?? .nan
         // Per metric: the fewest iterations to stay within tolerance of the best; failing
         // that, the lowest final NLL of a run that did not diverge (then of any run).
-        let chosen = all.map { runs -> GaussianProcessRun in
+        let chosen = all.compactMap { runs -> GaussianProcessRun? in
             let reaching = runs.compactMap { run in run.iterationsToReach(best, tolerance: tolerance).map { (run, $0) } }
             if let fastest = reaching.min(by: { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0.stepSize > $1.0.stepSize) }) {
                 return fastest.0
@@ -131,7 +131,7 @@ struct GaussianProcessComparison {
             func finalValue(_ run: GaussianProcessRun) -> Double {
                 (run.diverged ? 1e300 : 0) + (run.negativeLogLikelihoods.last ?? .infinity)
             }
-            return runs.min { finalValue($0) < finalValue($1) } ?? runs[0]
+            return runs.min { finalValue($0) < finalValue($1) }
         }
         return GaussianProcessComparison(runs: chosen, best: best, tolerance: tolerance, iterations: iterations)
     }
