@@ -122,8 +122,15 @@ public enum CovarianceMetric {
         var g = [Double](repeating: 0, count: k * k)
         for a in 0..<k {
             for b in a..<k {
-                var sum = 0.0
-                for index in weights.indices { sum += rotated[a][index] * rotated[b][index] * weights[index] }
+                let sum = rotated[a].withUnsafeBufferPointer { x in
+                    rotated[b].withUnsafeBufferPointer { y in
+                        weights.withUnsafeBufferPointer { w in
+                            var sum = 0.0
+                            for index in w.indices { sum += x[index] * y[index] * w[index] }
+                            return sum
+                        }
+                    }
+                }
                 g[a * k + b] = sum
                 g[b * k + a] = sum
             }
@@ -170,23 +177,30 @@ public enum CovarianceMetric {
             try require(
                 u.count == n * n, name, "holds \(u.count) values, expected dimension² = \(n * n)")
             try CovarianceMetric.requireSymmetric(u, n: n, name: name)
-            let vt = vectorsTransposed
-            // T = Vᵀ U: row j of T accumulates Vᵀ_ji · (row i of U).
-            var t = [Double](repeating: 0, count: n * n)
-            for j in 0..<n {
-                for i in 0..<n {
-                    let c = vt[j * n + i]
-                    if c == 0 { continue }
-                    for m in 0..<n { t[j * n + m] += c * u[i * n + m] }
-                }
-            }
-            // Ũ = T V: Ũ_jl = (row j of T) · (row l of Vᵀ).
             var out = [Double](repeating: 0, count: n * n)
-            for j in 0..<n {
-                for l in 0..<n {
-                    var dot = 0.0
-                    for m in 0..<n { dot += t[j * n + m] * vt[l * n + m] }
-                    out[j * n + l] = dot
+            var t = [Double](repeating: 0, count: n * n)
+            vectorsTransposed.withUnsafeBufferPointer { vt in
+                u.withUnsafeBufferPointer { u in
+                    t.withUnsafeMutableBufferPointer { t in
+                        // T = Vᵀ U: row j of T accumulates Vᵀ_ji · (row i of U).
+                        for j in 0..<n {
+                            for i in 0..<n {
+                                let c = vt[j * n + i]
+                                if c == 0 { continue }
+                                for m in 0..<n { t[j * n + m] += c * u[i * n + m] }
+                            }
+                        }
+                        out.withUnsafeMutableBufferPointer { out in
+                            // Ũ = T V: Ũ_jl = (row j of T) · (row l of Vᵀ).
+                            for j in 0..<n {
+                                for l in 0..<n {
+                                    var dot = 0.0
+                                    for m in 0..<n { dot += t[j * n + m] * vt[l * n + m] }
+                                    out[j * n + l] = dot
+                                }
+                            }
+                        }
+                    }
                 }
             }
             return out
