@@ -67,6 +67,9 @@ struct Benchmarks: ParsableCommand {
                 + "tiny: every operation at a tiny size, for CI (the rates mean nothing)."))
     var suite: Suite = .full
 
+    @Flag(name: .long, help: "Re-read the --json, --csv and --svg files after writing them and check them (CI).")
+    var checkOutputs = false
+
     mutating func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
@@ -215,6 +218,11 @@ struct Benchmarks: ParsableCommand {
             let title = "\(context.device.name), \(date.prefix(10))"
             try renderChart(cases, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
             print("wrote \(svg)")
+        }
+
+        if checkOutputs {
+            try OutputCheck.run(cases: cases, json: json, csv: csv, svg: svg)
+            print("outputs checked: \([json, csv, svg].compactMap { $0 }.joined(separator: ", "))")
         }
 
         let failed = cases.flatMap { result in
