@@ -10,18 +10,15 @@ struct Benchmarks: ParsableCommand {
         commandName: "ngrad-benchmarks",
         abstract: "Times NaturalGradient's kernels against OpenBLAS and CLBlast in one run.",
         discussion: """
-            Dense Fisher accumulation F = (1/N) UᵀU at (M, P) = (256, 1024), (1024, 4096): ours vs \
-            cblas_ssyrk vs CLBlastSsyrk, in GFLOP/s of M·P·(P+1) flops. Implicit product \
-            y = (1/N) Uᵀ(Ux) + λx at (M, P) = (256, 16384), (1024, 65536): ours vs two SGEMV \
-            (OpenBLAS, CLBlast), in GB/s of M·P·4 bytes (U read once). Solvers, λ = 1e-3: one \
-            iteration of our CG, (t(cap 51) - t(cap 1))/50, against one implicit product at \
-            (1024, 65536) and (512, 100000); a 50-iteration CG at (512, 100000), ours vs plain CG \
-            in CBLAS calls; a Woodbury solve from a fresh factor at (512, 100000), ours vs \
-            ssyrk + sgemv + LAPACKE dpotrf/dpotrs. Ratios are speed ratios: > 1 means ours is \
-            faster; the CG-iteration target is a time ratio (iteration/product). Every \
-            contestant's result is checked against the others and \
-            a float64 reference before timing; a disagreement exits 1. Host reference points \
-            (SGEMM, one SGEMV, a copy) are timed at the end for context.
+            Every kernel family against OpenBLAS (host CPU) and CLBlast (the same device and queue), \
+            float and double where the peer has the routine, over a size sweep: dense and \
+            batched-block accumulation (syrk), implicit product (two gemv), dense product (symv), \
+            Kronecker product (two gemm per layer), transfers (memcpy), one CG iteration against one \
+            product, a 50-iteration CG and a CG to 1e-6 (CBLAS CG), a Woodbury solve (syrk + \
+            LAPACKE). Each result is checked against a float64 reference before timing; a \
+            disagreement exits 1. Rows give the median wall time and spread, device time from \
+            profiling markers, GFLOP/s, GB/s, the fraction of the roofline (ceilings measured in the \
+            same run) and the speed ratio to each peer (> 1: ours is faster). See README.md.
             """,
         version: NaturalGradientVersion.string
     )
@@ -67,6 +64,13 @@ struct Benchmarks: ParsableCommand {
                 + "tiny: every operation at a tiny size, for CI (the rates mean nothing)."))
     var suite: Suite = .full
 
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Run only these operations (accumulation, block-accumulation, implicit-product, dense-product, "
+                + "kronecker-product, transfers, cg-iteration, solvers).", valueName: "operation"))
+    var only: [String] = []
+
     @Flag(name: .long, help: "Re-read the --json, --csv and --svg files after writing them and check them (CI).")
     var checkOutputs = false
 
@@ -103,17 +107,31 @@ struct Benchmarks: ParsableCommand {
                 + "(fewer, as a run takes up to 2.5 s; cg-iteration times 4 products per run)")
         print("")
 
+        if let spec = ProcessInfo.processInfo.environment["NGRAD_AB"] {
+            let sections = spec.split(separator: ";", omittingEmptySubsequences: false)
+            let parts = sections[0].split(separator: ",").compactMap { Int($0) }
+            func tuning(_ text: Substring) -> [String: Int] {
+                Dictionary(uniqueKeysWithValues: text.split(separator: ":").map { pair in
+                    let kv = pair.split(separator: "=")
+                    return (String(kv[0]), Int(kv[1])!)
+                })
+            }
+            try abImplicitProduct(context: context, rows: parts[0], dimension: parts[1], a: tuning(sections[1]), b: tuning(sections[2]), rounds: parts[2])
+            return
+        }
         let fp64 = device.supportsFloat64
+        let selected = Set(only.flatMap { $0.split(separator: ",").map(String.init) })
+        func runs(_ operation: String) -> Bool { selected.isEmpty || selected.contains(operation) }
         var cases: [CaseResult] = []
-        for (m, p) in suite.accumulation {
+        for (m, p) in suite.accumulation where runs("accumulation") {
             progress("accumulation float M=\(m) P=\(p)")
             cases.append(try sweepAccumulation(Float.self, context: context, rows: m, dimension: p, settings: settings))
         }
-        for (m, p) in suite.accumulationDouble where fp64 {
+        for (m, p) in suite.accumulationDouble where fp64 && runs("accumulation") {
             progress("accumulation double M=\(m) P=\(p)")
             cases.append(try sweepAccumulation(Double.self, context: context, rows: m, dimension: p, settings: settings))
         }
-        for (m, sizes) in suite.blocks {
+        for (m, sizes) in suite.blocks where runs("block-accumulation") {
             progress("block accumulation float M=\(m) blocks \(sizes)")
             cases.append(try sweepBlockAccumulation(Float.self, context: context, rows: m, blockSizes: sizes, settings: settings))
             if fp64 {
@@ -122,23 +140,23 @@ struct Benchmarks: ParsableCommand {
                     try sweepBlockAccumulation(Double.self, context: context, rows: m, blockSizes: sizes, settings: settings))
             }
         }
-        for (m, p) in suite.product {
+        for (m, p) in suite.product where runs("implicit-product") {
             progress("implicit product float M=\(m) P=\(p)")
             cases.append(try sweepImplicitProduct(Float.self, context: context, rows: m, dimension: p, settings: settings))
         }
-        for (m, p) in suite.productDouble where fp64 {
+        for (m, p) in suite.productDouble where fp64 && runs("implicit-product") {
             progress("implicit product double M=\(m) P=\(p)")
             cases.append(try sweepImplicitProduct(Double.self, context: context, rows: m, dimension: p, settings: settings))
         }
-        for p in suite.dense {
+        for p in suite.dense where runs("dense-product") {
             progress("dense product float P=\(p)")
             cases.append(try sweepDenseProduct(Float.self, context: context, dimension: p, settings: settings))
         }
-        for p in suite.denseDouble where fp64 {
+        for p in suite.denseDouble where fp64 && runs("dense-product") {
             progress("dense product double P=\(p)")
             cases.append(try sweepDenseProduct(Double.self, context: context, dimension: p, settings: settings))
         }
-        for (n, shapes) in suite.kronecker {
+        for (n, shapes) in suite.kronecker where runs("kronecker-product") {
             progress("Kronecker product float N=\(n) layers \(shapes)")
             cases.append(try sweepKroneckerProduct(Float.self, context: context, samples: n, shapes: shapes, settings: settings))
             if fp64 {
@@ -147,16 +165,16 @@ struct Benchmarks: ParsableCommand {
                     try sweepKroneckerProduct(Double.self, context: context, samples: n, shapes: shapes, settings: settings))
             }
         }
-        for bytes in suite.transfers {
+        for bytes in suite.transfers where runs("transfers") {
             progress("transfers \(byteLabel(bytes))")
             cases += try sweepTransfers(context: context, bytes: bytes, settings: settings)
         }
-        for (m, p) in suite.cgIteration {
+        for (m, p) in suite.cgIteration where runs("cg-iteration") {
             progress("CG iteration vs implicit product M=\(m) P=\(p)")
             let problem = try SolverProblem(context: context, rows: m, dimension: p, copies: settings.copies)
             cases.append(try benchmarkCGIteration(context: context, problem: problem, settings: settings))
         }
-        for (m, p) in suite.solvers {
+        for (m, p) in suite.solvers where runs("solvers") {
             let problem = try SolverProblem(context: context, rows: m, dimension: p, copies: settings.copies)
             progress("50-iteration CG M=\(m) P=\(p)")
             cases.append(try benchmarkCGSolve(context: context, problem: problem, settings: settings))
