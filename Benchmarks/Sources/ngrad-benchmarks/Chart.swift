@@ -29,5 +29,5 @@ func renderChart(_ cases: [CaseResult], title: String) -> String {
                     yLabel: operation.unit, xScale: .logarithmic, yScale: .logarithmic, series: series))
         }
     }
-    return LineChart.svg(panels: panels)
+    return LineChart.svg(panels: panels, columns: 3, panelWidth: 560, panelHeight: 380)
 }

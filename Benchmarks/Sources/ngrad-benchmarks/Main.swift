@@ -121,6 +121,13 @@ struct Benchmarks: ParsableCommand {
         }
         let fp64 = device.supportsFloat64
         let selected = Set(only.flatMap { $0.split(separator: ",").map(String.init) })
+        let known: Set = [
+            "accumulation", "block-accumulation", "implicit-product", "dense-product", "kronecker-product", "transfers",
+            "cg-iteration", "solvers",
+        ]
+        if let unknown = selected.subtracting(known).sorted().first {
+            throw ValidationError("--only: unknown operation '\(unknown)'; choose from \(known.sorted().joined(separator: ", "))")
+        }
         func runs(_ operation: String) -> Bool { selected.isEmpty || selected.contains(operation) }
         var cases: [CaseResult] = []
         for (m, p) in suite.accumulation where runs("accumulation") {

@@ -505,7 +505,14 @@ func sweepTransfers(context: Context, bytes: Int, settings: Settings) throws -> 
     let download = try sweepCase(
         .download, element: "float", rows: 0, dimension: count, shape: byteLabel(bytes), flops: 0, bytes: Double(bytes),
         work: Double(bytes), checks: [check],
-        contenders: [.host(.ours, "Buffer.download (blocking clEnqueueReadBuffer)") { _ in _ = try buffer.download() }, memcpy],
+        contenders: [
+            .host(.ours, "Buffer.download(into:) (blocking clEnqueueReadBuffer into reused storage)") { _ in
+                try buffer.download(into: &back)
+            },
+            .host(.host, "Buffer.download() (a new array per call: allocation and first-touch page faults)",
+                  label: "download, new array") { _ in _ = try buffer.download() },
+            memcpy,
+        ],
         context: context, settings: settings)
     return [upload, download]
 }
