@@ -163,39 +163,78 @@ __kernel void implicit_product_finish(const uint dim, const uint groups, __globa
 
 // Block-diagonal dense product: for every block b (blocks[3 b + 0..2] = offset, size,
 // fOffset), y_j[offset + i] = sum_c F_b[i][c] x_j[offset + c] + lambda x_j[offset + i].
-// One work-group per (block, row) task (tasks[2 t + 0..1] = block, row); the items split
-// the row's columns and reduce in a fixed order. A dense matrix is one block.
-__kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
+// Memory-bound: every matrix element is read once for all KB vectors. One work-group per
+// (block, first row) task (tasks[2 t + 0..1]) owns DRB consecutive rows of the block; its
+// DWGS items split the columns in VW-wide vectors (contiguous runs per item on CPUs,
+// interleaved on GPUs, as CONTIGUOUS says), each loading the KB x vectors once for all DRB
+// rows, then the group sums each (row, vector) in a fixed order. A dense matrix is one
+// block. DRB and DWGS are this kernel's own tunables (defaults 4 and WGS), so it can use
+// short groups on CPUs where a row is only a few kilobytes.
+#ifndef DRB
+#define DRB 4
+#endif
+#ifndef DWGS
+#define DWGS WGS
+#endif
+#if CONTIGUOUS
+#define DENSE_PER_ITEM(vectors) (((vectors) + DWGS - 1) / DWGS)
+#define FOR_DENSE_VECTORS(v, vectors) \
+    for (uint v = item * DENSE_PER_ITEM(vectors), end_ = min((uint)(vectors), v + DENSE_PER_ITEM(vectors)); v < end_; ++v)
+#else
+#define FOR_DENSE_VECTORS(v, vectors) for (uint v = item; v < (vectors); v += DWGS)
+#endif
+__kernel __attribute__((reqd_work_group_size(DWGS, 1, 1)))
 void block_dense_product(const uint dim, __global const uint* tasks, __global const ulong* blocks,
                          __global const REAL* f, const REAL lambda, __global const REAL* x, __global REAL* y) {
-    __local REAL scratch[KB * WGS];
+    __local REAL scratch[DRB * KB * DWGS];
     const uint item = get_local_id(0);
     const uint task = get_group_id(0);
     __global const ulong* block = blocks + 3 * tasks[2 * task];
-    const uint i = tasks[2 * task + 1];
+    const uint i0 = tasks[2 * task + 1];
     const ulong offset = block[0];
     const uint size = (uint)block[1];
-    __global const REAL* row = f + block[2] + (size_t)i * size;
+    const uint count = min((uint)DRB, size - i0);
+    // Rows past the block's end (count < DRB) re-read its last row; their sums are dropped.
+    __global const REAL* rows[DRB];
+#pragma unroll
+    for (uint r = 0; r < DRB; ++r) rows[r] = f + block[2] + (size_t)min(i0 + r, size - 1) * size;
+    __global const REAL* xs = x + offset;
     const uint vectors = size / VW;
     const uint tail = vectors * VW;
 
-    REALV dots[KB];
-    for (uint j = 0; j < KB; ++j) dots[j] = (REALV)(0);
-    FOR_COLUMN_VECTORS(v, vectors) {
-        const REALV values = VLOAD(v, row);
-        for (uint j = 0; j < KB; ++j) dots[j] += values * VLOAD(v, x + (size_t)j * dim + offset);
+    REALV dots[DRB][KB];
+#pragma unroll
+    for (uint r = 0; r < DRB; ++r) {
+#pragma unroll
+        for (uint j = 0; j < KB; ++j) dots[r][j] = (REALV)(0);
     }
-    for (uint j = 0; j < KB; ++j) {
-        REAL sum = lane_sum(dots[j]);
-        if (item < size - tail) sum += row[tail + item] * x[(size_t)j * dim + offset + tail + item];
-        scratch[j * WGS + item] = sum;
+    FOR_DENSE_VECTORS(v, vectors) {
+        REALV xv[KB];
+#pragma unroll
+        for (uint j = 0; j < KB; ++j) xv[j] = VLOAD(v, xs + (size_t)j * dim);
+#pragma unroll
+        for (uint r = 0; r < DRB; ++r) {
+            const REALV values = VLOAD(v, rows[r]);
+#pragma unroll
+            for (uint j = 0; j < KB; ++j) dots[r][j] += values * xv[j];
+        }
+    }
+    for (uint r = 0; r < DRB; ++r) {
+        for (uint j = 0; j < KB; ++j) {
+            REAL sum = lane_sum(dots[r][j]);
+            for (uint c = tail + item; c < size; c += DWGS) sum += rows[r][c] * xs[(size_t)j * dim + c];
+            scratch[(r * KB + j) * DWGS + item] = sum;
+        }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (item < KB) {
-        REAL sum = 0;
-        for (uint k = 0; k < WGS; ++k) sum += scratch[item * WGS + k];
-        const size_t index = (size_t)item * dim + offset + i;
-        y[index] = sum + lambda * x[index];
+    for (uint e = item; e < DRB * KB; e += DWGS) {
+        const uint r = e / KB, j = e % KB;
+        if (r < count) {
+            REAL sum = 0;
+            for (uint k = 0; k < DWGS; ++k) sum += scratch[e * DWGS + k];
+            const size_t index = (size_t)j * dim + offset + i0 + r;
+            y[index] = sum + lambda * x[index];
+        }
     }
 }
 

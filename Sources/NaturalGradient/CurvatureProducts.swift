@@ -131,18 +131,28 @@ public struct DenseBlock: Hashable, Sendable {
 
 /// Launch plan for `block_dense_product`: `y = (F + λI) x` for a block-diagonal F whose
 /// blocks are dense symmetric matrices (a dense matrix is one block), one work-group per
-/// matrix row, batched over up to `maxVectorsPerPass` vectors per pass.
+/// `DRB` consecutive rows of a block, batched over up to `maxVectorsPerPass` vectors per pass.
 public final class BlockDenseProduct<Element: DeviceScalar> {
     /// Right-hand sides handled by one pass over the matrix.
     public static var maxVectorsPerPass: Int { 8 }
 
     /// The context everything runs on.
     public let context: Context
-    private var plans: [Int: (kernel: Kernel, groupSize: Int)] = [:]
-    private var tables: [[DenseBlock]: (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)] = [:]
+    private var plans: [Int: Plan] = [:]
+    private var tables: [TableKey: (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)] = [:]
+    /// Overrides of the kernel's tunables (tests).
+    let defines: [String: Int]
 
-    public init(context: Context) throws {
+    private struct Plan { let kernel: Kernel; let groupSize: Int; let rowsPerGroup: Int }
+    private struct TableKey: Hashable { let blocks: [DenseBlock]; let rowsPerGroup: Int }
+
+    public convenience init(context: Context) throws {
+        try self.init(context: context, defines: [:])
+    }
+
+    init(context: Context, defines: [String: Int]) throws {
         self.context = context
+        self.defines = defines
     }
 
     /// `y ← (F + λI) x` for every vector; `blocks` must tile `0..<x.dimension` in order.
@@ -154,38 +164,46 @@ public final class BlockDenseProduct<Element: DeviceScalar> {
         try x.requireSameShape(y, "y")
         try require(x.buffer !== y.buffer, "y", "must not share x's buffer")
         try validate(blocks, dimension: x.dimension, matrices: matrices)
-        let table = try taskTable(for: blocks)
         try forEachChunk(x, y, limit: Self.maxVectorsPerPass) { x, y in
             let plan = try plan(vectors: x.count)
+            let table = try taskTable(for: blocks, rowsPerGroup: plan.rowsPerGroup)
             try plan.kernel.setArguments(
                 UInt32(x.dimension), table.tasks, table.blocks, matrices, damping, x.buffer, y.buffer)
             try context.enqueue(plan.kernel, globalSize: [table.count * plan.groupSize], localSize: [plan.groupSize])
         }
     }
 
-    private func plan(vectors: Int) throws -> (kernel: Kernel, groupSize: Int) {
+    private func plan(vectors: Int) throws -> Plan {
         if let plan = plans[vectors] { return plan }
-        let configuration = KernelConfiguration(
-            .fisherProducts, element: Element.self, device: context.device, defines: ["KB": vectors])
-        let built = try context.buildFixedGroupKernels(configuration, names: ["block_dense_product"])
-        plans[vectors] = (built.kernels[0], built.groupSize)
-        return (built.kernels[0], built.groupSize)
+        var configuration = KernelConfiguration(
+            .fisherProducts, element: Element.self, device: context.device, defines: defines.merging(["KB": vectors]) { _, kb in kb })
+        while true {
+            let kernel = try context.build(configuration).program.makeKernel(named: "block_dense_product")
+            let groupSize = configuration.defines["DWGS"] ?? configuration.defines["WGS"] ?? 256
+            if groupSize <= kernel.info.maxWorkGroupSize || groupSize == 1 {
+                let plan = Plan(kernel: kernel, groupSize: groupSize, rowsPerGroup: max(1, configuration.defines["DRB"] ?? 4))
+                plans[vectors] = plan
+                return plan
+            }
+            configuration = configuration.overriding(["DWGS": largestPowerOfTwo(atMost: kernel.info.maxWorkGroupSize)])
+        }
     }
 
-    private func taskTable(for blocks: [DenseBlock]) throws
+    private func taskTable(for blocks: [DenseBlock], rowsPerGroup: Int) throws
         -> (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)
     {
-        if let table = tables[blocks] { return table }
+        let key = TableKey(blocks: blocks, rowsPerGroup: rowsPerGroup)
+        if let table = tables[key] { return table }
         var tasks: [UInt32] = []
         for (index, block) in blocks.enumerated() {
-            for row in 0..<block.size { tasks += [UInt32(index), UInt32(row)] }
+            for row in stride(from: 0, to: block.size, by: rowsPerGroup) { tasks += [UInt32(index), UInt32(row)] }
         }
         let descriptors = blocks.flatMap { [UInt64($0.offset), UInt64($0.size), UInt64($0.matrixOffset)] }
         let table = (
             tasks: try Buffer(context: context, copying: tasks), blocks: try Buffer(context: context, copying: descriptors),
             count: tasks.count / 2
         )
-        tables[blocks] = table
+        tables[key] = table
         return table
     }
 

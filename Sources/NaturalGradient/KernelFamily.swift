@@ -37,8 +37,19 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     func defaultDefines<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> [String: Int] {
         let groupSize = largestPowerOfTwo(atMost: min(256, device.maxWorkGroupSize))
         switch self {
-        case .vector, .kronecker, .outputMetrics:
+        case .vector, .outputMetrics:
             return [:]
+        case .kronecker:
+            // CPUs: each work-item streams 4 rows of each operand along k in 512-bit vectors
+            // (16 vector accumulators), 128 items per group so a group's 32 + 64 rows stay in
+            // L2. GPUs: 64 x 64 group tiles staged in local memory in k-slices of 16, 4 x 4
+            // scalars per item (CLBlast's xgemm shape), fewer items where the device caps
+            // the group size.
+            guard device.kind == .cpu else {
+                let wgy = min(16, max(1, largestPowerOfTwo(atMost: max(16, device.maxWorkGroupSize)) / 16))
+                return ["LOCAL_TILES": 1, "RM": 4, "RN": 4, "WGX": 16, "WGY": wgy, "KT": 16]
+            }
+            return ["LOCAL_TILES": 0, "RM": 4, "RN": 4, "WGX": 16, "WGY": 8, "VW": Element.self == Double.self ? 8 : 16]
         case .reduction, .conjugateGradient:
             return ["WGS": groupSize]
         case .fisherAccumulation:
@@ -51,8 +62,12 @@ public enum KernelFamily: String, CaseIterable, Sendable {
             // CPUs stream a contiguous run of columns per work-item (PoCL runs a group's
             // items one after another); GPUs interleave items for coalesced loads.
             let contiguous = device.kind == .cpu ? 1 : 0
+            // block_dense_product: DRB rows per group (CPUs 16: 8 measured 0.12-0.67x ssymv, 16 0.52-0.99x in one busy run); on CPUs 16 items (a row is a few
+            // kilobytes, so 256 items would each get less than one vector), on GPUs the
+            // family's group size and 2 rows (local scratch DRB x KB x DWGS stays <= 32 KiB).
             return ["WGS": groupSize, "VW": device.kind == .cpu ? (Element.self == Double.self ? 8 : 16) : 4,
-                    "CONTIGUOUS": contiguous, "KB": 1, "RB": 8]
+                    "CONTIGUOUS": contiguous, "KB": 1, "RB": 8,
+                    "DRB": device.kind == .cpu ? 16 : 2, "DWGS": device.kind == .cpu ? min(16, groupSize) : groupSize]
         }
     }
 }

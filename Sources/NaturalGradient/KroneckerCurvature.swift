@@ -62,11 +62,19 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
     private let rightKernel: Kernel
     private let leftKernel: Kernel
     private let layerTable: Buffer<UInt64>
+    /// Work-items per group and groups per launch (all layers) of the two kernels.
+    private let groupSize: Int, rightGroups: Int, leftGroups: Int
     private var traces: [(a: Double, g: Double)]?
     private var intermediate: VectorBatch<Element>?
 
     /// Zero factors for layers of the given `(outputs, inputs)` shapes.
-    public init(context: Context, shapes: [(outputs: Int, inputs: Int)]) throws {
+    public convenience init(context: Context, shapes: [(outputs: Int, inputs: Int)]) throws {
+        try self.init(context: context, shapes: shapes, defines: [:])
+    }
+
+    /// The same with `defines` overriding the kernels' tunables (tests cover the GPU path on
+    /// any device this way).
+    init(context: Context, shapes: [(outputs: Int, inputs: Int)], defines: [String: Int]) throws {
         try require(!shapes.isEmpty, "shapes", "is empty")
         var layers: [Layer] = []
         var parameters = 0
@@ -85,15 +93,40 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         factors = try Buffer(context: context, count: offset)
         try factors.fill(0)
         accumulation = try FisherAccumulation(context: context)
-        let program = try context.build(KernelConfiguration(.kronecker, element: Element.self, device: context.device))
-            .program
-        rightKernel = try program.makeKernel(named: "kronecker_right")
-        leftKernel = try program.makeKernel(named: "kronecker_left")
-        layerTable = try Buffer(
-            context: context,
-            copying: layers.flatMap {
-                [UInt64($0.parameterOffset), UInt64($0.outputs), UInt64($0.inputs), UInt64($0.gOffset), UInt64($0.aOffset)]
-            })
+        var configuration = KernelConfiguration(
+            .kronecker, element: Element.self, device: context.device, defines: defines)
+        var kernels: (right: Kernel, left: Kernel)
+        while true {
+            let program = try context.build(configuration).program
+            kernels = (try program.makeKernel(named: "kronecker_right"), try program.makeKernel(named: "kronecker_left"))
+            let items = (configuration.defines["WGX"] ?? 16) * (configuration.defines["WGY"] ?? 16)
+            let limit = min(kernels.right.info.maxWorkGroupSize, kernels.left.info.maxWorkGroupSize)
+            let wgy = configuration.defines["WGY"] ?? 16
+            if items <= limit || wgy == 1 { break }
+            configuration = configuration.overriding(["WGY": wgy / 2])
+        }
+        rightKernel = kernels.right
+        leftKernel = kernels.left
+        let tunables = configuration.defines
+        let tileRows = (tunables["WGY"] ?? 16) * (tunables["RM"] ?? 4)
+        let tileColumns = (tunables["WGX"] ?? 16) * (tunables["RN"] ?? 4)
+        groupSize = (tunables["WGX"] ?? 16) * (tunables["WGY"] ?? 16)
+        // Both stages compute a K x N result in TM x TN tiles: right K = inputs, N = outputs;
+        // left K = outputs, N = inputs.
+        func tiles(_ k: Int, _ n: Int) -> Int { ((k + tileRows - 1) / tileRows) * ((n + tileColumns - 1) / tileColumns) }
+        var descriptors: [UInt64] = []
+        var right = 0, left = 0
+        for layer in layers {
+            descriptors += [
+                UInt64(layer.parameterOffset), UInt64(layer.outputs), UInt64(layer.inputs), UInt64(layer.gOffset),
+                UInt64(layer.aOffset), UInt64(right), UInt64(left),
+            ]
+            right += tiles(layer.inputs, layer.outputs)
+            left += tiles(layer.outputs, layer.inputs)
+        }
+        rightGroups = right
+        leftGroups = left
+        layerTable = try Buffer(context: context, copying: descriptors)
     }
 
     /// K-FAC factors of `layers` over `samples` samples with optional per-sample weights.
@@ -168,15 +201,16 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         let dampings = try factoredDampings(damping).flatMap { [Element(float64: $0.g), Element(float64: $0.a)] }
         let dampingTable = try Buffer(context: context, copying: dampings)
         let t = try scratch(like: x)
-        let largest = layers.map { $0.outputs * $0.inputs }.max() ?? 1
-        let local = min(workGroupSize(for: rightKernel.info, cap: 64), roundUp(largest, toMultipleOf: 8))
-        let global = [roundUp(largest, toMultipleOf: local), layers.count, x.count]
-        try rightKernel.setArguments(UInt32(dimension), layerTable, dampingTable, factors, x.buffer, t.buffer)
-        try context.enqueue(rightKernel, globalSize: global, localSize: [local, 1, 1])
-        try leftKernel.setArguments(UInt32(dimension), layerTable, dampingTable, factors, t.buffer, y.buffer)
+        // T is left transposed per layer (inputs x outputs); the left stage reads it so.
+        try rightKernel.setArguments(
+            UInt32(dimension), UInt32(layers.count), layerTable, dampingTable, factors, x.buffer, t.buffer)
+        try context.enqueue(
+            rightKernel, globalSize: [rightGroups * groupSize, x.count], localSize: [groupSize, 1])
+        try leftKernel.setArguments(
+            UInt32(dimension), UInt32(layers.count), layerTable, dampingTable, factors, t.buffer, y.buffer)
         // Releasing dampingTable at return is safe: OpenCL frees a buffer only after the
         // commands that use it have finished.
-        try context.enqueue(leftKernel, globalSize: global, localSize: [local, 1, 1])
+        try context.enqueue(leftKernel, globalSize: [leftGroups * groupSize, x.count], localSize: [groupSize, 1])
     }
 
     /// `(γ_G, γ_A)` per layer: `(√λ/π, π√λ)` with π from the factors' traces

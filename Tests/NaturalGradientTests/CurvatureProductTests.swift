@@ -127,6 +127,67 @@ struct CurvatureProductTests {
         }
     }
 
+    /// `BlockDenseProduct` at awkward block sizes (1, 7, 300, 257, 33, 513) with 1, 3 and 11
+    /// vectors (11: two passes), outputs poisoned, under the device's tunables and forced
+    /// alternatives (interleaved columns, short groups, rows per group that do not divide
+    /// the blocks).
+    @Test(arguments: [false, true]) func blockDenseAwkwardSizes(double: Bool) throws {
+        if double {
+            try #require(deviceSupports(Double.self))
+            try checkBlockDense(Double.self)
+        } else {
+            try checkBlockDense(Float.self)
+        }
+    }
+
+    private func checkBlockDense<T: DeviceScalar & DeviceScalarLike>(_: T.Type) throws {
+        let context = try TestDevice.context()
+        let sizes = [1, 7, 300, 257, 33, 513]
+        var blocks: [DenseBlock] = []
+        var offset = 0, matrixOffset = 0
+        for size in sizes {
+            blocks.append(DenseBlock(offset: offset, size: size, matrixOffset: matrixOffset))
+            offset += size
+            matrixOffset += size * size
+        }
+        let dimension = offset
+        var matrices = [T](repeating: 0, count: matrixOffset)
+        var full = [Double](repeating: 0, count: dimension * dimension)
+        for (index, block) in blocks.enumerated() {
+            let raw: [T] = randomValues(block.size * block.size, seed: UInt64(500 + index))
+            for i in 0..<block.size {
+                for j in 0..<block.size {
+                    let value = i <= j ? raw[i * block.size + j] : raw[j * block.size + i]
+                    matrices[block.matrixOffset + i * block.size + j] = value
+                    full[(block.offset + i) * dimension + block.offset + j] = Double(value)
+                }
+            }
+        }
+        let buffer = try Buffer<T>(context: context, copying: matrices)
+        let configurations: [[String: Int]] = [
+            [:], ["DRB": 3, "DWGS": 4, "CONTIGUOUS": 1, "VW": 8], ["DRB": 5, "DWGS": 32, "CONTIGUOUS": 0, "VW": 4],
+            ["DRB": 1, "DWGS": 64, "CONTIGUOUS": 0, "VW": 2],
+        ]
+        var references: [Int: [[Double]]] = [:]
+        for defines in configurations {
+            let product = try BlockDenseProduct<T>(context: context, defines: defines)
+            for count in [1, 3, 11] {
+                let xs: [[T]] = (0..<count).map { randomValues(dimension, seed: UInt64(600 + $0)) }
+                let y = try VectorBatch<T>(context: context, dimension: dimension, count: count)
+                try y.buffer.fill(.nan)
+                try product.apply(blocks, matrices: buffer, VectorBatch(context: context, vectors: xs), damping: 0.7, into: y)
+                let out = try y.download()
+                let expected = references[count] ?? xs.map {
+                    referenceDenseProduct(full, dim: dimension, x: $0.map { Double($0) }, damping: 0.7)
+                }
+                references[count] = expected
+                for j in 0..<count {
+                    #expect(relativeError(out[j], expected[j]) < tolerance(for: T.self), "vector \(j) of \(count), \(defines)")
+                }
+            }
+        }
+    }
+
     @Test func diagonalRepresentation() throws {
         let context = try TestDevice.context()
         let (rows, dimension) = (33, 1000)

@@ -95,6 +95,81 @@ struct KroneckerCurvatureTests {
         #expect(relativeError(try kfac.diagonal().download(), try exact.diagonal().download().map { $0 }) < 1e-12)
     }
 
+    /// Awkward layer shapes (1 x 1, sizes one past a tile, 7 x 300, 513 x 129) batched in
+    /// one launch, two vectors, outputs poisoned, under the device's tunables and under
+    /// forced alternatives: the local-memory (GPU) path and odd register tiles on the
+    /// direct path, so every code path runs on whichever device the tests use.
+    @Test(arguments: [false, true]) func awkwardShapesEveryPath(double: Bool) throws {
+        if double {
+            try #require(deviceSupports(Double.self))
+            try checkAwkward(Double.self)
+        } else {
+            try checkAwkward(Float.self)
+        }
+    }
+
+    private func checkAwkward<T: DeviceScalar & DeviceScalarLike>(_: T.Type) throws {
+        let context = try TestDevice.context()
+        let shapes = [
+            (outputs: 1, inputs: 1), (outputs: 7, inputs: 300), (outputs: 257, inputs: 33), (outputs: 513, inputs: 129),
+            (outputs: 10, inputs: 1), (outputs: 65, inputs: 17),
+        ]
+        // Symmetric factors with a positive diagonal (positive traces for the damping split).
+        func symmetric(_ n: Int, seed: UInt64) -> [T] {
+            let raw: [T] = randomValues(n * n, seed: seed)
+            var m = raw
+            for i in 0..<n {
+                for j in 0..<n where j < i { m[i * n + j] = raw[j * n + i] }
+                m[i * n + i] = raw[i * n + i] + 2
+            }
+            return m
+        }
+        let damping = 0.05
+        let configurations: [[String: Int]] = [
+            [:],
+            ["LOCAL_TILES": 1, "RM": 4, "RN": 4, "WGX": 16, "WGY": 16, "KT": 16],
+            ["LOCAL_TILES": 1, "RM": 3, "RN": 2, "WGX": 8, "WGY": 4, "KT": 5],
+            ["LOCAL_TILES": 0, "RM": 3, "RN": 5, "WGX": 4, "WGY": 2, "VW": 8],
+        ]
+        var factors: [T] = []
+        var expected: [[Double]]?
+        let xs: [[T]] = (0..<2).map { randomValues(shapes.reduce(0) { $0 + $1.outputs * $1.inputs }, seed: UInt64(90 + $0)) }
+        for defines in configurations {
+            let curvature = try KroneckerCurvature<T>(context: context, shapes: shapes, defines: defines)
+            if factors.isEmpty {
+                factors = [T](repeating: 0, count: curvature.factors.count)
+                for (index, layer) in curvature.layers.enumerated() {
+                    let a = symmetric(layer.inputs, seed: UInt64(200 + index))
+                    let g = symmetric(layer.outputs, seed: UInt64(300 + index))
+                    for e in a.indices { factors[layer.aOffset + e] = a[e] }
+                    for e in g.indices { factors[layer.gOffset + e] = g[e] }
+                }
+            }
+            try curvature.factors.upload(factors)
+            let dampings = try curvature.factoredDampings(T(damping))
+            if expected == nil {
+                let f = factors.map { Double($0) }
+                expected = xs.map { x in
+                    curvature.layers.enumerated().flatMap { index, layer in
+                        let v = x[layer.parameterOffset..<(layer.parameterOffset + layer.outputs * layer.inputs)].map { Double($0) }
+                        return referenceKronecker(
+                            g: Array(f[layer.gOffset..<(layer.gOffset + layer.outputs * layer.outputs)]),
+                            a: Array(f[layer.aOffset..<(layer.aOffset + layer.inputs * layer.inputs)]), v: v,
+                            rows: layer.outputs, cols: layer.inputs, gammaG: dampings[index].g, gammaA: dampings[index].a)
+                    }
+                }
+            }
+            let y = try VectorBatch<T>(context: context, dimension: curvature.dimension, count: 2)
+            try y.buffer.fill(.nan)
+            try curvature.apply(VectorBatch(context: context, vectors: xs), damping: T(damping), into: y)
+            let out = try y.download()
+            for vector in 0..<2 {
+                #expect(
+                    relativeError(out[vector], expected![vector]) < tolerance(for: T.self), "vector \(vector), \(defines)")
+            }
+        }
+    }
+
     @Test func rejectsMismatchedLayers() throws {
         let context = try TestDevice.context()
         let buffer = try Buffer<Float>(context: context, count: 12)
