@@ -96,10 +96,12 @@ struct BenchCommand: ParsableCommand {
                 "operation", "type", "size", "median ms", "min-max ms", "GFLOP/s", "GB/s", "of copy BW", "error", "check",
             ])
             for row in rows {
+                let timed = row.medianSeconds.isFinite
                 table.append([
-                    row.operation, row.element, row.shape, String(format: "%.3f", row.medianSeconds * 1e3),
-                    String(format: "%.3f-%.3f", row.minSeconds * 1e3, row.maxSeconds * 1e3),
-                    row.flops > 0 ? String(format: "%.1f", row.gflops) : "-", String(format: "%.1f", row.gbytes),
+                    row.operation, row.element, row.shape, timed ? String(format: "%.3f", row.medianSeconds * 1e3) : "-",
+                    timed ? String(format: "%.3f-%.3f", row.minSeconds * 1e3, row.maxSeconds * 1e3) : "(noise)",
+                    row.flops > 0 && timed ? String(format: "%.1f", row.gflops) : "-",
+                    timed ? String(format: "%.1f", row.gbytes) : "-",
                     row.rooflineFraction.map { String(format: "%.0f%%", $0 * 100) } ?? "-",
                     row.relativeError.map { String(format: "%.1e", $0) } ?? "-", row.passed ? "ok" : "WRONG",
                 ])

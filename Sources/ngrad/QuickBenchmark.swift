@@ -58,11 +58,13 @@ struct QuickBenchmark {
             try c.encode(shape, forKey: .shape)
             try c.encode(flops, forKey: .flops)
             try c.encode(bytes, forKey: .bytes)
-            try c.encode(medianSeconds, forKey: .medianSeconds)
-            try c.encode(minSeconds, forKey: .minSeconds)
-            try c.encode(maxSeconds, forKey: .maxSeconds)
-            try c.encode(flops > 0 ? gflops : nil, forKey: .gflops)
-            try c.encode(gbytes, forKey: .gbytes)
+            // JSON has no NaN or infinity: a time the noise swamped is written as null.
+            func finite(_ value: Double) -> Double? { value.isFinite ? value : nil }
+            try c.encode(finite(medianSeconds), forKey: .medianSeconds)
+            try c.encode(finite(minSeconds), forKey: .minSeconds)
+            try c.encode(finite(maxSeconds), forKey: .maxSeconds)
+            try c.encode(flops > 0 ? finite(gflops) : nil, forKey: .gflops)
+            try c.encode(finite(gbytes), forKey: .gbytes)
             try c.encodeIfPresent(rooflineFraction, forKey: .rooflineFraction)
             try c.encodeIfPresent(relativeError, forKey: .relativeError)
             try c.encodeIfPresent(tolerance, forKey: .tolerance)
@@ -349,9 +351,14 @@ struct QuickBenchmark {
             let c = try clock.measure {
                 _ = try cg.solve(curvature, b, damping: damping, options: ConjugateGradientOptions(tolerance: 0, maxIterations: long))
             }
-            seconds.append(max(0, (c.seconds - a.seconds) / Double(long - short)))
+            seconds.append((c.seconds - a.seconds) / Double(long - short))
         }
         record(seconds, in: &row)
+        if !(row.medianSeconds > 0) {
+            // On a loaded machine the two solves' noise can exceed their difference.
+            row.note = "not measurable: timing noise exceeded the extra iterations' time"
+            (row.medianSeconds, row.minSeconds, row.maxSeconds) = (.nan, .nan, .nan)
+        }
         return row
     }
 

@@ -22,6 +22,12 @@ struct BenchCommandTests {
         for row in rows {
             let name = "\(row["operation"] ?? "?") \(row["element"] ?? "?")"
             #expect(row["passed"] as? Bool == true, "\(name): \(row)")
+            // Under heavy load a CG iteration (a difference of two solves' times) can be
+            // swamped by noise; the row then says so and carries no time.
+            if (row["note"] as? String)?.hasPrefix("not measurable") == true {
+                #expect(row["operation"] as? String == "CG iteration" && row["medianSeconds"] is NSNull, "\(name)")
+                continue
+            }
             let median = try #require(row["medianSeconds"] as? Double, "\(name)")
             let low = try #require(row["minSeconds"] as? Double)
             let high = try #require(row["maxSeconds"] as? Double)
