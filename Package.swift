@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "NaturalGradient", targets: ["NaturalGradient"]),
         .executable(name: "ngrad", targets: ["ngrad"]),
+        .library(name: "SVGCharts", targets: ["SVGCharts"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,12 +53,16 @@ let package = Package(
             dependencies: ["OpenCLHost", "NaturalGradientKernels", "CLAPACK"]
         ),
 
+        // MARK: SVG line charts for the training, example and benchmark plots (no dependencies).
+        .target(name: "SVGCharts"),
+
         // MARK: Layer 4: the command-line tool.
         .executableTarget(
             name: "ngrad",
             dependencies: [
                 "NaturalGradient",
                 "NumPyFormat",
+                "SVGCharts",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -67,6 +72,7 @@ let package = Package(
         .testTarget(name: "OpenCLHostTests", dependencies: ["OpenCLHost", "TestSupport"]),
         .testTarget(name: "NaturalGradientTests", dependencies: ["NaturalGradient", "TestSupport"]),
         .testTarget(name: "NumPyFormatTests", dependencies: ["NumPyFormat"]),
+        .testTarget(name: "SVGChartsTests", dependencies: ["SVGCharts"]),
         .testTarget(name: "ngradTests", dependencies: ["ngrad", "NumPyFormat", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
