@@ -8,7 +8,7 @@ struct Ngrad: ParsableCommand {
         commandName: "ngrad",
         abstract: "Natural-gradient curvature kernels on any OpenCL device: diagnostics and tools.",
         version: NaturalGradientVersion.string,
-        subcommands: [DevicesCommand.self, KernelsCommand.self, SolveCommand.self]
+        subcommands: [DevicesCommand.self, KernelsCommand.self, SolveCommand.self, TrainCommand.self]
     )
 }
 
