@@ -215,23 +215,19 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
         if needsModel { model = try quadraticModel(operator_, g: g, d: d, m: m) }
 
         var alpha: Double
+        var momentumScale = 1.0  // the factor on m = μ δ_prev (K-FAC's rule may shrink it)
         switch options.stepSize {
         case let .learningRate(rate):
             alpha = rate
         case let .quadraticModel(maximum):
             alpha = 0
             if let model {
-                let curvatureAlongD = model.dFd + lambda * model.dd
-                let slope = model.gd + model.dFm + lambda * model.dm
-                if curvatureAlongD > 0 {
-                    let optimal = -slope / curvatureAlongD
-                    alpha = optimal.isFinite ? min(max(optimal, 0), maximum) : 0
-                }
+                (alpha, momentumScale) = Self.modelStep(model, damping: lambda, maximum: maximum, hasMomentum: m != nil)
             }
         }
         var scale = 1.0
         var delta = d.map { alpha * $0 }
-        if let m { for i in delta.indices { delta[i] += m[i] } }
+        if let m { for i in delta.indices { delta[i] += momentumScale * m[i] } }
         var norm = delta.reduce(0) { $0 + $1 * $1 }.squareRoot()
         var clipped = false
         if let maxNorm = options.maxUpdateNorm, norm > maxNorm {
@@ -244,8 +240,8 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
         let update = Element.narrowed(delta)
         var predicted: Double?
         if let model {
-            // δ = a d + b m with a = scale·α and b = scale.
-            let (a, b) = (scale * alpha, scale)
+            // δ = a d + b m with a = scale·α and b = scale·momentumScale.
+            let (a, b) = (scale * alpha, scale * momentumScale)
             let linear = a * model.gd + b * model.gm
             let quadratic = a * a * model.dFd + 2 * a * b * model.dFm + b * b * model.mFm
             predicted = linear + 0.5 * quadratic
@@ -416,8 +412,36 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
 
     // MARK: - The quadratic model
 
-    private struct Model {
-        var gd = 0.0, gm = 0.0, dd = 0.0, dm = 0.0, dFd = 0.0, dFm = 0.0, mFm = 0.0
+    /// The step size α along d and the factor c ∈ [0, 1] on m = μ δ_prev that minimise
+    /// `q(αd + cm) = gᵀδ + ½ δᵀ(F + λI)δ`: jointly (K-FAC's rule) when there is a momentum
+    /// term and the joint minimiser is in range, else α alone with c = 1 (or c = 0 when
+    /// that is lower). α is clamped to [0, maximum].
+    static func modelStep(_ model: Model, damping lambda: Double, maximum: Double, hasMomentum: Bool) -> (Double, Double) {
+        let dd = model.dFd + lambda * model.dd
+        let gd = model.gd
+        func alone(_ c: Double) -> (alpha: Double, q: Double) {
+            guard dd > 0 else { return (0, c * model.gm + 0.5 * c * c * (model.mFm + lambda * model.mm)) }
+            let slope = gd + c * (model.dFm + lambda * model.dm)
+            let alpha = min(max(-slope / dd, 0), maximum)
+            let q = alpha * gd + c * model.gm + 0.5 * (alpha * alpha * dd + 2 * alpha * c * (model.dFm + lambda * model.dm)
+                + c * c * (model.mFm + lambda * model.mm))
+            return (alpha.isFinite ? alpha : 0, q)
+        }
+        guard hasMomentum else { return (alone(0).alpha, 1) }
+        let dm = model.dFm + lambda * model.dm
+        let mm = model.mFm + lambda * model.mm
+        let determinant = dd * mm - dm * dm
+        if determinant > 1e-12 * max(dd * mm, .leastNormalMagnitude) {
+            let alpha = (-gd * mm + model.gm * dm) / determinant
+            let c = (-model.gm * dd + gd * dm) / determinant
+            if alpha >= 0, alpha <= maximum, c >= 0, c <= 1, alpha.isFinite, c.isFinite { return (alpha, c) }
+        }
+        let (with, without) = (alone(1), alone(0))
+        return with.q <= without.q ? (with.alpha, 1) : (without.alpha, 0)
+    }
+
+    struct Model {
+        var gd = 0.0, gm = 0.0, dd = 0.0, dm = 0.0, mm = 0.0, dFd = 0.0, dFm = 0.0, mFm = 0.0
     }
 
     /// The inner products of the model `gᵀδ + ½ δᵀFδ` for δ in the span of d and m, with
@@ -443,6 +467,7 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
                 let mi = rounded[dimension + i]
                 model.gm += g[i] * mi
                 model.dm += di * mi
+                model.mm += mi * mi
                 model.dFm += di * values[dimension + i]
                 model.mFm += mi * values[dimension + i]
             }

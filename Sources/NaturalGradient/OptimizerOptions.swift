@@ -55,8 +55,9 @@ public enum StepSizeRule: Sendable, Equatable, Codable {
     /// A fixed learning rate η: the update is `−ηΔ` (plus momentum).
     case learningRate(Double)
     /// The α that minimises the local quadratic model
-    /// `q(δ) = gᵀδ + ½ δᵀ(F + λI)δ` along `−Δ` (with the momentum term held fixed), clamped
-    /// to `[0, maximum]`, as K-FAC chooses it. Costs one curvature product per step.
+    /// `q(δ) = gᵀδ + ½ δᵀ(F + λI)δ` along `−Δ` (jointly with the momentum term's weight,
+    /// see `momentum`), clamped to `[0, maximum]`, as K-FAC chooses it. Costs one batched
+    /// curvature product per step.
     case quadraticModel(maximum: Double = 1)
 }
 
@@ -77,7 +78,9 @@ public struct NaturalGradientOptimizerOptions: Sendable {
     public var damping: DampingOption = .fixed(1e-3)
     /// Learning rate or quadratic-model step size.
     public var stepSize: StepSizeRule = .learningRate(1)
-    /// Heavy-ball momentum μ in [0, 1): the update is `δ_t = −αΔ_t + μ δ_{t−1}`.
+    /// Heavy-ball momentum μ in [0, 1): the update is `δ_t = −αΔ_t + μ δ_{t−1}`. With
+    /// `.quadraticModel`, α and the momentum term's weight `c·μ` (c in [0, 1]) are chosen
+    /// together to minimise the quadratic model, as K-FAC does.
     public var momentum: Double = 0
     /// Exponential moving average of the curvature, β in [0, 1): at each refresh
     /// `F ← βF + (1 − β)F_batch` (the first refresh takes `F_batch`). Dense, block-diagonal,

@@ -24,16 +24,16 @@ struct TrainCommand: ParsableCommand {
     var methods: String = TrainMethod.allCases.map(\.rawValue).joined(separator: ",")
 
     @Option(name: .long, help: "Training steps per run.")
-    var steps: Int = 300
+    var steps: Int = 400
 
     @Option(name: .long, help: "Samples per mini-batch.")
-    var batchSize: Int = 128
+    var batchSize: Int = 512
 
     @Option(name: .long, help: "Seed of the split, the initial parameters and the batch order.")
     var seed: UInt64 = 0
 
     @Option(name: .long, help: "The train-loss threshold the table counts steps and seconds to.")
-    var threshold: Double = 0.05
+    var threshold: Double = 0.001
 
     @Option(name: .long, help: "Directory for steps.csv, summary.csv and loss.svg.")
     var output: String = "train-output"
@@ -74,9 +74,10 @@ struct TrainCommand: ParsableCommand {
         print(
             "digits: \(data.trainCount) train / \(data.testCount) test samples; MLP \(model.sizes.map(String.init).joined(separator: "-")) tanh, "
                 + "\(model.parameterCount) parameters; \(steps) steps of \(batchSize); device \(device.name)")
+        fflush(stdout)
         let trainer = Trainer(
             model: model, data: data, steps: steps, batchSize: batchSize, seed: seed, context: context,
-            progress: ProgressBar())
+            stopBelow: threshold / 100, progress: ProgressBar())
 
         var runs: [TrainRun] = []
         var best: [TrainRun] = []
@@ -112,7 +113,7 @@ struct TrainCommand: ParsableCommand {
             let hit = run.firstBelow(threshold)
             table.append([
                 run.method.title, run.variant.isEmpty ? "-" : run.variant, hit.map { "\($0.step)" } ?? "not reached",
-                hit.map { String(format: "%.2f", $0.seconds) } ?? "-", String(format: "%.4f", run.finalLoss),
+                hit.map { String(format: "%.2f", $0.seconds) } ?? "-", String(format: "%.3g", run.finalLoss),
                 String(format: "%.1f%%", run.testAccuracy * 100),
                 String(format: "%.2f", run.records.last?.seconds ?? 0),
             ])

@@ -150,18 +150,16 @@ struct MLP {
                 parameters.withUnsafeBufferPointer { w in
                     dz.withUnsafeBufferPointer { dz in
                         pass.activations[layer].withUnsafeBufferPointer { a in
+                            guard let da = da.baseAddress, let w = w.baseAddress, let a = a.baseAddress else { return }
                             let base = offsets[layer]
                             for i in 0..<n {
+                                let row = da + i * fanIn
                                 for o in 0..<outputs {
                                     let d = dz[i * outputs + o]
-                                    if d == 0 { continue }
-                                    let row = base + o * inputs
-                                    for k in 0..<fanIn { da[i * fanIn + k] += d * w[row + k] }
+                                    if d != 0 { axpy(fanIn, d, w + base + o * inputs, row) }
                                 }
-                                for k in 0..<fanIn {
-                                    let h = a[i * inputs + k]
-                                    da[i * fanIn + k] *= 1 - h * h
-                                }
+                                let h = a + i * inputs
+                                for k in 0..<fanIn { row[k] *= 1 - h[k] * h[k] }
                             }
                         }
                     }
@@ -180,12 +178,12 @@ struct MLP {
             for (layer, shape) in shapes.enumerated() {
                 dz[layer].withUnsafeBufferPointer { dz in
                     pass.activations[layer].withUnsafeBufferPointer { a in
+                        guard let g = g.baseAddress, let a = a.baseAddress else { return }
                         let base = offsets[layer]
                         for i in 0..<pass.count {
                             for o in 0..<shape.outputs {
                                 let d = dz[i * shape.outputs + o] * scale
-                                let row = base + o * shape.inputs
-                                for k in 0..<shape.inputs { g[row + k] += d * a[i * shape.inputs + k] }
+                                if d != 0 { axpy(shape.inputs, d, a + i * shape.inputs, g + base + o * shape.inputs) }
                             }
                         }
                     }
@@ -195,20 +193,24 @@ struct MLP {
         return gradient
     }
 
-    /// One row per sample: `vec(dz_i ⊗ a_i)` over the layers (count x P, row-major).
-    func perSampleGradients(_ pass: Pass, outputGradients dz: [[Float]]) -> [Float] {
+    /// One row per sample: `vec(dz_i ⊗ a_i)` over the layers (count x P, row-major), for
+    /// the first `count` samples of the pass (all by default).
+    func perSampleGradients(_ pass: Pass, outputGradients dz: [[Float]], count: Int? = nil) -> [Float] {
         let p = parameterCount
-        var rows = [Float](repeating: 0, count: pass.count * p)
+        let n = min(count ?? pass.count, pass.count)
+        var rows = [Float](repeating: 0, count: n * p)
         rows.withUnsafeMutableBufferPointer { u in
             for (layer, shape) in shapes.enumerated() {
                 dz[layer].withUnsafeBufferPointer { dz in
                     pass.activations[layer].withUnsafeBufferPointer { a in
+                        guard let u = u.baseAddress, let a = a.baseAddress else { return }
                         let base = offsets[layer]
-                        for i in 0..<pass.count {
+                        for i in 0..<n {
                             for o in 0..<shape.outputs {
                                 let d = dz[i * shape.outputs + o]
-                                let row = i * p + base + o * shape.inputs
-                                for k in 0..<shape.inputs { u[row + k] = d * a[i * shape.inputs + k] }
+                                let row = u + i * p + base + o * shape.inputs
+                                let x = a + i * shape.inputs
+                                for k in 0..<shape.inputs { row[k] = d * x[k] }
                             }
                         }
                     }
@@ -256,11 +258,12 @@ struct MLP {
         z.withUnsafeMutableBufferPointer { z in
             transposed.withUnsafeBufferPointer { w in
                 input.withUnsafeBufferPointer { a in
+                    guard let z = z.baseAddress, let w = w.baseAddress else { return }
                     for i in 0..<n {
+                        let row = z + i * outputs
                         for k in 0..<inputs {
                             let value = a[i * inputs + k]
-                            if value == 0 { continue }
-                            for o in 0..<outputs { z[i * outputs + o] += value * w[k * outputs + o] }
+                            if value != 0 { axpy(outputs, value, w + k * outputs, row) }
                         }
                     }
                 }
@@ -284,4 +287,10 @@ struct MLP {
         }
         return probabilities
     }
+}
+
+/// `y[0..<count] += alpha · x[0..<count]`: the one inner loop of the MLP (vectorised).
+@inline(__always)
+private func axpy(_ count: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+    for j in 0..<count { y[j] += alpha * x[j] }
 }

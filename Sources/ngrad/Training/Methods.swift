@@ -24,8 +24,8 @@ enum TrainMethod: String, CaseIterable {
     /// The learning-rate grid of a first-order method (the best is kept), or one entry.
     var learningRates: [Double] {
         switch self {
-        case .sgd: [0.03, 0.1, 0.3]
-        case .adam: [0.001, 0.003, 0.01]
+        case .sgd: [0.1, 0.3, 1.0]
+        case .adam: [0.003, 0.01, 0.03]
         default: [0]
         }
     }
@@ -107,39 +107,47 @@ struct NaturalGradientRule: StepRule {
     let model: MLP
     let method: TrainMethod
     let optimizer: NaturalGradientOptimizer<Float>
-    /// Exact Fisher: how many samples of the batch the output Jacobians are taken over.
-    let curvatureSamples: Int
+    /// How many samples of the batch the curvature is taken over (the output Jacobians of
+    /// the exact Fisher, the per-sample gradients of the empirical one; K-FAC takes all).
+    var curvatureSamples: Int
     var generator: SplitMix64
 
-    init(model: MLP, method: TrainMethod, context: Context, seed: UInt64, curvatureSamples: Int = 32) throws {
+    init(model: MLP, method: TrainMethod, context: Context, seed: UInt64) throws {
         self.model = model
         self.method = method
-        self.curvatureSamples = curvatureSamples
+        curvatureSamples = method == .fisherCG ? 32 : method == .empiricalWoodbury ? 128 : Int.max
         generator = SplitMix64(seed: seed ^ 0x5EED)
         var options: NaturalGradientOptimizerOptions
+        // Settings tuned once on seeds 0-2 at batch 512 (README, "Training").
         switch method {
         case .kfac:
+            // K-FAC as in Martens and Grosse (2015): factors averaged over steps, factored
+            // Tikhonov damping, inverses refreshed every step (cheap for these layer sizes).
             options = NaturalGradientOptimizerOptions(
                 curvature: .kfac(layers: model.shapes.map { LayerShape(outputs: $0.outputs, inputs: $0.inputs) }))
-            options.damping = .levenbergMarquardt(initial: 0.1, minimum: 1e-4, maximum: 100)
-            options.stepSize = .quadraticModel(maximum: 1)
-            options.momentum = 0.9
-            options.curvatureDecay = 0.95
-            options.inverseRefreshPeriod = 5
-        case .fisherCG:
-            options = NaturalGradientOptimizerOptions(curvature: .exactFisher)
-            options.method = .cg
-            options.damping = .levenbergMarquardt(initial: 0.1, minimum: 1e-4, maximum: 100)
-            options.stepSize = .quadraticModel(maximum: 1)
-            options.momentum = 0.9
-            options.conjugateGradient = ConjugateGradientOptions(tolerance: 1e-3, maxIterations: 20, progressRule: true)
-        case .empiricalWoodbury:
-            options = NaturalGradientOptimizerOptions(curvature: .empiricalFisher)
-            options.method = .woodbury
-            options.damping = .fixed(0.1)
+            options.damping = .fixed(0.03)
             options.stepSize = .learningRate(0.3)
             options.momentum = 0.9
-            options.maxUpdateNorm = 3
+            options.curvatureDecay = 0.95
+            options.maxUpdateNorm = 1
+        case .fisherCG:
+            // Hessian-free style: exact Fisher (GGN) on a 32-sample subset, truncated CG,
+            // Levenberg-Marquardt damping, step size and momentum from the quadratic model.
+            options = NaturalGradientOptimizerOptions(curvature: .exactFisher)
+            options.method = .cg
+            options.damping = .levenbergMarquardt(initial: 1, minimum: 1e-4, maximum: 100)
+            options.stepSize = .quadraticModel(maximum: 1)
+            options.momentum = 0.9
+            options.maxUpdateNorm = 1
+            options.conjugateGradient = ConjugateGradientOptions(tolerance: 1e-3, maxIterations: 10, progressRule: true)
+        case .empiricalWoodbury:
+            // The empirical Fisher of a 128-sample subset, solved exactly by Woodbury.
+            options = NaturalGradientOptimizerOptions(curvature: .empiricalFisher)
+            options.method = .woodbury
+            options.damping = .fixed(1)
+            options.stepSize = .learningRate(1)
+            options.momentum = 0.9
+            options.maxUpdateNorm = 1
         case .sgd, .adam:
             throw ValidationError("\(method.rawValue) is not a natural-gradient method")
         }
@@ -173,7 +181,8 @@ struct NaturalGradientRule: StepRule {
                     jacobians, samples: n, outputs: model.classes,
                     measure: .metric(.softmaxCrossEntropy(probabilities: probabilities)))
             default:
-                input = .perSampleGradients(model.perSampleGradients(pass, outputGradients: dz), samples: batch.count)
+                let n = min(curvatureSamples, batch.count)
+                input = .perSampleGradients(model.perSampleGradients(pass, outputGradients: dz, count: n), samples: n)
             }
         }
         var lossAt: (([Float]) throws -> Double)?

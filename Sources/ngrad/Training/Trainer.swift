@@ -33,6 +33,9 @@ struct Trainer {
     let batchSize: Int
     let seed: UInt64
     let context: Context
+    /// A run stops early once the training loss is below this (nothing left to see), or
+    /// when it diverges (non-finite, or ten times the initial loss).
+    let stopBelow: Double
     let progress: ProgressBar
 
     /// Runs one method with one learning rate (ignored by natural-gradient methods).
@@ -69,7 +72,7 @@ struct Trainer {
             let loss = trainLoss(parameters)
             records.append(TrainRecord(step: step, seconds: seconds, trainLoss: loss))
             progress.update(step, loss: loss)
-            if !loss.isFinite { break }
+            if !loss.isFinite || loss > 10 * records[0].trainLoss || loss < stopBelow { break }
         }
         progress.finish(records.last?.trainLoss ?? .nan, seconds: seconds)
         let accuracy = model.accuracy(parameters, inputs: data.testInputs, labels: data.testLabels)
