@@ -38,6 +38,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Directory for steps.csv, summary.csv and loss.svg.")
     var output: String = "train-output"
 
+    @Option(name: .long, help: "Train on only the first N samples of the training split (quick runs; default all).")
+    var trainSamples: Int?
+
     @Option(name: .long, help: "The digits CSV (default: Data/digits.csv.gz of the package).")
     var data: String?
 
@@ -47,6 +50,9 @@ struct TrainCommand: ParsableCommand {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         guard threshold.isFinite, threshold > 0 else { throw ValidationError("--threshold must be positive") }
+        if let trainSamples, trainSamples < 1 {
+            throw ValidationError("--train-samples must be at least 1, got \(trainSamples)")
+        }
         _ = try selectedMethods()
     }
 
@@ -64,7 +70,11 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let methods = try selectedMethods()
-        let data = try DigitsData.load(path: DigitsData.locate(explicit: data), seed: seed)
+        var data = try DigitsData.load(path: DigitsData.locate(explicit: data), seed: seed)
+        if let trainSamples, trainSamples < data.trainCount {
+            data.trainInputs = Array(data.trainInputs.prefix(trainSamples * DigitsData.features))
+            data.trainLabels = Array(data.trainLabels.prefix(trainSamples))
+        }
         guard batchSize <= data.trainCount else {
             throw ValidationError("--batch-size \(batchSize) exceeds the \(data.trainCount) training samples")
         }
@@ -74,7 +84,7 @@ struct TrainCommand: ParsableCommand {
         print(
             "digits: \(data.trainCount) train / \(data.testCount) test samples; MLP \(model.sizes.map(String.init).joined(separator: "-")) tanh, "
                 + "\(model.parameterCount) parameters; \(steps) steps of \(batchSize); device \(device.name)")
-        fflush(stdout)
+        fflush(nil)  // the header before the progress lines on stderr
         let trainer = Trainer(
             model: model, data: data, steps: steps, batchSize: batchSize, seed: seed, context: context,
             stopBelow: threshold / 100, progress: ProgressBar())
