@@ -151,7 +151,7 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
         try require(parameters.count == dimension, "parameters", "holds \(parameters.count) values, expected \(dimension)")
         try require(gradient.count == dimension, "gradient", "holds \(gradient.count) values, expected \(dimension)")
         let g = Element.widened(gradient)
-        try require(g.allSatisfy(\.isFinite), "gradient", "holds NaN or infinite values")
+        try require(g.allSatisfy { $0.isFinite }, "gradient", "holds NaN or infinite values")
         if adaptiveDamping != nil {
             try require(lossAt != nil, "lossAt", "Levenberg-Marquardt damping needs the loss at the candidate point")
         }
@@ -204,7 +204,7 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
             solveReport = reports.first
             direction = try x.buffer.downloadFloat64(0..<dimension)
         }
-        try require(direction.allSatisfy(\.isFinite), "curvature", "the solve gave non-finite values")
+        try require(direction.allSatisfy { $0.isFinite }, "curvature", "the solve gave non-finite values")
 
         // 3. Step size, momentum and the quadratic model along d = −Δ and m = μ δ_prev.
         let d = direction.map { -$0 }
@@ -236,7 +236,7 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
             norm = maxNorm
             clipped = true
         }
-        try require(delta.allSatisfy(\.isFinite), "gradient", "the update is not finite")
+        try require(delta.allSatisfy { $0.isFinite }, "gradient", "the update is not finite")
         let update = Element.narrowed(delta)
         var predicted: Double?
         if let model {
@@ -401,7 +401,12 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
             return .dense(try DenseSymmetricFactorization(matrix: matrix, dimension: dimension, damping: damping), source: matrix)
         case let (.kfac, .kronecker(kronecker)):
             let source = try kronecker.factors.downloadFloat64()
-            let solver = try KroneckerSolver(curvature: kronecker)
+            let solver: KroneckerSolver<Element>
+            if case let .kronecker(existing, _, _)? = inverse, existing.curvature === kronecker {
+                solver = existing  // the same factors object: re-invert in place, keep the kernels
+            } else {
+                solver = try KroneckerSolver(curvature: kronecker)
+            }
             try solver.refresh(damping: Element(float64: damping))
             return .kronecker(solver, source: source, damping: damping)
         default:

@@ -121,8 +121,10 @@ struct NaturalGradientRule: StepRule {
         // Settings tuned once on seeds 0-2 at batch 512 (README, "Training").
         switch method {
         case .kfac:
-            // K-FAC as in Martens and Grosse (2015): factors averaged over steps, factored
-            // Tikhonov damping, inverses refreshed every step (cheap for these layer sizes).
+            // K-FAC as in Martens and Grosse (2015): factors averaged over steps (statistics
+            // from labels sampled from the model), factored Tikhonov damping, factors and
+            // inverses refreshed every second step (every step took as many steps to the
+            // threshold, at more cost per step).
             options = NaturalGradientOptimizerOptions(
                 curvature: .kfac(layers: model.shapes.map { LayerShape(outputs: $0.outputs, inputs: $0.inputs) }))
             options.damping = .fixed(0.03)
@@ -130,6 +132,8 @@ struct NaturalGradientRule: StepRule {
             options.momentum = 0.9
             options.curvatureDecay = 0.95
             options.maxUpdateNorm = 1
+            options.curvatureRefreshPeriod = 2
+            options.inverseRefreshPeriod = 2
         case .fisherCG:
             // Hessian-free style: exact Fisher (GGN) on a 32-sample subset, truncated CG,
             // Levenberg-Marquardt damping, step size and momentum from the quadratic model.
