@@ -6,14 +6,14 @@ import Testing
 #endif
 
 /// `ngrad train` end to end through the built binary: a 20-step smoke run of every method
-/// on a small slice of the training data (the debug build is slow), and its usage errors.
+/// on 128 training samples in batches of 16 (the debug build is slow), and its usage errors.
 @Suite("ngrad train")
 struct TrainCommandTests {
     @Test func smokeRunLowersTheLossOfEveryMethodAndWritesParsableFiles() throws {
         let directory = NSTemporaryDirectory() + "ngrad-train-\(UInt64.random(in: 0...UInt64.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try runNgrad([
-            "train", "--steps", "20", "--batch-size", "32", "--train-samples", "200", "--output", directory,
+            "train", "--steps", "20", "--batch-size", "16", "--train-samples", "128", "--output", directory,
         ])
         #expect(result.status == 0, "\(result.stderr)")
         for title in ["SGD + momentum", "Adam", "K-FAC", "exact-Fisher NGD (CG)", "empirical-Fisher NGD (Woodbury)"] {
