@@ -29,6 +29,7 @@ let package = Package(
                 "COpenBLAS",
                 "CCLBlast",
                 .product(name: "NaturalGradient", package: "NaturalGradient"),
+                .product(name: "SVGCharts", package: "NaturalGradient"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -5,10 +5,11 @@
 //
 // Host-set defines: REAL and USE_FP64 (Common.cl).
 
-// Softmax cross-entropy: B = diag(sqrt p) - sqrt(p) p^T, so row c of B J is
-// sqrt(p_c) (J[c] - sum_c' p_c' J[c']). p holds the probabilities (samples x outputs).
-__kernel void softmax_factor(const uint samples, const uint outputs, const uint dim, __global const REAL* p,
-                             __global const REAL* jacobians, __global REAL* u) {
+// Softmax cross-entropy: B = scale (diag(sqrt p) - sqrt(p) p^T), so row c of B J is
+// scale sqrt(p_c) (J[c] - sum_c' p_c' J[c']). p holds the probabilities (samples x outputs);
+// scale is sqrt(f''(1)) for an f-divergence (1 for KL).
+__kernel void softmax_factor(const uint samples, const uint outputs, const uint dim, const REAL scale,
+                             __global const REAL* p, __global const REAL* jacobians, __global REAL* u) {
     const size_t column = get_global_id(0);
     const size_t sample = get_global_id(1);
     if (column >= dim || sample >= samples) return;
@@ -17,18 +18,18 @@ __kernel void softmax_factor(const uint samples, const uint outputs, const uint 
     REAL mean = 0;
     for (uint c = 0; c < outputs; ++c) mean += probabilities[c] * jacobian[c * dim];
     __global REAL* out = u + sample * outputs * dim + column;
-    for (uint c = 0; c < outputs; ++c) out[c * dim] = sqrt(probabilities[c]) * (jacobian[c * dim] - mean);
+    for (uint c = 0; c < outputs; ++c) out[c * dim] = scale * sqrt(probabilities[c]) * (jacobian[c * dim] - mean);
 }
 
-// Bernoulli on the logit (sigmoid): B = sqrt(p (1 - p)), one output per sample.
-__kernel void bernoulli_factor(const uint samples, const uint dim, __global const REAL* p,
+// Bernoulli on the logit (sigmoid): B = scale sqrt(p (1 - p)), one output per sample.
+__kernel void bernoulli_factor(const uint samples, const uint dim, const REAL scale, __global const REAL* p,
                                __global const REAL* jacobians, __global REAL* u) {
     const size_t column = get_global_id(0);
     const size_t sample = get_global_id(1);
     if (column >= dim || sample >= samples) return;
     const REAL probability = p[sample];
     const size_t index = sample * dim + column;
-    u[index] = sqrt(probability * (1 - probability)) * jacobians[index];
+    u[index] = scale * sqrt(probability * (1 - probability)) * jacobians[index];
 }
 
 // Gaussian mean with fixed standard deviation sigma: B = I / sigma.
@@ -38,4 +39,90 @@ __kernel void gaussian_mean_factor(const uint rows, const uint dim, const REAL i
     const size_t row = get_global_id(1);
     if (column >= dim || row >= rows) return;
     u[row * dim + column] = inverseSigma * jacobians[row * dim + column];
+}
+
+// MARK: Metrics evaluated at the model's outputs z (similarity measures)
+
+// p = softmax(z) per sample, with the largest logit subtracted. One work-item per sample:
+// the class counts of classification heads are small.
+__kernel void softmax_probabilities(const uint samples, const uint classes, __global const REAL* logits,
+                                    __global REAL* p) {
+    const size_t sample = get_global_id(0);
+    if (sample >= samples) return;
+    __global const REAL* z = logits + sample * classes;
+    __global REAL* out = p + sample * classes;
+    REAL largest = z[0];
+    for (uint c = 1; c < classes; ++c) largest = fmax(largest, z[c]);
+    REAL sum = 0;
+    for (uint c = 0; c < classes; ++c) {
+        out[c] = exp(z[c] - largest);
+        sum += out[c];
+    }
+    for (uint c = 0; c < classes; ++c) out[c] /= sum;
+}
+
+// p = sigmoid(z), in the form that does not overflow for either sign of z.
+__kernel void sigmoid_probabilities(const uint count, __global const REAL* logits, __global REAL* p) {
+    const size_t i = get_global_id(0);
+    if (i >= count) return;
+    const REAL z = logits[i];
+    const REAL e = exp(-fabs(z));
+    p[i] = z >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+
+// Square roots of the diagonal metric of a diagonal Gaussian, z = [mu_1..mu_d, s_1..s_d]
+// per sample, s = sigma (parametrization 0), log sigma (1) or sigma^2 (2); measure 0 is KL
+// times f''(1) = scale^2, measure 1 is W2^2 (scale ignored). The closed forms are in
+// SimilarityMeasure+Metric.swift (gaussianMetric), which the tests compare against.
+__kernel void gaussian_metric_roots(const uint samples, const uint d, const uint parametrization, const uint measure,
+                                    const REAL scale, __global const REAL* z, __global REAL* roots) {
+    const size_t i = get_global_id(0);
+    const size_t sample = get_global_id(1);
+    if (i >= d || sample >= samples) return;
+    const REAL s = z[sample * 2 * d + d + i];
+    const REAL root2 = sqrt((REAL)2);
+    REAL mean, spread;
+    if (measure == 0) {
+        if (parametrization == 0) {
+            mean = scale / s;
+            spread = scale * root2 / s;
+        } else if (parametrization == 1) {
+            mean = scale * exp(-s);
+            spread = scale * root2;
+        } else {
+            mean = scale / sqrt(s);
+            spread = scale / (root2 * s);
+        }
+    } else {
+        mean = root2;
+        spread = parametrization == 0 ? root2 : (parametrization == 1 ? root2 * exp(s) : 1 / (root2 * sqrt(s)));
+    }
+    roots[sample * 2 * d + i] = mean;
+    roots[sample * 2 * d + d + i] = spread;
+}
+
+// A diagonal root: row r of U is roots[r] times row r of J.
+__kernel void diagonal_factor(const uint rows, const uint dim, __global const REAL* roots,
+                              __global const REAL* jacobians, __global REAL* u) {
+    const size_t column = get_global_id(0);
+    const size_t row = get_global_id(1);
+    if (column >= dim || row >= rows) return;
+    u[row * dim + column] = roots[row] * jacobians[row * dim + column];
+}
+
+// A dense root per sample: U_i = B_i J_i with B_i (outputs x outputs, row-major) from the
+// host (full-covariance Gaussians, custom measures). One work-item per (column, sample).
+__kernel void dense_factor(const uint samples, const uint outputs, const uint dim, __global const REAL* roots,
+                           __global const REAL* jacobians, __global REAL* u) {
+    const size_t column = get_global_id(0);
+    const size_t sample = get_global_id(1);
+    if (column >= dim || sample >= samples) return;
+    __global const REAL* b = roots + sample * outputs * outputs;
+    __global const REAL* jacobian = jacobians + sample * outputs * dim + column;
+    __global REAL* out = u + sample * outputs * dim + column;
+    for (uint r = 0; r < outputs; ++r) {
+        REAL sum = 0;
+        for (uint c = 0; c < outputs; ++c) sum += b[r * outputs + c] * jacobian[c * dim];
+        out[r * dim] = sum;
+    }
 }

@@ -113,4 +113,30 @@ extension CurvatureFactor {
             .factor(jacobians: outputJacobians, samples: samples, outputs: outputs, dimension: dimension, metric: metric)
         return try CurvatureFactor(matrix: matrix, rows: samples * outputs, dimension: dimension, samples: samples)
     }
+
+    /// The formal natural-gradient metric of a similarity measure (Mallasto et al., 2019):
+    /// rows `B(z_i) J_i` with `B(z)ᵀB(z) = M(z)`, the Hessian of `D(p_z, p_{z'})` at z' = z,
+    /// so that `F = (1/N) Σ_i J_iᵀ M(z_i) J_i`. Every representation and solver takes the
+    /// result like any other factor.
+    ///
+    /// - Parameters:
+    ///   - outputJacobians: the Jacobians `J_i = ∂z_i/∂θ`, each O x dimension row-major
+    ///     (O = `family.outputCount`), samples one after another.
+    ///   - outputs: the model's outputs z_i (O values per sample, laid out as
+    ///     ``PredictiveFamily`` describes); read back once and checked.
+    ///   - samples: N.
+    ///   - dimension: P, the number of parameters.
+    ///   - family: the predictive distribution.
+    ///   - measure: the similarity measure.
+    /// - Throws: `NaturalGradientError.invalidArgument` naming the argument (a measure the
+    ///   family does not support, short buffers, invalid outputs).
+    public static func formalMetric(
+        outputJacobians: Buffer<Element>, outputs: Buffer<Element>, samples: Int, dimension: Int,
+        family: PredictiveFamily, measure: SimilarityMeasure
+    ) throws -> CurvatureFactor {
+        let matrix = try OutputMetricFactors<Element>(context: outputJacobians.context).factor(
+            jacobians: outputJacobians, outputs: outputs, samples: samples, dimension: dimension, family: family,
+            measure: measure)
+        return try CurvatureFactor(matrix: matrix, rows: samples * family.outputCount, dimension: dimension, samples: samples)
+    }
 }

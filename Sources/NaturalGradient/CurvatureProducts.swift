@@ -13,7 +13,8 @@ public final class ImplicitProduct<Element: DeviceScalar> {
 
     /// The context everything runs on.
     public let context: Context
-    /// Overrides of the kernel's tunables (`WGS`, `VW`, `RB`, `CONTIGUOUS`) and `GROUPS`.
+    /// The tunables in effect beyond the device defaults (`WGS`, `VW`, `RB`, `CONTIGUOUS`, `GROUPS`):
+    /// the tuning cache's values for this device, then the `tuning:` overrides.
     public let tuning: [String: Int]
     private var plans: [PlanKey: Plan] = [:]
     private var partials: Buffer<Element>?
@@ -30,9 +31,13 @@ public final class ImplicitProduct<Element: DeviceScalar> {
         let rowBlock: Int
     }
 
+    /// - Parameter tuning: overrides of the kernel's tunables and `GROUPS` (work-groups per
+    ///   pass); where it leaves them out, `TuningCache.current`'s values for this device apply.
     public init(context: Context, tuning: [String: Int] = [:]) throws {
         self.context = context
-        self.tuning = tuning
+        let tuned = TuningCache.current.defines(
+            for: context.device, family: .fisherProducts, element: Element.openCLTypeName)
+        self.tuning = tuned.merging(tuning) { _, override in override }
         _ = try plan(vectors: 1, dimension: 1)
     }
 

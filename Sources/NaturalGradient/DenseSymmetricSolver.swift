@@ -167,16 +167,8 @@ public struct DenseSymmetricFactorization: Sendable {
         }
 
         // 3. Eigendecomposition with clamped eigenvalues.
-        var vectors = damped
-        var eigenvalues = [Double](repeating: 0, count: n)
-        let info = vectors.withUnsafeMutableBufferPointer { a in
-            eigenvalues.withUnsafeMutableBufferPointer { w in
-                LAPACKE_dsyevd(
-                    LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "L")),
-                    numericCast(n), a.baseAddress, numericCast(n), w.baseAddress)
-            }
-        }
-        try Self.check(info, routine: "dsyevd")
+        let decomposition = try SymmetricEigendecomposition(damped, dimension: n)
+        let (vectors, eigenvalues) = (decomposition.vectors, decomposition.values)
         // dsyevd returns the eigenvalues in ascending order.
         let largestEigenvalue = eigenvalues[n - 1]
         try require(

@@ -68,14 +68,30 @@ public struct KernelConfiguration: Hashable, Sendable, CustomStringConvertible {
     /// Tunable `-D` defines, for example `["WGS": 256]`.
     public private(set) var defines: [String: Int]
 
-    /// The configuration for `Element` with `defines` overriding the device defaults.
+    /// The configuration for `Element`: the defaults chosen from the device's properties,
+    /// then the values `ngrad tune` stored for this device, driver, family and element
+    /// type in `tuningCache` (host-only launch parameters such as `GROUPS` left out), then
+    /// `defines` overriding both.
     public init<Element: DeviceScalar>(
-        _ family: KernelFamily, element: Element.Type, device: Device, defines: [String: Int] = [:]
+        _ family: KernelFamily, element: Element.Type, device: Device, defines: [String: Int] = [:],
+        tuningCache: TuningCache = .current
     ) {
         self.family = family
         self.elementTypeName = Element.openCLTypeName
         self.requiresFloat64 = Element.requiresFloat64
-        self.defines = family.defaultDefines(for: device, element: Element.self).merging(defines) { _, override in override }
+        let tuned = tuningCache.defines(for: device, family: family, element: Element.openCLTypeName)
+            .filter { !TuningCache.hostParameters.contains($0.key) }
+        self.defines = family.defaultDefines(for: device, element: Element.self)
+            .merging(tuned) { _, tuned in tuned }
+            .merging(defines) { _, override in override }
+    }
+
+    /// The tunables chosen from the device's properties alone (no tuning cache): the
+    /// baseline `ngrad tune` measures its candidates against.
+    public static func deviceDefaults<Element: DeviceScalar>(
+        _ family: KernelFamily, element: Element.Type, device: Device
+    ) -> [String: Int] {
+        family.defaultDefines(for: device, element: element)
     }
 
     /// The same configuration with `defines` replacing or adding tunables.

@@ -52,7 +52,7 @@ final class OutputMetricFactors<Element: DeviceScalar> {
                 }
             }
             let kernel = try program.makeKernel(named: "softmax_factor")
-            try kernel.setArguments(n, o, p, probabilities, jacobians, u)
+            try kernel.setArguments(n, o, p, Element(1), probabilities, jacobians, u)
             try context.enqueue2D(kernel, columns: dimension, rows: samples)
         case let .bernoulli(probabilities):
             try require(outputs == 1, "outputs", "a Bernoulli output is one logit per sample, got \(outputs)")
@@ -65,13 +65,89 @@ final class OutputMetricFactors<Element: DeviceScalar> {
                     name: "probabilities", reason: "value \(index) is \(values[index]), outside [0, 1]")
             }
             let kernel = try program.makeKernel(named: "bernoulli_factor")
-            try kernel.setArguments(n, p, probabilities, jacobians, u)
+            try kernel.setArguments(n, p, Element(1), probabilities, jacobians, u)
             try context.enqueue2D(kernel, columns: dimension, rows: samples)
         case let .gaussianMean(sigma):
             try require(sigma.isFinite && sigma > 0, "sigma", "must be finite and positive, got \(sigma)")
             let kernel = try program.makeKernel(named: "gaussian_mean_factor")
             try kernel.setArguments(try uint32(rows, "rows"), p, 1 / sigma, jacobians, u)
             try context.enqueue2D(kernel, columns: dimension, rows: rows)
+        }
+        return u
+    }
+
+    /// A new (samples·O) x dimension buffer holding the rows of `B(z_i) J_i` for a
+    /// similarity measure's output metric, O = `family.outputCount`.
+    ///
+    /// The outputs are read back once and checked on the host in float64 (lengths, finite
+    /// values, positive scales, definite covariances); built-in measures then evaluate B on
+    /// the device, while full-covariance Gaussians and custom measures compute each
+    /// sample's B on the host (small outputs) and upload it.
+    func factor(
+        jacobians: Buffer<Element>, outputs: Buffer<Element>, samples: Int, dimension: Int,
+        family: PredictiveFamily, measure: SimilarityMeasure
+    ) throws -> Buffer<Element> {
+        try measure.validate(for: family)
+        try require(samples > 0, "samples", "must be positive (an empty batch), got \(samples)")
+        try require(dimension > 0, "dimension", "must be positive, got \(dimension)")
+        let o = family.outputCount
+        let rows = samples * o
+        try require(
+            jacobians.count >= rows * dimension, "outputJacobians",
+            "holds \(jacobians.count) values, fewer than \(samples) x \(o) x \(dimension)")
+        try require(outputs.count >= rows, "outputs", "holds \(outputs.count) values, fewer than \(samples) x \(o)")
+        let z = try outputs.downloadFloat64(0..<rows)
+        for sample in 0..<samples {
+            try family.validate(output: Array(z[(sample * o)..<((sample + 1) * o)]), name: "outputs (sample \(sample))")
+        }
+        let u = try Buffer<Element>(context: context, count: rows * dimension)
+        let (n, p) = (try uint32(samples, "samples"), try uint32(dimension, "dimension"))
+        let scale = Element(float64: (measure.fisherMultiple ?? 1).squareRoot())
+        switch (family, measure) {
+        case (_, .squaredEuclidean):
+            let kernel = try program.makeKernel(named: "gaussian_mean_factor")
+            try kernel.setArguments(try uint32(rows, "rows"), p, Element(1), jacobians, u)
+            try context.enqueue2D(kernel, columns: dimension, rows: rows)
+        case (.categorical, .kullbackLeibler), (.categorical, .fDivergence):
+            let probabilities = try Buffer<Element>(context: context, count: rows)
+            let softmax = try program.makeKernel(named: "softmax_probabilities")
+            try softmax.setArguments(n, try uint32(o, "classes"), outputs, probabilities)
+            try context.enqueue1D(softmax, items: samples)
+            let kernel = try program.makeKernel(named: "softmax_factor")
+            try kernel.setArguments(n, try uint32(o, "classes"), p, scale, probabilities, jacobians, u)
+            try context.enqueue2D(kernel, columns: dimension, rows: samples)
+        case (.bernoulli, .kullbackLeibler), (.bernoulli, .fDivergence):
+            let probabilities = try Buffer<Element>(context: context, count: samples)
+            let sigmoid = try program.makeKernel(named: "sigmoid_probabilities")
+            try sigmoid.setArguments(n, outputs, probabilities)
+            try context.enqueue1D(sigmoid, items: samples)
+            let kernel = try program.makeKernel(named: "bernoulli_factor")
+            try kernel.setArguments(n, p, scale, probabilities, jacobians, u)
+            try context.enqueue2D(kernel, columns: dimension, rows: samples)
+        case let (.gaussian(d, parametrization), .kullbackLeibler),
+            let (.gaussian(d, parametrization), .fDivergence),
+            let (.gaussian(d, parametrization), .wasserstein2):
+            let roots = try Buffer<Element>(context: context, count: rows)
+            let measureCode: UInt32 = measure.fisherMultiple == nil ? 1 : 0
+            let rootKernel = try program.makeKernel(named: "gaussian_metric_roots")
+            try rootKernel.setArguments(
+                n, try uint32(d, "dimension"), parametrization.kernelCode, measureCode, scale, outputs, roots)
+            try context.enqueue2D(rootKernel, columns: d, rows: samples)
+            let kernel = try program.makeKernel(named: "diagonal_factor")
+            try kernel.setArguments(try uint32(rows, "rows"), p, roots, jacobians, u)
+            try context.enqueue2D(kernel, columns: dimension, rows: rows)
+        default:
+            // Full-covariance Gaussians and custom measures: B_i on the host.
+            var roots = [Double]()
+            roots.reserveCapacity(samples * o * o)
+            for sample in 0..<samples {
+                roots += try measure.squareRoot(for: family, at: Array(z[(sample * o)..<((sample + 1) * o)]))
+            }
+            let rootBuffer = try Buffer<Element>(context: context, count: roots.count)
+            try rootBuffer.upload(float64: roots)
+            let kernel = try program.makeKernel(named: "dense_factor")
+            try kernel.setArguments(n, try uint32(o, "outputs"), p, rootBuffer, jacobians, u)
+            try context.enqueue2D(kernel, columns: dimension, rows: samples)
         }
         return u
     }

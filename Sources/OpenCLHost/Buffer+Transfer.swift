@@ -34,6 +34,28 @@ extension Buffer {
         }
     }
 
+    /// Copies elements `range` (all by default) into `destination`, which must hold exactly
+    /// `range.count` elements; blocks until the copy is done. Reusing one destination for
+    /// repeated reads avoids allocating and first-touching fresh pages on every call, which
+    /// costs more than the copy for large buffers.
+    public func download(_ range: Range<Int>? = nil, into destination: inout [Element]) throws {
+        let range = range ?? 0..<count
+        try validate(range, argument: "range")
+        guard destination.count == range.count else {
+            throw OpenCLError.invalidArgument(
+                name: "destination", reason: "holds \(destination.count) elements for a range of \(range.count)")
+        }
+        guard !range.isEmpty else { return }
+        let stride = MemoryLayout<Element>.stride
+        try destination.withUnsafeMutableBufferPointer { buffer in
+            try check(
+                clEnqueueReadBuffer(
+                    context.queue, memory, cl_bool(CL_TRUE), range.lowerBound * stride, range.count * stride,
+                    buffer.baseAddress, 0, nil, nil),
+                "clEnqueueReadBuffer", objectDescription)
+        }
+    }
+
     /// Sets elements `range` (all by default) to `value`, asynchronously.
     @discardableResult
     public func fill(_ value: Element, range: Range<Int>? = nil) throws -> Event {

@@ -58,20 +58,26 @@ public struct LineChart: Sendable {
         Self.svg(panels: [self], panelWidth: width, panelHeight: height)
     }
 
-    /// Several charts side by side in one SVG document (for example loss against steps and
-    /// against seconds).
-    public static func svg(panels: [LineChart], panelWidth: Int = 640, panelHeight: Int = 420) -> String {
-        let width = panelWidth * max(panels.count, 1)
+    /// Several charts in one SVG document, filled row by row into a grid of `columns`
+    /// columns (default: all in one row), for example loss against steps and against
+    /// seconds, or one panel per benchmarked operation.
+    public static func svg(panels: [LineChart], columns: Int? = nil, panelWidth: Int = 640, panelHeight: Int = 420)
+        -> String
+    {
+        let columns = max(1, min(columns ?? panels.count, max(panels.count, 1)))
+        let rows = max(1, (panels.count + columns - 1) / columns)
+        let (width, height) = (panelWidth * columns, panelHeight * rows)
         var body = ""
         for (index, panel) in panels.enumerated() {
-            body += "<g transform=\"translate(\(panelWidth * index),0)\">\n"
+            let (x, y) = (panelWidth * (index % columns), panelHeight * (index / columns))
+            body += "<g transform=\"translate(\(x),\(y))\">\n"
             body += panel.drawing(width: Double(panelWidth), height: Double(panelHeight))
             body += "</g>\n"
         }
         return """
             <?xml version="1.0" encoding="UTF-8"?>
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(panelHeight)" \
-            viewBox="0 0 \(width) \(panelHeight)" font-family="Helvetica, Arial, sans-serif" font-size="12">
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" \
+            viewBox="0 0 \(width) \(height)" font-family="Helvetica, Arial, sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
             \(body)</svg>
 

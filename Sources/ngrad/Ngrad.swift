@@ -8,7 +8,10 @@ struct Ngrad: ParsableCommand {
         commandName: "ngrad",
         abstract: "Natural-gradient curvature kernels on any OpenCL device: diagnostics and tools.",
         version: NaturalGradientVersion.string,
-        subcommands: [DevicesCommand.self, KernelsCommand.self, SolveCommand.self, TrainCommand.self]
+        subcommands: [
+            DevicesCommand.self, KernelsCommand.self, SolveCommand.self, TrainCommand.self, MetricCommand.self,
+            ExampleCommand.self, BenchCommand.self, TuneCommand.self,
+        ]
     )
 }
 

@@ -25,6 +25,20 @@ struct BufferTests {
         #expect(try buffer.download() == values)
     }
 
+    @Test func downloadIntoReusedStorage() throws {
+        let context = try TestDevice.context()
+        let values: [Float] = randomValues(4097, seed: 9)
+        let buffer = try Buffer(context: context, copying: values)
+        var destination = [Float](repeating: .nan, count: 4097)
+        try buffer.download(into: &destination)
+        #expect(destination == values)
+        var part = [Float](repeating: .nan, count: 10)
+        try buffer.download(100..<110, into: &part)
+        #expect(part == Array(values[100..<110]))
+        #expect(throws: OpenCLError.self) { try buffer.download(0..<11, into: &part) }
+        #expect(throws: OpenCLError.self) { try buffer.download(4090..<4100, into: &part) }
+    }
+
     @Test func subRangesTransferFillAndCopy() throws {
         let context = try TestDevice.context()
         let values: [Double] = randomValues(100, seed: 7)

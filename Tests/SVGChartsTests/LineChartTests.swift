@@ -61,6 +61,15 @@ private func parse(_ svg: String) throws -> ElementCollector {
         #expect(document.elements.filter { $0.name == "g" }.count == 2)
     }
 
+    @Test func fillsAGridRowByRow() throws {
+        let panel = LineChart(title: "p", xLabel: "x", yLabel: "y", series: [.init(label: "a", points: [(0, 0), (1, 1)])])
+        let document = try parse(LineChart.svg(panels: Array(repeating: panel, count: 5), columns: 2, panelWidth: 300, panelHeight: 200))
+        let root = try #require(document.elements.first)
+        #expect(root.attributes["width"] == "600" && root.attributes["height"] == "600")
+        let offsets = document.elements.filter { $0.name == "g" }.compactMap { $0.attributes["transform"] }
+        #expect(offsets == ["translate(0,0)", "translate(300,0)", "translate(0,200)", "translate(300,200)", "translate(0,400)"])
+    }
+
     @Test func emptyAndConstantSeriesStillDrawAxes() throws {
         for series in [[], [LineChart.Series(label: "flat", points: [(1, 3), (2, 3)])]] {
             let chart = LineChart(title: "t", xLabel: "x", yLabel: "y", series: series)

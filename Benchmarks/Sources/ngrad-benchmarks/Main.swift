@@ -10,18 +10,15 @@ struct Benchmarks: ParsableCommand {
         commandName: "ngrad-benchmarks",
         abstract: "Times NaturalGradient's kernels against OpenBLAS and CLBlast in one run.",
         discussion: """
-            Dense Fisher accumulation F = (1/N) UᵀU at (M, P) = (256, 1024), (1024, 4096): ours vs \
-            cblas_ssyrk vs CLBlastSsyrk, in GFLOP/s of M·P·(P+1) flops. Implicit product \
-            y = (1/N) Uᵀ(Ux) + λx at (M, P) = (256, 16384), (1024, 65536): ours vs two SGEMV \
-            (OpenBLAS, CLBlast), in GB/s of M·P·4 bytes (U read once). Solvers, λ = 1e-3: one \
-            iteration of our CG, (t(cap 51) - t(cap 1))/50, against one implicit product at \
-            (1024, 65536) and (512, 100000); a 50-iteration CG at (512, 100000), ours vs plain CG \
-            in CBLAS calls; a Woodbury solve from a fresh factor at (512, 100000), ours vs \
-            ssyrk + sgemv + LAPACKE dpotrf/dpotrs. Ratios are speed ratios: > 1 means ours is \
-            faster; the CG-iteration target is a time ratio (iteration/product). Every \
-            contestant's result is checked against the others and \
-            a float64 reference before timing; a disagreement exits 1. Host reference points \
-            (SGEMM, one SGEMV, a copy) are timed at the end for context.
+            Every kernel family against OpenBLAS (host CPU) and CLBlast (the same device and queue), \
+            float and double where the peer has the routine, over a size sweep: dense and \
+            batched-block accumulation (syrk), implicit product (two gemv), dense product (symv), \
+            Kronecker product (two gemm per layer), transfers (memcpy), one CG iteration against one \
+            product, a 50-iteration CG and a CG to 1e-6 (CBLAS CG), a Woodbury solve (syrk + \
+            LAPACKE). Each result is checked against a float64 reference before timing; a \
+            disagreement exits 1. Rows give the median wall time and spread, device time from \
+            profiling markers, GFLOP/s, GB/s, the fraction of the roofline (ceilings measured in the \
+            same run) and the speed ratio to each peer (> 1: ours is faster). See README.md.
             """,
         version: NaturalGradientVersion.string
     )
@@ -50,6 +47,33 @@ struct Benchmarks: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also write every measurement to this file as JSON.", valueName: "file"))
     var json: String?
 
+    @Option(name: .long, help: ArgumentHelp("Also write one line per contestant and case to this CSV file.", valueName: "file"))
+    var csv: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also write an SVG chart (rate against size per operation, ours against the peers) to this file.",
+            valueName: "file"))
+    var svg: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "full: small, medium and large sizes (about 8 minutes on 2 PoCL cores); quick: small and medium; "
+                + "tiny: every operation at a tiny size, for CI (the rates mean nothing)."))
+    var suite: Suite = .full
+
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Run only these operations (accumulation, block-accumulation, implicit-product, dense-product, "
+                + "kronecker-product, transfers, cg-iteration, solvers).", valueName: "operation"))
+    var only: [String] = []
+
+    @Flag(name: .long, help: "Re-read the --json, --csv and --svg files after writing them and check them (CI).")
+    var checkOutputs = false
+
     mutating func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
@@ -74,41 +98,107 @@ struct Benchmarks: ParsableCommand {
         print("host:     \(cpu), \(cores) cores")
         print("OpenBLAS: \(OpenBLAS.configuration) (core \(OpenBLAS.coreName), \(OpenBLAS.threads) threads)")
         print("load:     \(initialLoad) (1, 5, 15 min) at start")
+        print("suite:    \(suite.rawValue)")
         print(
-            "runs:     \(warmup) warm-up + \(repetitions) timed per contestant, "
-                + "\(settings.copies) input copies rotated")
+            "runs:     1 sizing + \(warmup) warm-up + up to \(repetitions) timed per contestant (at least 3, about "
+                + "\(settings.budget) s of timed runs for slow ones), \(settings.copies) input copies rotated")
         print(
             "          solver rows: \(settings.solverWarmup) warm-up + \(settings.solverRepetitions) timed runs "
                 + "(fewer, as a run takes up to 2.5 s; cg-iteration times 4 products per run)")
         print("")
 
+        if let spec = ProcessInfo.processInfo.environment["NGRAD_AB"] {
+            let sections = spec.split(separator: ";", omittingEmptySubsequences: false)
+            let parts = sections[0].split(separator: ",").compactMap { Int($0) }
+            func tuning(_ text: Substring) -> [String: Int] {
+                Dictionary(uniqueKeysWithValues: text.split(separator: ":").map { pair in
+                    let kv = pair.split(separator: "=")
+                    return (String(kv[0]), Int(kv[1])!)
+                })
+            }
+            try abImplicitProduct(context: context, rows: parts[0], dimension: parts[1], a: tuning(sections[1]), b: tuning(sections[2]), rounds: parts[2])
+            return
+        }
+        let fp64 = device.supportsFloat64
+        let selected = Set(only.flatMap { $0.split(separator: ",").map(String.init) })
+        let known: Set = [
+            "accumulation", "block-accumulation", "implicit-product", "dense-product", "kronecker-product", "transfers",
+            "cg-iteration", "solvers",
+        ]
+        if let unknown = selected.subtracting(known).sorted().first {
+            throw ValidationError("--only: unknown operation '\(unknown)'; choose from \(known.sorted().joined(separator: ", "))")
+        }
+        func runs(_ operation: String) -> Bool { selected.isEmpty || selected.contains(operation) }
         var cases: [CaseResult] = []
-        for (m, p) in [(256, 1024), (1024, 4096)] {
-            progress("accumulation M=\(m) P=\(p)")
-            cases.append(try benchmarkAccumulation(context: context, rows: m, dimension: p, settings: settings))
+        for (m, p) in suite.accumulation where runs("accumulation") {
+            progress("accumulation float M=\(m) P=\(p)")
+            cases.append(try sweepAccumulation(Float.self, context: context, rows: m, dimension: p, settings: settings))
         }
-        for (m, p) in [(256, 16384), (1024, 65536)] {
-            progress("implicit product M=\(m) P=\(p)")
-            cases.append(try benchmarkImplicitProduct(context: context, rows: m, dimension: p, settings: settings))
+        for (m, p) in suite.accumulationDouble where fp64 && runs("accumulation") {
+            progress("accumulation double M=\(m) P=\(p)")
+            cases.append(try sweepAccumulation(Double.self, context: context, rows: m, dimension: p, settings: settings))
         }
-
-        do {
-            progress("CG iteration vs implicit product M=1024 P=65536")
-            let problem = try SolverProblem(context: context, rows: 1024, dimension: 65536, copies: settings.copies)
+        for (m, sizes) in suite.blocks where runs("block-accumulation") {
+            progress("block accumulation float M=\(m) blocks \(sizes)")
+            cases.append(try sweepBlockAccumulation(Float.self, context: context, rows: m, blockSizes: sizes, settings: settings))
+            if fp64 {
+                progress("block accumulation double M=\(m) blocks \(sizes)")
+                cases.append(
+                    try sweepBlockAccumulation(Double.self, context: context, rows: m, blockSizes: sizes, settings: settings))
+            }
+        }
+        for (m, p) in suite.product where runs("implicit-product") {
+            progress("implicit product float M=\(m) P=\(p)")
+            cases.append(try sweepImplicitProduct(Float.self, context: context, rows: m, dimension: p, settings: settings))
+        }
+        for (m, p) in suite.productDouble where fp64 && runs("implicit-product") {
+            progress("implicit product double M=\(m) P=\(p)")
+            cases.append(try sweepImplicitProduct(Double.self, context: context, rows: m, dimension: p, settings: settings))
+        }
+        for p in suite.dense where runs("dense-product") {
+            progress("dense product float P=\(p)")
+            cases.append(try sweepDenseProduct(Float.self, context: context, dimension: p, settings: settings))
+        }
+        for p in suite.denseDouble where fp64 && runs("dense-product") {
+            progress("dense product double P=\(p)")
+            cases.append(try sweepDenseProduct(Double.self, context: context, dimension: p, settings: settings))
+        }
+        for (n, shapes) in suite.kronecker where runs("kronecker-product") {
+            progress("Kronecker product float N=\(n) layers \(shapes)")
+            cases.append(try sweepKroneckerProduct(Float.self, context: context, samples: n, shapes: shapes, settings: settings))
+            if fp64 {
+                progress("Kronecker product double N=\(n) layers \(shapes)")
+                cases.append(
+                    try sweepKroneckerProduct(Double.self, context: context, samples: n, shapes: shapes, settings: settings))
+            }
+        }
+        for bytes in suite.transfers where runs("transfers") {
+            progress("transfers \(byteLabel(bytes))")
+            cases += try sweepTransfers(context: context, bytes: bytes, settings: settings)
+        }
+        for (m, p) in suite.cgIteration where runs("cg-iteration") {
+            progress("CG iteration vs implicit product M=\(m) P=\(p)")
+            let problem = try SolverProblem(context: context, rows: m, dimension: p, copies: settings.copies)
             cases.append(try benchmarkCGIteration(context: context, problem: problem, settings: settings))
         }
-        do {
-            let problem = try SolverProblem(context: context, rows: 512, dimension: 100_000, copies: settings.copies)
-            progress("CG iteration vs implicit product M=512 P=100000")
-            cases.append(try benchmarkCGIteration(context: context, problem: problem, settings: settings))
-            progress("50-iteration CG M=512 P=100000")
+        for (m, p) in suite.solvers where runs("solvers") {
+            let problem = try SolverProblem(context: context, rows: m, dimension: p, copies: settings.copies)
+            progress("50-iteration CG M=\(m) P=\(p)")
             cases.append(try benchmarkCGSolve(context: context, problem: problem, settings: settings))
-            progress("Woodbury solve M=512 P=100000")
+            progress("CG to 1e-6 M=\(m) P=\(p)")
+            cases.append(try sweepCGTolerance(context: context, problem: problem, settings: settings))
+            progress("Woodbury solve M=\(m) P=\(p)")
             cases.append(try benchmarkWoodbury(context: context, problem: problem, settings: settings))
         }
 
-        progress("host reference points (OpenBLAS alone)")
-        let ceilings = try measureHostCeilings(settings: settings)
+        progress("ceilings (OpenBLAS and CLBlast GEMM, SGEMV, copies)")
+        let ceilings = try measureHostCeilings(context: context, settings: settings, tiny: suite == .tiny)
+        let bandwidth = ceilings.filter { $0.kind == .bandwidth }.map(\.rate).max()
+        for index in cases.indices {
+            let element = cases[index].element
+            let flops = ceilings.filter { $0.kind == .flops && $0.element == element }.map(\.rate).max()
+            cases[index].applyRoofline(flopCeiling: flops, bandwidthCeiling: bandwidth)
+        }
 
         var targets = Target.all
         for index in targets.indices {
@@ -125,17 +215,19 @@ struct Benchmarks: ParsableCommand {
         print(renderTargets(targets))
         print("")
         print(renderCeilings(ceilings))
+        print(String(format: "\npeak resident memory: %.0f MiB", Double(peakResidentBytes()) / 1048576))
 
+        let date = ISO8601DateFormatter().string(from: Date())
         if let json {
             let report = Report(
-                date: ISO8601DateFormatter().string(from: Date()), device: context.device.name,
+                date: date, device: context.device.name,
                 loadAverageAtStart: initialLoad, loadAverageAtEnd: finalLoad,
                 platform: context.device.platform.version, driverVersion: context.device.driverVersion,
                 computeUnits: context.device.computeUnits, hostCPU: cpu, hostCores: cores,
                 openBLAS: OpenBLAS.configuration, openBLASCore: OpenBLAS.coreName, openBLASThreads: OpenBLAS.threads,
-                warmup: warmup, repetitions: repetitions, solverWarmup: settings.solverWarmup,
-                solverRepetitions: settings.solverRepetitions, inputCopies: settings.copies, cases: cases,
-                targets: targets, hostCeilings: ceilings)
+                suite: suite.rawValue, warmup: warmup, repetitions: repetitions, solverWarmup: settings.solverWarmup,
+                solverRepetitions: settings.solverRepetitions, inputCopies: settings.copies,
+                peakResidentBytes: peakResidentBytes(), cases: cases, targets: targets, hostCeilings: ceilings)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.nonConformingFloatEncodingStrategy = .convertToString(
@@ -143,16 +235,65 @@ struct Benchmarks: ParsableCommand {
             try encoder.encode(report).write(to: URL(fileURLWithPath: json))
             print("\nwrote \(json)")
         }
+        if let csv {
+            try renderCSV(cases).write(toFile: csv, atomically: true, encoding: .utf8)
+            print("wrote \(csv)")
+        }
+        if let svg {
+            let title = "\(context.device.name), \(date.prefix(10))"
+            try renderChart(cases, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
+            print("wrote \(svg)")
+        }
+
+        if checkOutputs {
+            try OutputCheck.run(cases: cases, json: json, csv: csv, svg: svg)
+            print("outputs checked: \([json, csv, svg].compactMap { $0 }.joined(separator: ", "))")
+        }
 
         let failed = cases.flatMap { result in
             result.checks.filter { !$0.passed }.map {
-                "\(result.operation.rawValue) \(result.rows)x\(result.dimension): \($0.name)"
+                "\(result.operation.rawValue) \(result.element) \(result.sizeLabel): \($0.name)"
             }
         }
         if !failed.isEmpty {
             throw MismatchError(checks: failed)
         }
     }
+}
+
+/// The size sweeps.
+enum Suite: String, ExpressibleByArgument, CaseIterable {
+    case full, quick, tiny
+
+    private func pick<T>(tiny: [T], small: [T], medium: [T], large: [T]) -> [T] {
+        switch self {
+        case .tiny: tiny
+        case .quick: small + medium
+        case .full: small + medium + large
+        }
+    }
+
+    var accumulation: [(Int, Int)] { pick(tiny: [(33, 65)], small: [(256, 1024)], medium: [(1024, 4096)], large: [(2048, 4096)]) }
+    var accumulationDouble: [(Int, Int)] { pick(tiny: [(33, 65)], small: [(256, 1024)], medium: [(1024, 2048)], large: []) }
+    var blocks: [(Int, [Int])] {
+        pick(
+            tiny: [(33, [9, 17, 33, 7])], small: [(128, [200, 100, 50, 10])], medium: [(512, [1024, 512, 300, 100, 10])],
+            large: [])
+    }
+    var product: [(Int, Int)] {
+        pick(tiny: [(33, 257)], small: [(256, 16384)], medium: [(1024, 65536)], large: [(2048, 65536)])
+    }
+    var productDouble: [(Int, Int)] { pick(tiny: [(33, 257)], small: [(256, 16384)], medium: [(1024, 32768)], large: []) }
+    var dense: [Int] { pick(tiny: [65], small: [1024], medium: [4096], large: [8192]) }
+    var denseDouble: [Int] { pick(tiny: [65], small: [1024], medium: [4096], large: []) }
+    var kronecker: [(Int, [(outputs: Int, inputs: Int)])] {
+        pick(
+            tiny: [(17, [(9, 17), (5, 10)])], small: [(256, [(64, 129), (10, 65)])],
+            medium: [(256, [(256, 513), (128, 257), (10, 129)])], large: [(512, [(1024, 1025), (512, 1025), (10, 513)])])
+    }
+    var transfers: [Int] { pick(tiny: [1 << 16], small: [1 << 20], medium: [16 << 20], large: [256 << 20]) }
+    var cgIteration: [(Int, Int)] { pick(tiny: [(33, 1025)], small: [], medium: [(1024, 65536)], large: [(512, 100_000)]) }
+    var solvers: [(Int, Int)] { pick(tiny: [(33, 1025)], small: [], medium: [], large: [(512, 100_000)]) }
 }
 
 /// Contestants disagreed: a broken peer call or a broken kernel; the timings mean nothing.

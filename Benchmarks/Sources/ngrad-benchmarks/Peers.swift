@@ -118,7 +118,7 @@ extension OpenBLAS {
     @discardableResult
     static func conjugateGradient(
         _ u: UnsafePointer<Float>, alpha: Float, damping: Float, b: UnsafePointer<Float>, iterations: Int,
-        workspace w: HostWorkspace, into x: UnsafeMutablePointer<Float>
+        tolerance: Double = 0, workspace w: HostWorkspace, into x: UnsafeMutablePointer<Float>
     ) -> Int {
         let m = blasint(w.rows)
         let n = blasint(w.dimension)
@@ -126,7 +126,9 @@ extension OpenBLAS {
         cblas_scopy(n, b, 1, w.r, 1)
         cblas_scopy(n, b, 1, w.p, 1)
         var rr = Double(cblas_sdot(n, w.r, 1, w.r, 1))
+        let stop = tolerance * tolerance * rr  // ‖r‖/‖b‖ ≤ tolerance, r0 = b
         for iteration in 0..<iterations {
+            if tolerance > 0, rr <= stop { return iteration }
             cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1, u, n, w.p, 1, 0, w.t, 1)
             cblas_scopy(n, w.p, 1, w.q, 1)
             cblas_sgemv(CblasRowMajor, CblasTrans, m, n, alpha, u, n, w.t, 1, damping, w.q, 1)

@@ -11,12 +11,33 @@ enum Operation: String, Codable {
     case cgSolve = "cg-50"
     /// A Woodbury solve from a fresh factor (Gram matrix included), ours against CBLAS + LAPACKE.
     case woodbury = "woodbury-solve"
+    /// Per-layer blocks of one factor accumulated in one launch.
+    case blockAccumulation = "block-accumulation"
+    /// `(F + λI) x` with a dense symmetric F.
+    case denseProduct = "dense-product"
+    /// K-FAC `vec(G V A)` per layer.
+    case kroneckerProduct = "kronecker-product"
+    /// A full CG solve to a relative residual of 1e-6.
+    case cgTolerance = "cg-solve-1e-6"
+    /// Host to device, device to host.
+    case upload = "upload"
+    case download = "download"
 
     /// What `work` counts and the rate's unit.
     var unit: String {
         switch self {
-        case .accumulation, .woodbury: "GFLOP/s"
-        case .implicitProduct, .cgIteration, .cgSolve: "GB/s"
+        case .accumulation, .woodbury, .blockAccumulation, .kroneckerProduct: "GFLOP/s"
+        case .implicitProduct, .cgIteration, .cgSolve, .denseProduct, .cgTolerance, .upload, .download: "GB/s"
+        }
+    }
+
+    /// The chart's horizontal axis: what grows along the size sweep.
+    var sizeMeasure: String {
+        switch self {
+        case .denseProduct: "P"
+        case .upload, .download: "bytes"
+        case .kroneckerProduct: "parameters P"
+        default: "M·P (factor entries)"
         }
     }
 }
@@ -31,6 +52,8 @@ enum Contestant: String, Codable {
     /// with caps 51 and 1 behind a CG iteration's time, the Woodbury solver's set-up and
     /// solve on their own. Its label says which.
     case oursPart = "ours (part)"
+    /// A host-only reference contestant (memcpy beside the transfers).
+    case host = "host"
 }
 
 /// One contestant's timing of one operation at one size.
@@ -48,6 +71,13 @@ struct ContestantResult: Encodable {
     let rate: Double
     /// Other work on the machine during the timed runs.
     let interference: Interference?
+    /// Median device time between profiling markers around each run (device contestants).
+    var deviceMedianSeconds: Double?
+    /// Rates at the median from the case's FLOPs and minimum bytes, and the fraction of
+    /// the roofline (min(SGEMM ceiling, intensity x bandwidth ceiling)) reached.
+    var gflops: Double?
+    var gbytes: Double?
+    var rooflineFraction: Double?
 
     init(_ contestant: Contestant, label: String? = nil, routine: String, timing: Timing, work: Double) {
         self.contestant = contestant
@@ -100,10 +130,42 @@ struct CaseResult: Encodable {
     let dimension: Int
     /// FLOPs (accumulation, Woodbury) or minimum bytes (implicit product, CG) of one run.
     let work: Double
-    let contestants: [ContestantResult]
+    var contestants: [ContestantResult]
     let checks: [Check]
     /// How the case was measured, where the table alone does not say (printed under it).
     var notes: [String] = []
+    /// `float` or `double`.
+    var element = "float"
+    /// The size in words where (M, P) does not say it (blocks, layers, bytes).
+    var shape: String?
+    /// FLOPs and fewest bytes moved per run (nil: not counted).
+    var flops: Double?
+    var bytes: Double?
+    /// Peak resident memory of the process after the case.
+    var residentBytes: Int?
+
+    var sizeLabel: String { shape ?? "M=\(rows) P=\(dimension)" }
+
+    /// The sweep's horizontal coordinate.
+    var sizeCoordinate: Double {
+        switch operation {
+        case .denseProduct, .kroneckerProduct: Double(dimension)
+        case .upload, .download: bytes ?? Double(dimension)
+        default: Double(rows) * Double(dimension)
+        }
+    }
+
+    /// Fills each contestant's GFLOP/s, GB/s and fraction of the roofline.
+    mutating func applyRoofline(flopCeiling: Double?, bandwidthCeiling: Double?) {
+        for index in contestants.indices {
+            let median = contestants[index].medianSeconds
+            if let flops, flops > 0 { contestants[index].gflops = flops / median / 1e9 }
+            if let bytes, bytes > 0 { contestants[index].gbytes = bytes / median / 1e9 }
+            guard let flops, let bytes, flops > 0, bytes > 0, let flopCeiling, let bandwidthCeiling else { continue }
+            let attainable = min(flopCeiling, flops / bytes * bandwidthCeiling)
+            contestants[index].rooflineFraction = flops / median / 1e9 / attainable
+        }
+    }
 
     func result(_ contestant: Contestant) -> ContestantResult? {
         contestants.first { $0.contestant == contestant }
@@ -120,7 +182,7 @@ struct CaseResult: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case operation, rows, dimension, work, unit, contestants, checks, notes, speedRatioOverOpenBLAS,
-            speedRatioOverCLBlast, speedRatioOverProduct
+            speedRatioOverCLBlast, speedRatioOverProduct, element, size, flops, bytes, residentBytes
     }
 
     func encode(to encoder: Encoder) throws {
@@ -130,6 +192,11 @@ struct CaseResult: Encodable {
         try container.encode(dimension, forKey: .dimension)
         try container.encode(work, forKey: .work)
         try container.encode(operation.unit, forKey: .unit)
+        try container.encode(element, forKey: .element)
+        try container.encode(sizeLabel, forKey: .size)
+        try container.encodeIfPresent(flops, forKey: .flops)
+        try container.encodeIfPresent(bytes, forKey: .bytes)
+        try container.encodeIfPresent(residentBytes, forKey: .residentBytes)
         try container.encode(contestants, forKey: .contestants)
         try container.encode(checks, forKey: .checks)
         if !notes.isEmpty { try container.encode(notes, forKey: .notes) }
@@ -155,7 +222,17 @@ struct Ceiling: Encodable {
     let rate: Double
     let interference: Interference?
 
-    init(name: String, rows: Int, dimension: Int, unit: String, work: Double, timing: Timing) {
+    /// Which roof it measures: compute (GFLOP/s) or bandwidth (GB/s).
+    enum Kind: String, Encodable { case flops, bandwidth }
+    let kind: Kind
+    let element: String
+
+    init(
+        name: String, rows: Int, dimension: Int, unit: String, work: Double, timing: Timing, kind: Kind,
+        element: String
+    ) {
+        self.kind = kind
+        self.element = element
         self.name = name
         self.rows = rows
         self.dimension = dimension
@@ -199,9 +276,10 @@ struct Target: Encodable {
     }
 
     static let all = [
-        speed(.accumulation, 1024, 4096, over: .openBLAS, atLeast: 0.5),
-        speed(.accumulation, 1024, 4096, over: .clblast, atLeast: 2.5),
-        speed(.implicitProduct, 1024, 65536, over: .openBLAS, atLeast: 1.2),
+        speed(.accumulation, 1024, 4096, over: .openBLAS, atLeast: 0.7),
+        speed(.accumulation, 1024, 4096, over: .clblast, atLeast: 4),
+        speed(.implicitProduct, 1024, 65536, over: .openBLAS, atLeast: 1.5),
+        speed(.implicitProduct, 1024, 65536, over: .clblast, atLeast: 4),
         Target(
             operation: .cgIteration, rows: 1024, dimension: 65536, peer: .oursProduct, measure: .timeRatio,
             limit: 1.15),
@@ -216,7 +294,7 @@ struct Target: Encodable {
     func evaluate(in cases: [CaseResult]) -> Double {
         guard
             let result = cases.first(where: {
-                $0.operation == operation && $0.rows == rows && $0.dimension == dimension
+                $0.operation == operation && $0.rows == rows && $0.dimension == dimension && $0.element == "float"
             })
         else { return .nan }
         return measure == .speedRatio ? result.speedRatio(over: peer) : result.timeRatio(over: peer)
@@ -262,12 +340,14 @@ struct Report: Encodable {
     let openBLAS: String
     let openBLASCore: String
     let openBLASThreads: Int
+    let suite: String
     let warmup: Int
     let repetitions: Int
     /// Warm-up and timed runs of the solver rows (cg-iteration, cg-50, woodbury-solve).
     let solverWarmup: Int
     let solverRepetitions: Int
     let inputCopies: Int
+    let peakResidentBytes: Int
     let cases: [CaseResult]
     let targets: [Target]
     let hostCeilings: [Ceiling]
@@ -312,19 +392,24 @@ func ratio(_ value: Double) -> String { value.isFinite ? String(format: "%.2fx",
 
 /// The side-by-side table: one row per operation, size and contestant; the ratio column
 /// says how many times faster ours is than that row's contestant (> 1: ours is faster);
-/// "others" is the share of the machine other processes and the hypervisor took meanwhile.
+/// "roof" is the fraction of the roofline reached; "others" is the share of the machine
+/// other processes and the hypervisor took meanwhile.
 func renderTable(_ cases: [CaseResult]) -> String {
     var table = TextTable([
-        "operation", "M", "P", "contestant", "median ms", "min ms", "max ms", "rate", "ours/this", "others",
+        "operation", "type", "size", "contestant", "median ms", "min-max ms", "device ms", "GFLOP/s", "GB/s", "roof",
+        "ours/this", "others",
     ])
     for result in cases {
         for (index, entry) in result.contestants.enumerated() {
             let first = index == 0
             table.append([
-                first ? result.operation.rawValue : "", first ? "\(result.rows)" : "",
-                first ? "\(result.dimension)" : "",
-                entry.label, milliseconds(entry.medianSeconds), milliseconds(entry.minSeconds),
-                milliseconds(entry.maxSeconds), String(format: "%.1f %@", entry.rate, result.operation.unit),
+                first ? result.operation.rawValue : "", first ? result.element : "", first ? result.sizeLabel : "",
+                entry.label, milliseconds(entry.medianSeconds),
+                milliseconds(entry.minSeconds) + "-" + milliseconds(entry.maxSeconds),
+                entry.deviceMedianSeconds.map(milliseconds) ?? "-",
+                entry.gflops.map { String(format: "%.1f", $0) } ?? (result.operation.unit == "GFLOP/s" ? String(format: "%.1f", entry.rate) : "-"),
+                entry.gbytes.map { String(format: "%.1f", $0) } ?? (result.operation.unit == "GB/s" ? String(format: "%.1f", entry.rate) : "-"),
+                entry.rooflineFraction.map { String(format: "%.0f%%", $0 * 100) } ?? "-",
                 entry.contestant == .ours || entry.contestant == .oursPart
                     ? "-" : ratio(result.speedRatio(over: entry.contestant)),
                 share(entry.interference),
@@ -332,17 +417,49 @@ func renderTable(_ cases: [CaseResult]) -> String {
         }
     }
     let notes = cases.flatMap { result in
-        result.notes.map { "\(result.operation.rawValue) M=\(result.rows) P=\(result.dimension): \($0)" }
+        result.notes.map { "\(result.operation.rawValue) \(result.sizeLabel): \($0)" }
     }
     return ([table.render()] + (notes.isEmpty ? [] : [""] + notes)).joined(separator: "\n")
 }
 
+/// One line per case and contestant, for spreadsheets.
+func renderCSV(_ cases: [CaseResult]) -> String {
+    func field(_ value: String) -> String {
+        value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+            ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
+    }
+    func number(_ value: Double?) -> String { value.map { $0.isFinite ? String(format: "%.6g", $0) : "" } ?? "" }
+    var lines = [
+        "operation,element,size,rows,dimension,contestant,routine,median_ms,min_ms,max_ms,device_median_ms,runs,"
+            + "gflops,gbytes_per_s,roofline_fraction,speed_ratio_ours_over_this,checks_passed,peak_resident_mib"
+    ]
+    for result in cases {
+        let passed = result.checks.allSatisfy(\.passed)
+        for entry in result.contestants {
+            let ratio: Double? =
+                entry.contestant == .ours || entry.contestant == .oursPart ? nil : result.speedRatio(over: entry.contestant)
+            lines.append(
+                [
+                    result.operation.rawValue, result.element, field(result.sizeLabel), "\(result.rows)",
+                    "\(result.dimension)", field(entry.label), field(entry.routine), number(entry.medianSeconds * 1e3),
+                    number(entry.minSeconds * 1e3), number(entry.maxSeconds * 1e3),
+                    number(entry.deviceMedianSeconds.map { $0 * 1e3 }), "\(entry.seconds.count)",
+                    number(entry.gflops ?? (result.operation.unit == "GFLOP/s" ? entry.rate : nil)),
+                    number(entry.gbytes ?? (result.operation.unit == "GB/s" ? entry.rate : nil)),
+                    number(entry.rooflineFraction), number(ratio), passed ? "true" : "false",
+                    number(result.residentBytes.map { Double($0) / 1048576 }),
+                ].joined(separator: ","))
+        }
+    }
+    return lines.joined(separator: "\n") + "\n"
+}
+
 func renderChecks(_ cases: [CaseResult]) -> String {
-    var table = TextTable(["operation", "M", "P", "check", "value", "limit", "result"])
+    var table = TextTable(["operation", "type", "size", "check", "value", "limit", "result"])
     for result in cases {
         for check in result.checks {
             table.append([
-                result.operation.rawValue, "\(result.rows)", "\(result.dimension)", check.name,
+                result.operation.rawValue, result.element, result.sizeLabel, check.name,
                 String(format: "%.2e", check.value),
                 check.informational ? "-" : String(format: "%.0e", check.tolerance),
                 check.informational ? "info" : (check.passed ? "ok" : "MISMATCH"),

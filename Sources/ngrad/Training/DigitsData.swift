@@ -94,18 +94,7 @@ struct DigitsData {
     }
 }
 
-/// SplitMix64: a tiny seeded generator, so every run is reproducible from `--seed`.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E9B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform Float in [0, 1).
+extension SplitMix64 {
+    /// A uniform Float in [0, 1) (SplitMix64 is shared with the Gaussian-process example).
     mutating func nextUnit() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }
