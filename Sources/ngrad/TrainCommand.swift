@@ -180,8 +180,9 @@ struct TrainCommand: ParsableCommand {
             title: "Digits MLP: training loss per step", xLabel: "step", yLabel: "train loss (cross-entropy)",
             xScale: .linear, yScale: .logarithmic, series: series { Double($0.step) })
         let bySeconds = LineChart(
-            title: "Training loss against time", xLabel: "seconds", yLabel: "train loss (cross-entropy)",
-            xScale: .linear, yScale: .logarithmic, series: series { $0.seconds })
+            title: "Training loss against time", xLabel: "seconds of training steps (log)",
+            yLabel: "train loss (cross-entropy)", xScale: .logarithmic, yScale: .logarithmic,
+            series: series { $0.seconds })
         try LineChart.svg(panels: [bySteps, bySeconds]).write(toFile: output + "/loss.svg", atomically: true, encoding: .utf8)
     }
 }
