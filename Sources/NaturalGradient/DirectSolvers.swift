@@ -65,9 +65,9 @@ public final class KroneckerSolver<Element: DeviceScalar> {
                 (a, layer.inputs, layer.aOffset, dampings[index].a), (g, layer.outputs, layer.gOffset, dampings[index].g),
             ] {
                 let inverse = try DenseSymmetricFactorization(
-                    matrix: factor.map(\.float64), dimension: size, damping: shift
+                    matrix: Element.widened(factor), dimension: size, damping: shift
                 ).solve(identity(size), count: size)
-                for element in 0..<(size * size) { packed[offset + element] = Element(float64: inverse[element]) }
+                packed.replaceSubrange(offset..<(offset + size * size), with: Element.narrowed(inverse))
             }
         }
         try inverses.factors.upload(packed)

@@ -9,8 +9,8 @@ struct Ngrad: ParsableCommand {
         abstract: "Natural-gradient curvature kernels on any OpenCL device: diagnostics and tools.",
         version: NaturalGradientVersion.string,
         subcommands: [
-            DevicesCommand.self, KernelsCommand.self, SolveCommand.self, MetricCommand.self, ExampleCommand.self,
-            BenchCommand.self, TuneCommand.self,
+            DevicesCommand.self, KernelsCommand.self, SolveCommand.self, TrainCommand.self, MetricCommand.self,
+            ExampleCommand.self, BenchCommand.self, TuneCommand.self,
         ]
     )
 }

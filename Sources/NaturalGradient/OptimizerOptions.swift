@@ -1,0 +1,198 @@
+/// Which curvature a `NaturalGradientOptimizer` builds, and so which per-step inputs it
+/// expects (`CurvatureInput`).
+public enum CurvatureSource: Sendable, Equatable, Codable {
+    /// The empirical Fisher from per-sample loss gradients at the training labels
+    /// (`CurvatureInput.perSampleGradients`, or `.factor`).
+    case empiricalFisher
+    /// The exact Fisher / generalised Gauss-Newton matrix from per-sample output Jacobians
+    /// and an output measure (`CurvatureInput.outputJacobians`, or `.factor`).
+    case exactFisher
+    /// K-FAC: per layer `G ⊗ A` from the layer inputs and output gradients
+    /// (`CurvatureInput.layers`). `layers` are the parameter matrices' shapes in parameter
+    /// order (a bias is a column: `inputs` counts it).
+    case kfac(layers: [LayerShape])
+}
+
+/// The `outputs x inputs` shape of one dense layer's parameter matrix `[W | b]`.
+public struct LayerShape: Sendable, Equatable, Hashable, Codable {
+    /// Rows of the parameter matrix.
+    public var outputs: Int
+    /// Columns of the parameter matrix, the bias column included.
+    public var inputs: Int
+
+    /// A layer with an `outputs x inputs` parameter matrix.
+    public init(outputs: Int, inputs: Int) {
+        self.outputs = outputs
+        self.inputs = inputs
+    }
+}
+
+/// How the optimizer holds an empirical or exact Fisher (K-FAC is always Kronecker).
+public enum CurvatureRepresentation: Sendable, Equatable, Codable {
+    /// The factor U itself (`ImplicitCurvature`): solved by CG, PCG or Woodbury. Keeps no
+    /// moving average (a factor cannot be averaged), so `curvatureDecay` must be 0.
+    case implicit
+    /// The dense P x P matrix (`DenseCurvature`): Cholesky, CG or PCG.
+    case dense
+    /// Dense blocks per group of parameters (`BlockDiagonalCurvature`): CG or PCG.
+    case blockDiagonal(blockSizes: [Int])
+    /// The diagonal (`DiagonalCurvature`): CG or PCG (PCG is exact in one step).
+    case diagonal
+}
+
+/// The damping λ of `(F + λI) Δ = g`.
+public enum DampingOption: Sendable, Equatable, Codable {
+    /// λ fixed for the whole run.
+    case fixed(Double)
+    /// Levenberg-Marquardt (`LevenbergMarquardtDamping`): λ adapts to the ratio of the
+    /// actual to the predicted loss reduction, which needs the loss at the candidate point
+    /// (the `lossAt` closure of `step`).
+    case levenbergMarquardt(initial: Double, minimum: Double = 1e-8, maximum: Double = 1e8)
+}
+
+/// How far the optimizer moves along the natural-gradient direction `Δ = (F + λI)⁻¹ g`.
+public enum StepSizeRule: Sendable, Equatable, Codable {
+    /// A fixed learning rate η: the update is `−ηΔ` (plus momentum).
+    case learningRate(Double)
+    /// The α that minimises the local quadratic model
+    /// `q(δ) = gᵀδ + ½ δᵀ(F + λI)δ` along `−Δ` (jointly with the momentum term's weight,
+    /// see `momentum`), clamped to `[0, maximum]`, as K-FAC chooses it. Costs one batched
+    /// curvature product per step.
+    case quadraticModel(maximum: Double = 1)
+}
+
+/// Everything a `NaturalGradientOptimizer` is configured with. Defaults: implicit
+/// representation, automatic solver, λ = 1e-3 fixed, learning rate 1, no momentum, no
+/// moving average, curvature and inverses refreshed every step, no clip.
+public struct NaturalGradientOptimizerOptions: Sendable {
+    /// The curvature and so the per-step inputs.
+    public var curvature: CurvatureSource
+    /// How an empirical / exact Fisher is held (ignored for K-FAC).
+    public var representation: CurvatureRepresentation = .implicit
+    /// The solver: `.automatic` picks Woodbury (implicit, M ≤ P), Cholesky (dense,
+    /// P ≤ `NaturalGradientSolver.denseLimit`), K-FAC (Kronecker), else CG.
+    public var method: SolveMethod = .automatic
+    /// Tolerance, iteration cap, preconditioner and progress rule of CG and PCG.
+    public var conjugateGradient = ConjugateGradientOptions(tolerance: 1e-4, maxIterations: 50, progressRule: true)
+    /// Fixed or Levenberg-Marquardt damping.
+    public var damping: DampingOption = .fixed(1e-3)
+    /// Learning rate or quadratic-model step size.
+    public var stepSize: StepSizeRule = .learningRate(1)
+    /// Heavy-ball momentum μ in [0, 1): the update is `δ_t = −αΔ_t + μ δ_{t−1}`. With
+    /// `.quadraticModel`, α and the momentum term's weight `c·μ` (c in [0, 1]) are chosen
+    /// together to minimise the quadratic model, as K-FAC does.
+    public var momentum: Double = 0
+    /// Exponential moving average of the curvature, β in [0, 1): at each refresh
+    /// `F ← βF + (1 − β)F_batch` (the first refresh takes `F_batch`). Dense, block-diagonal,
+    /// diagonal and K-FAC only.
+    public var curvatureDecay: Double = 0
+    /// Rebuild (or average in) the curvature every this many steps (≥ 1); between refreshes
+    /// `step` needs no curvature input.
+    public var curvatureRefreshPeriod: Int = 1
+    /// Re-invert (K-FAC factors, dense Cholesky, Woodbury Gram factorisation) every this
+    /// many steps (≥ 1); in between the last inverse is reused, with the λ it was built for.
+    /// CG has no inverse and always solves against the current curvature and λ.
+    public var inverseRefreshPeriod: Int = 1
+    /// If set, the update is scaled down to at most this Euclidean norm (> 0).
+    public var maxUpdateNorm: Double?
+
+    /// Options for `curvature`, everything else at its default.
+    public init(curvature: CurvatureSource) {
+        self.curvature = curvature
+    }
+
+    /// Options with every field given.
+    public init(
+        curvature: CurvatureSource, representation: CurvatureRepresentation = .implicit,
+        method: SolveMethod = .automatic,
+        conjugateGradient: ConjugateGradientOptions = ConjugateGradientOptions(
+            tolerance: 1e-4, maxIterations: 50, progressRule: true),
+        damping: DampingOption = .fixed(1e-3), stepSize: StepSizeRule = .learningRate(1), momentum: Double = 0,
+        curvatureDecay: Double = 0, curvatureRefreshPeriod: Int = 1, inverseRefreshPeriod: Int = 1,
+        maxUpdateNorm: Double? = nil
+    ) {
+        self.curvature = curvature
+        self.representation = representation
+        self.method = method
+        self.conjugateGradient = conjugateGradient
+        self.damping = damping
+        self.stepSize = stepSize
+        self.momentum = momentum
+        self.curvatureDecay = curvatureDecay
+        self.curvatureRefreshPeriod = curvatureRefreshPeriod
+        self.inverseRefreshPeriod = inverseRefreshPeriod
+        self.maxUpdateNorm = maxUpdateNorm
+    }
+
+    /// Throws `NaturalGradientError.invalidArgument` naming the first unusable option, for
+    /// a model of `dimension` parameters.
+    public func validate(dimension: Int) throws {
+        try require(dimension > 0, "dimension", "must be positive, got \(dimension)")
+        switch curvature {
+        case let .kfac(layers):
+            try require(!layers.isEmpty, "curvature", "K-FAC needs at least one layer")
+            for (index, layer) in layers.enumerated() {
+                try require(
+                    layer.outputs > 0 && layer.inputs > 0, "curvature",
+                    "K-FAC layer \(index) is \(layer.outputs) x \(layer.inputs)")
+            }
+            let total = layers.reduce(0) { $0 + $1.outputs * $1.inputs }
+            try require(
+                total == dimension, "curvature", "the K-FAC layers hold \(total) parameters, the model \(dimension)")
+            try require(
+                [.automatic, .kfac, .cg, .pcg].contains(method), "method",
+                "K-FAC solves with kfac, cg or pcg, not \(method.rawValue)")
+        case .empiricalFisher, .exactFisher:
+            switch representation {
+            case .implicit:
+                try require(
+                    [.automatic, .cg, .pcg, .woodbury].contains(method), "method",
+                    "an implicit curvature solves with cg, pcg or woodbury, not \(method.rawValue)")
+                try require(
+                    curvatureDecay == 0, "curvatureDecay",
+                    "an implicit (factor) curvature keeps no moving average; use 0 or a dense, block-diagonal or diagonal representation")
+            case .dense:
+                try require(
+                    [.automatic, .cg, .pcg, .cholesky].contains(method), "method",
+                    "a dense curvature solves with cholesky, cg or pcg, not \(method.rawValue)")
+            case let .blockDiagonal(sizes):
+                try require(!sizes.isEmpty && sizes.allSatisfy { $0 > 0 }, "representation", "block sizes must be positive")
+                try require(
+                    sizes.reduce(0, +) == dimension, "representation",
+                    "the blocks cover \(sizes.reduce(0, +)) parameters, the model \(dimension)")
+                try require(
+                    [.automatic, .cg, .pcg].contains(method), "method",
+                    "a block-diagonal curvature solves with cg or pcg, not \(method.rawValue)")
+            case .diagonal:
+                try require(
+                    [.automatic, .cg, .pcg].contains(method), "method",
+                    "a diagonal curvature solves with cg or pcg, not \(method.rawValue)")
+            }
+        }
+        switch damping {
+        case let .fixed(lambda):
+            try require(lambda.isFinite && lambda >= 0, "damping", "must be finite and ≥ 0, got \(lambda)")
+        case let .levenbergMarquardt(initial, minimum, maximum):
+            _ = try LevenbergMarquardtDamping(initial: initial, minimum: minimum, maximum: maximum)
+        }
+        switch stepSize {
+        case let .learningRate(rate):
+            try require(rate.isFinite && rate > 0, "learningRate", "must be finite and positive, got \(rate)")
+        case let .quadraticModel(maximum):
+            try require(maximum.isFinite && maximum > 0, "stepSize", "the maximum must be finite and positive, got \(maximum)")
+        }
+        try require(momentum.isFinite && momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1), got \(momentum)")
+        try require(
+            curvatureDecay.isFinite && curvatureDecay >= 0 && curvatureDecay < 1, "curvatureDecay",
+            "must be in [0, 1), got \(curvatureDecay)")
+        try require(curvatureRefreshPeriod >= 1, "curvatureRefreshPeriod", "must be ≥ 1, got \(curvatureRefreshPeriod)")
+        try require(inverseRefreshPeriod >= 1, "inverseRefreshPeriod", "must be ≥ 1, got \(inverseRefreshPeriod)")
+        if let maxUpdateNorm {
+            try require(
+                maxUpdateNorm.isFinite && maxUpdateNorm > 0, "maxUpdateNorm", "must be finite and positive, got \(maxUpdateNorm)")
+        }
+        try require(
+            conjugateGradient.tolerance.isFinite && conjugateGradient.tolerance >= 0, "conjugateGradient",
+            "the tolerance must be finite and ≥ 0, got \(conjugateGradient.tolerance)")
+    }
+}

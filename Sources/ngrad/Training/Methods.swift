@@ -1,0 +1,200 @@
+import ArgumentParser
+import Foundation
+import NaturalGradient
+
+/// The methods `ngrad train` compares.
+enum TrainMethod: String, CaseIterable {
+    case sgd
+    case adam
+    case kfac
+    case fisherCG = "fisher-cg"
+    case empiricalWoodbury = "empirical-woodbury"
+
+    /// The name in the table and the plot.
+    var title: String {
+        switch self {
+        case .sgd: "SGD + momentum"
+        case .adam: "Adam"
+        case .kfac: "K-FAC"
+        case .fisherCG: "exact-Fisher NGD (CG)"
+        case .empiricalWoodbury: "empirical-Fisher NGD (Woodbury)"
+        }
+    }
+
+    /// The learning-rate grid of a first-order method (the best is kept), or one entry.
+    var learningRates: [Double] {
+        switch self {
+        case .sgd: [0.1, 0.3, 1.0]
+        case .adam: [0.003, 0.01, 0.03]
+        default: [0]
+        }
+    }
+}
+
+/// One training step of some method: takes the parameters and a mini-batch, updates them.
+protocol StepRule {
+    mutating func step(_ parameters: inout [Float], batch: Batch) throws
+}
+
+/// A mini-batch: its inputs (count x features) and labels.
+struct Batch {
+    var inputs: [Float]
+    var labels: [Int]
+    var count: Int { labels.count }
+}
+
+/// SGD with heavy-ball momentum: `v ← μv + g`, `θ ← θ − ηv`.
+struct MomentumSGD: StepRule {
+    let model: MLP
+    let learningRate: Float
+    let momentum: Float = 0.9
+    var velocity: [Float]
+
+    init(model: MLP, learningRate: Double) {
+        self.model = model
+        self.learningRate = Float(learningRate)
+        velocity = [Float](repeating: 0, count: model.parameterCount)
+    }
+
+    mutating func step(_ parameters: inout [Float], batch: Batch) throws {
+        let g = gradient(model, parameters, batch)
+        for i in parameters.indices {
+            velocity[i] = momentum * velocity[i] + g[i]
+            parameters[i] -= learningRate * velocity[i]
+        }
+    }
+}
+
+/// Adam (Kingma and Ba) with the usual β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
+struct Adam: StepRule {
+    let model: MLP
+    let learningRate: Float
+    var first: [Float]
+    var second: [Float]
+    var t: Float = 0
+
+    init(model: MLP, learningRate: Double) {
+        self.model = model
+        self.learningRate = Float(learningRate)
+        first = [Float](repeating: 0, count: model.parameterCount)
+        second = first
+    }
+
+    mutating func step(_ parameters: inout [Float], batch: Batch) throws {
+        let g = gradient(model, parameters, batch)
+        t += 1
+        let (b1, b2): (Float, Float) = (0.9, 0.999)
+        let c1 = 1 - powf(b1, t)
+        let c2 = 1 - powf(b2, t)
+        for i in parameters.indices {
+            first[i] = b1 * first[i] + (1 - b1) * g[i]
+            second[i] = b2 * second[i] + (1 - b2) * g[i] * g[i]
+            parameters[i] -= learningRate * (first[i] / c1) / ((second[i] / c2).squareRoot() + 1e-8)
+        }
+    }
+}
+
+/// The mean mini-batch gradient.
+private func gradient(_ model: MLP, _ parameters: [Float], _ batch: Batch) -> [Float] {
+    let pass = model.forward(parameters, inputs: batch.inputs, count: batch.count)
+    let dz = model.backward(parameters, pass, logitGradients: model.outputGradients(pass, labels: batch.labels))
+    return model.parameterGradient(pass, outputGradients: dz, scale: 1 / Float(batch.count))
+}
+
+/// A natural-gradient method through the library's `NaturalGradientOptimizer`: the model
+/// computes the gradient and the curvature inputs in the same pass.
+struct NaturalGradientRule: StepRule {
+    let model: MLP
+    let method: TrainMethod
+    let optimizer: NaturalGradientOptimizer<Float>
+    /// How many samples of the batch the curvature is taken over (the output Jacobians of
+    /// the exact Fisher, the per-sample gradients of the empirical one; K-FAC takes all).
+    var curvatureSamples: Int
+    var generator: SplitMix64
+
+    init(model: MLP, method: TrainMethod, context: Context, seed: UInt64) throws {
+        self.model = model
+        self.method = method
+        curvatureSamples = method == .fisherCG ? 32 : method == .empiricalWoodbury ? 128 : Int.max
+        generator = SplitMix64(seed: seed ^ 0x5EED)
+        var options: NaturalGradientOptimizerOptions
+        // Settings tuned once on seeds 0-2 at batch 512 (README, "Training").
+        switch method {
+        case .kfac:
+            // K-FAC as in Martens and Grosse (2015): factors averaged over steps (statistics
+            // from labels sampled from the model), factored Tikhonov damping, factors and
+            // inverses refreshed every second step (every step took as many steps to the
+            // threshold, at more cost per step).
+            options = NaturalGradientOptimizerOptions(
+                curvature: .kfac(layers: model.shapes.map { LayerShape(outputs: $0.outputs, inputs: $0.inputs) }))
+            options.damping = .fixed(0.03)
+            options.stepSize = .learningRate(0.3)
+            options.momentum = 0.9
+            options.curvatureDecay = 0.95
+            options.maxUpdateNorm = 1
+            options.curvatureRefreshPeriod = 2
+            options.inverseRefreshPeriod = 2
+        case .fisherCG:
+            // Hessian-free style: exact Fisher (GGN) on a 32-sample subset, truncated CG,
+            // Levenberg-Marquardt damping, step size and momentum from the quadratic model.
+            options = NaturalGradientOptimizerOptions(curvature: .exactFisher)
+            options.method = .cg
+            options.damping = .levenbergMarquardt(initial: 1, minimum: 1e-4, maximum: 100)
+            options.stepSize = .quadraticModel(maximum: 1)
+            options.momentum = 0.9
+            options.maxUpdateNorm = 1
+            options.conjugateGradient = ConjugateGradientOptions(tolerance: 1e-3, maxIterations: 10, progressRule: true)
+        case .empiricalWoodbury:
+            // The empirical Fisher of a 128-sample subset, solved exactly by Woodbury.
+            options = NaturalGradientOptimizerOptions(curvature: .empiricalFisher)
+            options.method = .woodbury
+            options.damping = .fixed(1)
+            options.stepSize = .learningRate(1)
+            options.momentum = 0.9
+            options.maxUpdateNorm = 1
+        case .sgd, .adam:
+            throw ValidationError("\(method.rawValue) is not a natural-gradient method")
+        }
+        optimizer = try NaturalGradientOptimizer(context: context, dimension: model.parameterCount, options: options)
+    }
+
+    mutating func step(_ parameters: inout [Float], batch: Batch) throws {
+        let model = self.model
+        let pass = model.forward(parameters, inputs: batch.inputs, count: batch.count)
+        let loss = model.loss(pass, labels: batch.labels)
+        let dz = model.backward(parameters, pass, logitGradients: model.outputGradients(pass, labels: batch.labels))
+        let gradient = model.parameterGradient(pass, outputGradients: dz, scale: 1 / Float(batch.count))
+        var input: CurvatureInput<Float>?
+        if optimizer.needsCurvature {
+            switch method {
+            case .kfac:
+                // The true Fisher's K-FAC: output gradients at labels drawn from the model.
+                let sampled = model.sampledLabels(pass, generator: &generator)
+                let dzSampled = model.backward(
+                    parameters, pass, logitGradients: model.outputGradients(pass, labels: sampled))
+                input = .layers(
+                    zip(pass.activations, dzSampled).map { LayerStatistics(activations: $0, outputGradients: $1) },
+                    samples: batch.count)
+            case .fisherCG:
+                let n = min(curvatureSamples, batch.count)
+                let jacobians = model.outputJacobians(
+                    parameters, inputs: Array(batch.inputs.prefix(n * model.sizes[0])), count: n)
+                let probabilities = try Buffer<Float>(
+                    context: optimizer.context, copying: Array(pass.probabilities.prefix(n * model.classes)))
+                input = .outputJacobians(
+                    jacobians, samples: n, outputs: model.classes,
+                    measure: .metric(.softmaxCrossEntropy(probabilities: probabilities)))
+            default:
+                let n = min(curvatureSamples, batch.count)
+                input = .perSampleGradients(model.perSampleGradients(pass, outputGradients: dz, count: n), samples: n)
+            }
+        }
+        var lossAt: (([Float]) throws -> Double)?
+        if case .levenbergMarquardt = optimizer.options.damping {
+            lossAt = { candidate in
+                model.loss(model.forward(candidate, inputs: batch.inputs, count: batch.count), labels: batch.labels)
+            }
+        }
+        try optimizer.step(parameters: &parameters, gradient: gradient, curvature: input, loss: loss, lossAt: lossAt)
+    }
+}

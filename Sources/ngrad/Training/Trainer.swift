@@ -1,0 +1,130 @@
+import Foundation
+import NaturalGradient
+
+/// One point of a training curve.
+struct TrainRecord {
+    /// Steps taken.
+    var step: Int
+    /// Training time so far in seconds (the steps only, not the loss evaluations).
+    var seconds: Double
+    /// Mean cross-entropy over the whole training set.
+    var trainLoss: Double
+}
+
+/// One run of one method with one setting.
+struct TrainRun {
+    var method: TrainMethod
+    /// The setting ("lr=0.1"), empty for methods without a grid.
+    var variant: String
+    var records: [TrainRecord]
+    var testAccuracy: Double
+    /// The first record at or below the threshold, if any.
+    func firstBelow(_ threshold: Double) -> TrainRecord? { records.first { $0.trainLoss <= threshold } }
+    var finalLoss: Double { records.last?.trainLoss ?? .nan }
+    /// Whether the loss went down from the first record to the last.
+    var improved: Bool { finalLoss < (records.first?.trainLoss ?? .nan) }
+}
+
+/// Trains the MLP with each method on the same data, initial parameters and batch order.
+struct Trainer {
+    let model: MLP
+    let data: DigitsData
+    let steps: Int
+    let batchSize: Int
+    let seed: UInt64
+    let context: Context
+    /// A run stops early once the training loss is below this (nothing left to see), or
+    /// when it diverges (non-finite, or ten times the initial loss).
+    let stopBelow: Double
+    let progress: ProgressBar
+
+    /// Runs one method with one learning rate (ignored by natural-gradient methods).
+    func run(_ method: TrainMethod, learningRate: Double, label: String) throws -> TrainRun {
+        var parameters = model.initialParameters(seed: seed)
+        var rule: any StepRule
+        switch method {
+        case .sgd: rule = MomentumSGD(model: model, learningRate: learningRate)
+        case .adam: rule = Adam(model: model, learningRate: learningRate)
+        default: rule = try NaturalGradientRule(model: model, method: method, context: context, seed: seed)
+        }
+        var order = Array(0..<data.trainCount)
+        var generator = SplitMix64(seed: seed &+ 1)
+        var cursor = order.count
+        let features = DigitsData.features
+        let clock = ContinuousClock()
+        var seconds = 0.0
+        var records = [TrainRecord(step: 0, seconds: 0, trainLoss: trainLoss(parameters))]
+        progress.start(label, total: steps)
+        for step in 1...steps {
+            if cursor + batchSize > order.count {
+                order.shuffle(using: &generator)
+                cursor = 0
+            }
+            let indices = order[cursor..<(cursor + batchSize)]
+            cursor += batchSize
+            let batch = Batch(
+                inputs: indices.flatMap { data.trainInputs[($0 * features)..<(($0 + 1) * features)] },
+                labels: indices.map { data.trainLabels[$0] })
+            let start = clock.now
+            try rule.step(&parameters, batch: batch)
+            let elapsed = (clock.now - start).components
+            seconds += Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+            let loss = trainLoss(parameters)
+            records.append(TrainRecord(step: step, seconds: seconds, trainLoss: loss))
+            progress.update(step, loss: loss)
+            if !loss.isFinite || loss > 10 * records[0].trainLoss || loss < stopBelow { break }
+        }
+        progress.finish(records.last?.trainLoss ?? .nan, seconds: seconds)
+        let accuracy = model.accuracy(parameters, inputs: data.testInputs, labels: data.testLabels)
+        return TrainRun(
+            method: method, variant: method.learningRates.count > 1 ? "lr=\(learningRate)" : "", records: records,
+            testAccuracy: accuracy)
+    }
+
+    private func trainLoss(_ parameters: [Float]) -> Double {
+        model.loss(parameters, inputs: data.trainInputs, labels: data.trainLabels)
+    }
+}
+
+/// A one-line progress bar on standard error: redrawn in place on a terminal, one line per
+/// run otherwise (so logs stay readable).
+final class ProgressBar {
+    let interactive: Bool
+    private var label = ""
+    private var total = 1
+    private var lastDrawn = -1
+
+    init(interactive: Bool = isatty(STDERR_FILENO) != 0) {
+        self.interactive = interactive
+    }
+
+    func start(_ label: String, total: Int) {
+        self.label = label
+        self.total = max(total, 1)
+        lastDrawn = -1
+        if interactive { draw(0, loss: .nan) }
+    }
+
+    func update(_ step: Int, loss: Double) {
+        guard interactive else { return }
+        let cell = step * 30 / total
+        if cell != lastDrawn || step == total { draw(step, loss: loss) }
+    }
+
+    func finish(_ loss: Double, seconds: Double) {
+        let line = String(format: "%@ done: train loss %.4f, %.2f s", label, loss, seconds)
+        write(interactive ? "\r\u{1B}[K" + line + "\n" : line + "\n")
+    }
+
+    private func draw(_ step: Int, loss: Double) {
+        let filled = step * 30 / total
+        lastDrawn = filled
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
+        let lossText = loss.isFinite ? String(format: "%.4f", loss) : "-"
+        write("\r\u{1B}[K\(label) [\(bar)] \(step)/\(total) loss \(lossText)")
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
