@@ -358,6 +358,16 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
             case let .metric(metric):
                 factor = try CurvatureFactor.exactFisher(
                     outputJacobians: jacobians, samples: samples, outputs: outputs, dimension: dimension, metric: metric)
+            case let .similarity(family, similarity, modelOutputs):
+                try require(
+                    family.outputCount == outputs, "outputs",
+                    "is \(outputs) per sample, but \(family) has \(family.outputCount) outputs")
+                try require(
+                    modelOutputs.count == samples * outputs, "measure",
+                    "holds \(modelOutputs.count) model outputs, expected \(samples) x \(outputs)")
+                factor = try CurvatureFactor.formalMetric(
+                    outputJacobians: jacobians, outputs: Buffer(context: context, copying: modelOutputs), samples: samples,
+                    dimension: dimension, family: family, measure: similarity)
             case let .custom(build):
                 factor = try build(jacobians, samples, outputs, dimension)
             }

@@ -5,6 +5,12 @@ import OpenCLHost
 public enum OutputMeasure<Element: DeviceScalar> {
     /// A built-in metric with an analytic square root (`CurvatureFactor.exactFisher`).
     case metric(OutputMetric<Element>)
+    /// The formal natural gradient of a similarity measure (`CurvatureFactor.formalMetric`):
+    /// the metric `M(z_i)` of `measure` for `family` at the model's outputs z_i, given here
+    /// as samples x `family.outputCount` values in the family's layout (for example the
+    /// logits, with `.categorical` and `.kullbackLeibler` for the exact Fisher of a
+    /// classifier, or a Gaussian's (μ, σ) with `.wasserstein2`).
+    case similarity(family: PredictiveFamily, measure: SimilarityMeasure, outputs: [Element])
     /// Any factor builder: it receives the Jacobians on the device (samples·outputs x
     /// dimension, sample-major), the sample count, the outputs per sample and P, and returns
     /// the factor whose rows are `B_i J_i`.

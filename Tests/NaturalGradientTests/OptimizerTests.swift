@@ -42,6 +42,47 @@ struct OptimizerTests {
         }
     }
 
+    /// A Gaussian fitted by its own parameters z = θ = (μ, σ) (J = I): with the KL measure
+    /// one step of rate 1 is Fisher scoring, μ → the sample mean and σ → (σ + S/σ)/2 with
+    /// S the mean squared deviation from μ; with squared W2 (metric 2I) it is −g/2.
+    @Test func similarityMeasuresPlugIntoTheOptimizer() throws {
+        try #require(deviceSupports(Double.self))
+        let context = try TestDevice.context()
+        let data = [0.3, 1.9, -0.4, 2.2, 0.8]
+        let (mu, sigma) = (0.1, 0.7)
+        let n = Double(data.count)
+        let mean = data.reduce(0, +) / n
+        let s = data.reduce(0) { $0 + ($1 - mu) * ($1 - mu) } / n
+        let gradient = [-(mean - mu) / (sigma * sigma), 1 / sigma - s / (sigma * sigma * sigma)]
+        let family = PredictiveFamily.gaussian(dimension: 1, parametrization: .meanStandardDeviation)
+        for measure in [SimilarityMeasure.kullbackLeibler, .wasserstein2] {
+            var options = NaturalGradientOptimizerOptions(curvature: .exactFisher)
+            (options.representation, options.method, options.damping) = (.dense, .cholesky, .fixed(1e-14))
+            let optimizer = try NaturalGradientOptimizer<Double>(context: context, dimension: 2, options: options)
+            var parameters = [mu, sigma]
+            try optimizer.step(
+                parameters: &parameters, gradient: gradient,
+                curvature: .outputJacobians(
+                    [1, 0, 0, 1], samples: 1, outputs: 2,
+                    measure: .similarity(family: family, measure: measure, outputs: [mu, sigma])))
+            let expected =
+                measure.description == SimilarityMeasure.kullbackLeibler.description
+                ? [mean, (sigma + s / sigma) / 2] : [mu - gradient[0] / 2, sigma - gradient[1] / 2]
+            #expect(relativeError(parameters, expected) < 1e-12, "\(measure)")
+        }
+        // The family must match the outputs per sample.
+        let optimizer = try NaturalGradientOptimizer<Double>(
+            context: context, dimension: 2, options: NaturalGradientOptimizerOptions(curvature: .exactFisher))
+        var parameters = [mu, sigma]
+        #expect(throws: NaturalGradientError.self) {
+            try optimizer.step(
+                parameters: &parameters, gradient: gradient,
+                curvature: .outputJacobians(
+                    [1, 0, 0, 1], samples: 1, outputs: 2,
+                    measure: .similarity(family: .bernoulli, measure: .kullbackLeibler, outputs: [0])))
+        }
+    }
+
     /// A one-layer linear model with one sample: the per-sample gradient is `g ⊗ a`, so the
     /// exact Fisher `uuᵀ` is exactly `ggᵀ ⊗ aaᵀ` and K-FAC's step equals the exact
     /// natural-gradient step `−u/‖u‖²` as λ → 0.
