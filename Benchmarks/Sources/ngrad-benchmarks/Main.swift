@@ -51,6 +51,10 @@ struct Benchmarks: ParsableCommand {
     var csv: String?
 
     @Option(
+        name: .long, help: ArgumentHelp("Also write the README's Markdown table (one row per case) to this file.", valueName: "file"))
+    var markdown: String?
+
+    @Option(
         name: .long,
         help: ArgumentHelp(
             "Also write an SVG chart (rate against size per operation, ours against the peers) to this file.",
@@ -238,6 +242,10 @@ struct Benchmarks: ParsableCommand {
         if let csv {
             try renderCSV(cases).write(toFile: csv, atomically: true, encoding: .utf8)
             print("wrote \(csv)")
+        }
+        if let markdown {
+            try renderMarkdown(cases).write(toFile: markdown, atomically: true, encoding: .utf8)
+            print("wrote \(markdown)")
         }
         if let svg {
             let title = "\(context.device.name), \(date.prefix(10))"

@@ -454,6 +454,30 @@ func renderCSV(_ cases: [CaseResult]) -> String {
     return lines.joined(separator: "\n") + "\n"
 }
 
+/// One Markdown table row per case (the README's table): ours' median and rate, then each
+/// other contestant's median and ours' speed ratio over it (> 1: ours is faster).
+func renderMarkdown(_ cases: [CaseResult]) -> String {
+    func number(_ value: Double, _ digits: Int = 3) -> String {
+        guard value.isFinite else { return "-" }
+        return value >= 100 ? String(format: "%.1f", value) : String(format: "%.\(digits)g", value)
+    }
+    var lines = [
+        "| operation | type | size | ours median ms | ours rate | roof | others: median ms (ours' speed ratio) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for result in cases {
+        guard let ours = result.result(.ours) else { continue }
+        let others = result.contestants.filter { $0.contestant != .ours && $0.contestant != .oursPart }.map { entry in
+            "\(entry.label) \(number(entry.medianSeconds * 1e3)) (\(number(entry.medianSeconds / ours.medianSeconds, 2))x)"
+        }
+        lines.append(
+            "| \(result.operation.rawValue) | \(result.element) | \(result.sizeLabel) | \(number(ours.medianSeconds * 1e3)) | "
+                + "\(number(ours.rate)) \(result.operation.unit) | \(ours.rooflineFraction.map { String(format: "%.0f%%", $0 * 100) } ?? "-") | "
+                + "\(others.isEmpty ? "-" : others.joined(separator: "; ")) |")
+    }
+    return lines.joined(separator: "\n") + "\n"
+}
+
 func renderChecks(_ cases: [CaseResult]) -> String {
     var table = TextTable(["operation", "type", "size", "check", "value", "limit", "result"])
     for result in cases {
