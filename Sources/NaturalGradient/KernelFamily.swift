@@ -39,8 +39,13 @@ public enum KernelFamily: String, CaseIterable, Sendable {
         switch self {
         case .vector, .kronecker, .outputMetrics:
             return [:]
-        case .reduction, .conjugateGradient:
+        case .reduction:
             return ["WGS": groupSize]
+        case .conjugateGradient:
+            // CPUs: contiguous runs of 512-bit vectors per work-item (the interleaved loop
+            // ran scalar on PoCL); GPUs interleave items for coalesced access.
+            guard device.kind == .cpu else { return ["WGS": groupSize, "CONTIGUOUS": 0] }
+            return ["WGS": groupSize, "CONTIGUOUS": 1, "VW": Element.self == Double.self ? 8 : 16]
         case .fisherAccumulation:
             // CPUs: a 16 x 16 float micro-tile (16 accumulators of one 512-bit register each)
             // measured 124 GFLOP/s on PoCL against 87 for 8 x 16; doubles take 8 x 8. GPUs
