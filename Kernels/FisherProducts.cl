@@ -11,9 +11,6 @@
 //   RB          factor rows per block of the implicit product (default 8)
 //   CONTIGUOUS  1: each work-item owns a contiguous run of column vectors (CPU caches);
 //               0: work-items interleave (coalesced GPU access). Default 0.
-//   PREFETCH    1: the implicit product prefetches the next row block into L2 while it
-//               works on this one (clang's __builtin_prefetch; CPU compilers only, as
-//               OpenCL's prefetch() is a no-op on PoCL). Default 0.
 
 #ifndef VW
 #define VW 8
@@ -26,16 +23,6 @@
 #endif
 #ifndef CONTIGUOUS
 #define CONTIGUOUS 0
-#endif
-#ifndef PREFETCH
-#define PREFETCH 0
-#endif
-
-// Prefetch of the line holding `pointer` into L2 (a hint: dropped where unsupported).
-#if PREFETCH && defined(__clang__)
-#define PREFETCH_L2(pointer) __builtin_prefetch((pointer), 0, 2)
-#else
-#define PREFETCH_L2(pointer)
 #endif
 
 #if VW == 1
@@ -112,14 +99,6 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
                     for (uint j = 0; j < KB; ++j) dots[r][j] += row * xs[j];
                 }
             }
-#if PREFETCH
-            // The first half of the next block's rows, the second half during the update,
-            // so DRAM streams through both phases.
-#pragma unroll
-            for (uint r = RB; r < RB + RB / 2; ++r) {
-                if (m0 + r < last) PREFETCH_L2(u + (size_t)(m0 + r) * ldu + (size_t)v * VW);
-            }
-#endif
         }
         for (uint r = 0; r < RB; ++r) {
             for (uint j = 0; j < KB; ++j) {
@@ -157,12 +136,6 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
             }
 #pragma unroll
             for (uint j = 0; j < KB; ++j) VSTORE(sums[j], v, y + (size_t)j * dim);
-#if PREFETCH
-#pragma unroll
-            for (uint r = RB + RB / 2; r < 2 * RB; ++r) {
-                if (m0 + r < last) PREFETCH_L2(u + (size_t)(m0 + r) * ldu + (size_t)v * VW);
-            }
-#endif
         }
         if (item < dim - tail) {
             const uint c = tail + item;
