@@ -54,10 +54,12 @@ public enum KernelFamily: String, CaseIterable, Sendable {
             return Element.self == Double.self ? ["RM": 8, "VW": 8] : ["RM": 16, "VW": 16]
         case .fisherProducts:
             // CPUs stream a contiguous run of columns per work-item (PoCL runs a group's
-            // items one after another); GPUs interleave items for coalesced loads.
-            let contiguous = device.kind == .cpu ? 1 : 0
+            // items one after another) and sweep the update backwards, so the rows it re-reads
+            // were the dot phase's last (shortest reuse distance in L2: +0-13% at P = 100000,
+            // even at 65536 on PoCL); GPUs interleave items for coalesced loads.
+            let cpu = device.kind == .cpu ? 1 : 0
             return ["WGS": groupSize, "VW": device.kind == .cpu ? (Element.self == Double.self ? 8 : 16) : 4,
-                    "CONTIGUOUS": contiguous, "KB": 1, "RB": 8]
+                    "CONTIGUOUS": cpu, "REVERSE": cpu, "KB": 1, "RB": 8]
         }
     }
 }
