@@ -234,8 +234,8 @@ func benchmarkCGSolve(context: Context, problem: SolverProblem, settings: Settin
     ]
 
     // Interleaved (ours, OpenBLAS, ours, ...): on a shared machine the load moves within
-    // seconds, and timing all of ours before all of OpenBLAS's once gave 0.50x for a pair
-    // that measured 1.2x interleaved.
+    // seconds; timing all of ours before all of OpenBLAS's once gave 0.50x (others 50%
+    // during ours, 25% during OpenBLAS's) where interleaved runs give 0.92-0.95x.
     let timings = try measureInterleaved(
         warmup: settings.solverWarmup, repetitions: settings.solverRepetitions,
         [
