@@ -39,7 +39,11 @@ public struct ConjugateGradientOptions: Sendable {
 /// Per iteration: one small write of the step scalars, one fused vector-update kernel, the
 /// operator's product, one fused dot-product kernel, and one small read-back of group
 /// partial sums (added on the host in float64, in a fixed order). Each column stops on its own (converged, iteration cap,
-/// progress rule, negative curvature, non-finite) and is frozen on the device from then on.
+/// progress rule, negative curvature, non-finite, stagnated) and is frozen on the device from then on.
+/// "Converged" is confirmed from x: when the recurrence reaches the tolerance, one product
+/// recomputes the residual, and a miss replaces r by the true residual and restarts the
+/// column's direction (the pipelined recurrences drift in float32). Keeps its work vectors
+/// for the next solve of the same shape, so one instance serves one thread.
 public final class ConjugateGradient<Element: DeviceScalar> {
     /// The context everything runs on.
     public let context: Context
