@@ -11,6 +11,9 @@
 //   RB          factor rows per block of the implicit product (default 8)
 //   CONTIGUOUS  1: each work-item owns a contiguous run of column vectors (CPU caches);
 //               0: work-items interleave (coalesced GPU access). Default 0.
+//   REVERSE     1 (with CONTIGUOUS): the implicit product's update phase sweeps the columns
+//               backwards, so the row lines it re-reads are the ones the dot phase read
+//               last, still in L2 when the block and x/y do not all fit. Default 0.
 
 #ifndef VW
 #define VW 8
@@ -23,6 +26,9 @@
 #endif
 #ifndef CONTIGUOUS
 #define CONTIGUOUS 0
+#endif
+#ifndef REVERSE
+#define REVERSE 0
 #endif
 
 #if VW == 1
@@ -52,6 +58,10 @@ inline REAL lane_sum(const REALV v) {
 #define PER_ITEM(vectors) (((vectors) + WGS - 1) / WGS)
 #define FOR_COLUMN_VECTORS(v, vectors) \
     for (uint v = item * PER_ITEM(vectors), end_ = min((uint)(vectors), v + PER_ITEM(vectors)); v < end_; ++v)
+// The same vectors, last item's last vector first (PoCL runs items in order).
+#define FOR_COLUMN_VECTORS_REVERSED(v, vectors)                                                          \
+    for (uint i_ = (WGS - 1 - item) * PER_ITEM(vectors), e_ = min((uint)(vectors), i_ + PER_ITEM(vectors)), \
+              v = e_ - 1; e_ > i_ && v + 1 > i_; --v)
 #else
 #define FOR_COLUMN_VECTORS(v, vectors) for (uint v = item; v < (vectors); v += WGS)
 #endif
@@ -122,7 +132,11 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
 
         // Update phase: partial_g[j] += sum_r t[r][j] u_{m_r}, the rows still in cache.
         const bool firstBlock = m0 == first;
+#if REVERSE && CONTIGUOUS
+        FOR_COLUMN_VECTORS_REVERSED(v, vectors) {
+#else
         FOR_COLUMN_VECTORS(v, vectors) {
+#endif
             REALV sums[KB];
 #pragma unroll
             for (uint j = 0; j < KB; ++j) sums[j] = firstBlock ? (REALV)(0) : VLOAD(v, y + (size_t)j * dim);

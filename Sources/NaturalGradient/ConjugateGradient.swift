@@ -39,7 +39,11 @@ public struct ConjugateGradientOptions: Sendable {
 /// Per iteration: one small write of the step scalars, one fused vector-update kernel, the
 /// operator's product, one fused dot-product kernel, and one small read-back of group
 /// partial sums (added on the host in float64, in a fixed order). Each column stops on its own (converged, iteration cap,
-/// progress rule, negative curvature, non-finite) and is frozen on the device from then on.
+/// progress rule, negative curvature, non-finite, stagnated) and is frozen on the device from then on.
+/// "Converged" is confirmed from x: when the recurrence reaches the tolerance, one product
+/// recomputes the residual, and a miss replaces r by the true residual and restarts the
+/// column's direction (the pipelined recurrences drift in float32). Keeps its work vectors
+/// for the next solve of the same shape, so one instance serves one thread.
 public final class ConjugateGradient<Element: DeviceScalar> {
     /// The context everything runs on.
     public let context: Context
@@ -47,6 +51,12 @@ public final class ConjugateGradient<Element: DeviceScalar> {
     private let curvatureKernel: Kernel
     private let groupSize: Int
     private let vectors: VectorOperations<Element>
+    /// The last solve's work vectors (all but x, which the caller keeps), reused by the next
+    /// solve of the same shape: a solve allocates one vector batch instead of eight buffers.
+    private var reusable: State?
+    /// Whether a convergence claim of the recurrence is confirmed from x (tests turn it off
+    /// to show the drift the confirmation guards against).
+    var confirmsConvergence = true
 
     public init(context: Context) throws {
         self.context = context
@@ -75,7 +85,7 @@ public final class ConjugateGradient<Element: DeviceScalar> {
             try require(exponent.isFinite, "preconditioner", "the Jacobi exponent must be finite")
         }
 
-        let state = try State(context: context, b: b, groups: groups(for: b.dimension))
+        let state = try makeState(b)
         let cap = options.maxIterations ?? b.dimension
         let preconditioner = try makePreconditioner(curvature, damping: damping, options.preconditioner)
 
@@ -90,37 +100,57 @@ public final class ConjugateGradient<Element: DeviceScalar> {
             try state.r.buffer.copy(from: b.buffer, range: 0..<(b.dimension * b.count))
         }
         for buffer in [state.p, state.s, state.u, state.w] { try buffer.buffer.fill(0) }
-        let bNorms = try (0..<b.count).map { column -> Double in
-            let range = (column * b.dimension)..<((column + 1) * b.dimension)
-            return try b.buffer.downloadFloat64(range).reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+        let hostB = try b.buffer.downloadFloat64(0..<(b.dimension * b.count))
+        let bNorms = (0..<b.count).map { column -> Double in
+            hostB[(column * b.dimension)..<((column + 1) * b.dimension)].reduce(0.0) { $0 + $1 * $1 }.squareRoot()
         }
 
         var columns = (0..<b.count).map { Column(bNorm: bNorms[$0]) }
         for index in columns.indices where !(bNorms[index].isFinite) {
             columns[index].finish(.nonFinite)
         }
-        try launchUpdate(state, preconditioner: preconditioner, columns: columns, alpha: 0, beta: 0)
-        try curvature.apply(state.u, damping: damping, into: state.w)
-        try launchCurvatureDots(state, columns: columns)
-        var sums = try state.readPartials()
+        for index in columns.indices where columns[index].active { columns[index].restarting = true }
+        // Reports of columns whose convergence was confirmed from x (x frozen since).
+        var confirmed = [ColumnReport?](repeating: nil, count: b.count)
 
-        // First step sizes; columns already solved (b = 0 or x0 exact) stop here.
-        for index in columns.indices where columns[index].active {
-            columns[index].observe(sums[index], tolerance: options.tolerance)
-            if columns[index].active, cap == 0 { columns[index].finish(.iterationCap) }
-            if columns[index].active { columns[index].firstStep(sums[index]) }
-        }
-
+        // One pass per iteration; a column that restarts (the first pass, or after a residual
+        // replacement) takes α = β = 0 in it, so its direction starts afresh from u = M r.
+        // In the last pass before every active column reaches the cap, no later step needs
+        // the product, so it is skipped (its dot entry 4 stays stale and unused).
+        var firstPass = true
         while columns.contains(where: \.active) {
+            let lastPass = columns.allSatisfy { !$0.active || (!$0.restarting && $0.iterations + 1 >= cap) }
             try launchUpdate(
-                state, preconditioner: preconditioner, columns: columns, alpha: columns.map(\.alpha),
-                beta: columns.map(\.beta))
-            try curvature.apply(state.u, damping: damping, into: state.w)
-            try launchCurvatureDots(state, columns: columns)
-            sums = try state.readPartials()
+                state, preconditioner: preconditioner, columns: columns,
+                alpha: columns.map { $0.restarting ? 0 : $0.alpha }, beta: columns.map { $0.restarting ? 0 : $0.beta })
+            if !lastPass {
+                try curvature.apply(state.u, damping: damping, into: state.w)
+                try launchCurvatureDots(state, columns: columns)
+            }
+            let sums = try state.readPartials()
+            var claims: [Int] = []
             for index in columns.indices where columns[index].active {
+                if columns[index].restarting {
+                    // r is b − (F + λI)x here (exactly, up to rounding): first step sizes, or stop.
+                    columns[index].restarting = false
+                    columns[index].observe(sums[index], tolerance: options.tolerance, record: firstPass)
+                    if columns[index].status == .converged {
+                        columns[index].status = nil
+                        claims.append(index)
+                    } else if columns[index].active, columns[index].iterations >= cap {
+                        columns[index].finish(.iterationCap)
+                    } else if columns[index].active {
+                        columns[index].firstStep(sums[index])
+                    }
+                    continue
+                }
                 columns[index].iterations += 1
                 columns[index].observe(sums[index], tolerance: options.tolerance)
+                if columns[index].status == .converged {
+                    columns[index].status = nil
+                    claims.append(index)
+                    continue
+                }
                 guard columns[index].active else { continue }
                 if options.progressRule, columns[index].progressStalled() {
                     columns[index].finish(.progressStalled)
@@ -130,16 +160,99 @@ public final class ConjugateGradient<Element: DeviceScalar> {
                     columns[index].nextStep(sums[index])
                 }
             }
+            firstPass = false
+            if !confirmsConvergence {
+                for index in claims { columns[index].finish(.converged) }
+                claims = []
+            }
+            if !claims.isEmpty {
+                try confirmConvergence(
+                    claims, curvature, b, hostB, state, damping: damping, tolerance: options.tolerance, cap: cap,
+                    columns: &columns, confirmed: &confirmed)
+            }
         }
 
-        // Report the true residual of the returned x, not the recurrence's.
+        // Report the true residual of the returned x, not the recurrence's: measured again
+        // unless every column's was measured when its convergence was confirmed.
+        let statuses = columns.map { $0.status ?? .iterationCap }
+        if confirmed.allSatisfy({ $0 != nil }) {
+            return (state.x, confirmed.enumerated().map { index, report in
+                var report = report!
+                report.iterations = columns[index].iterations
+                report.status = statuses[index]
+                return report
+            })
+        }
         let reports = try measureSolution(
             curvature, b, state.x, damping: damping, scratch: state.w, iterations: columns.map(\.iterations),
-            statuses: columns.map { $0.status ?? .iterationCap })
+            statuses: statuses)
         return (state.x, reports)
     }
 
+    /// At most this many residual replacements per column and solve before a column whose
+    /// recurrence keeps claiming convergence, but whose x does not meet the tolerance, stops
+    /// as `stagnated`.
+    static var maxReplacements: Int { 4 }
+
+    /// The recurrence says `claims` reached the tolerance. The pipelined recurrences drift
+    /// from the true residual in finite precision (Cools and Vanroose; Greenbaum), so the
+    /// residual is recomputed from x with one product: where it meets the tolerance the
+    /// column stops as converged; where not, the residual is replaced by the true one
+    /// (computed in float64 on the host, like van der Vorst and Ye's replacement) and the
+    /// column restarts from its x with a fresh direction.
+    private func confirmConvergence<Operator: CurvatureOperator<Element>>(
+        _ claims: [Int], _ curvature: Operator, _ b: VectorBatch<Element>, _ hostB: [Double], _ state: State,
+        damping: Element, tolerance: Double, cap: Int, columns: inout [Column], confirmed: inout [ColumnReport?]
+    ) throws {
+        let product = try state.checkScratch(context: context)
+        let measured = try measureSolutionValues(
+            curvature, b, state.x, damping: damping, scratch: product, hostB: hostB,
+            iterations: columns.map(\.iterations), statuses: columns.map { $0.status ?? .converged })
+        let n = state.dimension
+        for index in claims {
+            let report = measured.reports[index]
+            let met = columns[index].bNorm == 0 ? report.relativeResidual == 0 : report.relativeResidual <= tolerance
+            if met || !report.relativeResidual.isFinite {
+                columns[index].finish(report.relativeResidual.isFinite ? .converged : .nonFinite)
+                confirmed[index] = report
+                continue
+            }
+            columns[index].replacements += 1
+            if columns[index].replacements > Self.maxReplacements {
+                columns[index].finish(.stagnated)
+                confirmed[index] = measured.reports[index]
+                continue
+            }
+            if columns[index].iterations >= cap {
+                columns[index].finish(.iterationCap)
+                confirmed[index] = measured.reports[index]
+                continue
+            }
+            // r ← b − (F + λI)x; p, s, u, w ← 0; the next pass restarts the column.
+            let range = (index * n)..<((index + 1) * n)
+            try state.r.buffer.upload(float64: range.map { hostB[$0] - measured.products[$0] }, at: index * n)
+            for vector in [state.p, state.s, state.u, state.w] { try vector.buffer.fill(0, range: range) }
+            columns[index].restarting = true
+        }
+    }
+
     // MARK: - Launches
+
+    /// Work vectors for a solve of `b`: the previous solve's where the shape matches, with a
+    /// fresh x (the previous solution belongs to its caller).
+    private func makeState(_ b: VectorBatch<Element>) throws -> State {
+        let groups = groups(for: b.dimension)
+        let state: State
+        if let previous = reusable, previous.dimension == b.dimension, previous.count == b.count,
+            previous.groups == groups
+        {
+            state = try State(context: context, reusing: previous, b: b)
+        } else {
+            state = try State(context: context, b: b, groups: groups)
+        }
+        reusable = state
+        return state
+    }
 
     private func groups(for dimension: Int) -> Int {
         max(1, min(max(1, min(1024, context.device.computeUnits * 8)), (dimension + groupSize - 1) / groupSize))
@@ -155,14 +268,6 @@ public final class ConjugateGradient<Element: DeviceScalar> {
             state.u.buffer, state.w.buffer, state.b.buffer, state.partials)
         try context.enqueue(
             updateKernel, globalSize: [state.groups * groupSize, state.count], localSize: [groupSize, 1])
-    }
-
-    private func launchUpdate(_ state: State, preconditioner: Buffer<Element>?, columns: [Column], alpha: Element, beta: Element)
-        throws
-    {
-        try launchUpdate(
-            state, preconditioner: preconditioner, columns: columns, alpha: Array(repeating: alpha, count: state.count),
-            beta: Array(repeating: beta, count: state.count))
     }
 
     private func launchCurvatureDots(_ state: State, columns: [Column]) throws {
@@ -203,6 +308,8 @@ extension ConjugateGradient {
         let partials: Buffer<Element>
         /// Per column: active flag (1 or 0), α, β, written once per iteration.
         let steps: Buffer<Element>
+        /// (F + λI)x when convergence is checked from x; allocated on first use.
+        private var check: VectorBatch<Element>?
 
         init(context: Context, b: VectorBatch<Element>, groups: Int) throws {
             dimension = b.dimension
@@ -215,6 +322,21 @@ extension ConjugateGradient {
             (x, r, u, w, p, s) = (try batch(), try batch(), try batch(), try batch(), try batch(), try batch())
             partials = try Buffer(context: context, count: b.count * groups * 5)
             steps = try Buffer(context: context, count: 3 * b.count)
+        }
+
+        /// `previous`'s work vectors for a new right-hand side of the same shape, and a fresh x.
+        init(context: Context, reusing previous: State, b: VectorBatch<Element>) throws {
+            (dimension, count, groups, self.b) = (previous.dimension, previous.count, previous.groups, b)
+            x = try VectorBatch(context: context, dimension: b.dimension, count: b.count)
+            (r, u, w, p, s) = (previous.r, previous.u, previous.w, previous.p, previous.s)
+            (partials, steps, check) = (previous.partials, previous.steps, previous.check)
+        }
+
+        func checkScratch(context: Context) throws -> VectorBatch<Element> {
+            if let check { return check }
+            let batch = try VectorBatch<Element>(context: context, dimension: dimension, count: count)
+            check = batch
+            return batch
         }
 
         /// Per column: (r·u, r·r, x·r, x·b, w·u), each summed over groups in order in float64.
@@ -239,6 +361,11 @@ extension ConjugateGradient {
         var alphaValue = 0.0
         var betaValue = 0.0
         var objectives: [Double] = []
+        /// The next pass starts a direction afresh (α = β = 0): the first pass, and the pass
+        /// after a residual replacement.
+        var restarting = false
+        /// Residual replacements so far.
+        var replacements = 0
 
         init(bNorm: Double) { self.bNorm = bNorm }
 
@@ -248,11 +375,13 @@ extension ConjugateGradient {
 
         mutating func finish(_ status: SolveStatus) { self.status = status }
 
-        /// Records φ and stops on convergence or a non-finite value.
-        mutating func observe(_ sums: [Double], tolerance: Double) {
+        /// Records φ (unless `record` is false: a restart at an x already recorded) and stops
+        /// on convergence (of the recurrence's residual; the caller confirms it from x) or
+        /// a non-finite value.
+        mutating func observe(_ sums: [Double], tolerance: Double, record: Bool = true) {
             guard sums.allSatisfy(\.isFinite) else { return finish(.nonFinite) }
             // φ(x) = ½xᵀAx − bᵀx = −½(xᵀb + xᵀr), since r = b − Ax.
-            objectives.append(-0.5 * (sums[3] + sums[2]))
+            if record { objectives.append(-0.5 * (sums[3] + sums[2])) }
             let residual = sums[1].squareRoot()
             if bNorm == 0 ? residual == 0 : residual / bNorm <= tolerance { finish(.converged) }
         }

@@ -50,8 +50,13 @@ public enum KernelFamily: String, CaseIterable, Sendable {
                 return ["LOCAL_TILES": 1, "RM": 4, "RN": 4, "WGX": 16, "WGY": wgy, "KT": 16]
             }
             return ["LOCAL_TILES": 0, "RM": 4, "RN": 4, "WGX": 16, "WGY": 8, "VW": Element.self == Double.self ? 8 : 16]
-        case .reduction, .conjugateGradient:
+        case .reduction:
             return ["WGS": groupSize]
+        case .conjugateGradient:
+            // CPUs: contiguous runs of 512-bit vectors per work-item (the interleaved loop
+            // ran scalar on PoCL); GPUs interleave items for coalesced access.
+            guard device.kind == .cpu else { return ["WGS": groupSize, "CONTIGUOUS": 0] }
+            return ["WGS": groupSize, "CONTIGUOUS": 1, "VW": Element.self == Double.self ? 8 : 16]
         case .fisherAccumulation:
             // CPUs: a 16 x 16 float micro-tile (16 accumulators of one 512-bit register each)
             // measured 124 GFLOP/s on PoCL against 87 for 8 x 16; doubles take 8 x 8. GPUs
@@ -60,13 +65,16 @@ public enum KernelFamily: String, CaseIterable, Sendable {
             return Element.self == Double.self ? ["RM": 8, "VW": 8] : ["RM": 16, "VW": 16]
         case .fisherProducts:
             // CPUs stream a contiguous run of columns per work-item (PoCL runs a group's
-            // items one after another); GPUs interleave items for coalesced loads.
-            let contiguous = device.kind == .cpu ? 1 : 0
-            // block_dense_product: DRB rows per group (CPUs 16: 8 measured 0.12-0.67x ssymv, 16 0.52-0.99x in one busy run); on CPUs 16 items (a row is a few
-            // kilobytes, so 256 items would each get less than one vector), on GPUs the
-            // family's group size and 2 rows (local scratch DRB x KB x DWGS stays <= 32 KiB).
+            // items one after another) and sweep the update backwards, so the rows it re-reads
+            // were the dot phase's last (shortest reuse distance in L2: +0-13% at P = 100000,
+            // even at 65536 on PoCL); GPUs interleave items for coalesced loads.
+            // block_dense_product: DRB rows per group (CPUs 16: 8 measured 0.12-0.67x ssymv,
+            // 16 0.52-0.99x in one busy run); on CPUs 16 items (a row is a few kilobytes, so
+            // 256 items would each get less than one vector), on GPUs the family's group size
+            // and 2 rows (local scratch DRB x KB x DWGS stays <= 32 KiB).
+            let cpu = device.kind == .cpu ? 1 : 0
             return ["WGS": groupSize, "VW": device.kind == .cpu ? (Element.self == Double.self ? 8 : 16) : 4,
-                    "CONTIGUOUS": contiguous, "KB": 1, "RB": 8,
+                    "CONTIGUOUS": cpu, "REVERSE": cpu, "KB": 1, "RB": 8,
                     "DRB": device.kind == .cpu ? 16 : 2, "DWGS": device.kind == .cpu ? min(16, groupSize) : groupSize]
         }
     }

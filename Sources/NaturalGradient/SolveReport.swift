@@ -13,6 +13,10 @@ public enum SolveStatus: String, Sendable, Equatable, Codable {
     case negativeCurvature = "negative curvature"
     /// A NaN or infinity appeared; the solution is the last finite iterate.
     case nonFinite = "non-finite"
+    /// The recurrence's residual reached the tolerance several times, but the residual
+    /// recomputed from x stayed above it after as many residual replacements: the tolerance
+    /// is finer than this element type resolves for this system.
+    case stagnated
 }
 
 /// The outcome of a solve for one right-hand side.
@@ -33,14 +37,26 @@ func measureSolution<Operator: CurvatureOperator>(
     _ curvature: Operator, _ b: VectorBatch<Operator.Element>, _ x: VectorBatch<Operator.Element>,
     damping: Operator.Element, scratch: VectorBatch<Operator.Element>? = nil, iterations: [Int], statuses: [SolveStatus]
 ) throws -> [ColumnReport] {
+    try measureSolutionValues(
+        curvature, b, x, damping: damping, scratch: scratch, iterations: iterations, statuses: statuses
+    ).reports
+}
+
+/// `measureSolution`, also returning the product `(F + λI)x` in float64 (all columns, one
+/// after another); `hostB` is b in float64 where the caller has it.
+func measureSolutionValues<Operator: CurvatureOperator>(
+    _ curvature: Operator, _ b: VectorBatch<Operator.Element>, _ x: VectorBatch<Operator.Element>,
+    damping: Operator.Element, scratch: VectorBatch<Operator.Element>? = nil, hostB: [Double]? = nil,
+    iterations: [Int], statuses: [SolveStatus]
+) throws -> (reports: [ColumnReport], products: [Double]) {
     let product = try scratch ?? VectorBatch(context: curvature.context, dimension: b.dimension, count: b.count)
     try curvature.apply(x, damping: damping, into: product)
     let count = b.dimension * b.count
     let (ax, bValues, xValues) = (
-        try product.buffer.downloadFloat64(0..<count), try b.buffer.downloadFloat64(0..<count),
+        try product.buffer.downloadFloat64(0..<count), try hostB ?? b.buffer.downloadFloat64(0..<count),
         try x.buffer.downloadFloat64(0..<count)
     )
-    return (0..<b.count).map { column in
+    let reports = (0..<b.count).map { column in
         var residual = 0.0
         var norm = 0.0
         var objective = 0.0
@@ -57,4 +73,5 @@ func measureSolution<Operator: CurvatureOperator>(
         return ColumnReport(
             iterations: iterations[column], relativeResidual: relative, objective: objective, status: status)
     }
+    return (reports, ax)
 }

@@ -53,9 +53,11 @@ struct NaturalGradientSolverTests {
             dense, g, damping: damping, method: .pcg,
             options: ConjugateGradientOptions(tolerance: 1e-13, maxIterations: 5000))
         // The recurrence residual drifts from the true one at κ ≈ 1e8 (κ·ε ≈ 1e-8); the report
-        // gives the true residual, which is what this bounds.
+        // gives the true residual, which is what this bounds. The true residual cannot reach
+        // 1e-13, so the solve stops as stagnated (after residual replacements) or at the cap,
+        // never as converged.
         #expect(pcg.reports[0].relativeResidual < 1e-6)
-        #expect([SolveStatus.converged, .iterationCap].contains(pcg.reports[0].status))
+        #expect([SolveStatus.stagnated, .iterationCap].contains(pcg.reports[0].status))
     }
 
     /// P spans several Gram chunks: the Gram matrix matches float64 (float32: summed per

@@ -148,8 +148,8 @@ func benchmarkCGIteration(context: Context, problem: SolverProblem, settings: Se
         seconds: zip(longTiming.seconds, shortTiming.seconds).map { ($0 - $1) / iterations },
         interference: longTiming.interference)
 
-    // A solve with cap k does k + 2 products: the first direction's, k iterations', and
-    // the final true residual's.
+    // A solve with cap k does k + 1 products: the first direction's, k − 1 iterations' (the
+    // last pass needs no product), and the final true residual's.
     let bytes = problem.matrixBytes
     var result = CaseResult(
         operation: .cgIteration, rows: m, dimension: p, work: bytes,
@@ -163,11 +163,11 @@ func benchmarkCGIteration(context: Context, problem: SolverProblem, settings: Se
             ContestantResult(
                 .oursPart, label: "ours CG cap \(long)",
                 routine: "ConjugateGradient.solve, tolerance 0, maxIterations \(long)", timing: longTiming,
-                work: Double(long + 2) * bytes),
+                work: Double(long + 1) * bytes),
             ContestantResult(
                 .oursPart, label: "ours CG cap \(short)",
                 routine: "ConjugateGradient.solve, tolerance 0, maxIterations \(short)", timing: shortTiming,
-                work: Double(short + 2) * bytes),
+                work: Double(short + 1) * bytes),
         ],
         checks: checks)
     result.notes = [
@@ -179,8 +179,9 @@ func benchmarkCGIteration(context: Context, problem: SolverProblem, settings: Se
     return result
 }
 
-/// A 50-iteration CG solve (tolerance 0, x0 = 0): ours (`ConjugateGradient.solve`, 52
-/// products: the first direction's, 50 iterations', the final residual's) against plain CG
+/// A 50-iteration CG solve (tolerance 0, x0 = 0): ours (`ConjugateGradient.solve`, 51
+/// products: the first direction's, 49 iterations' (the 50th pass needs none), the final
+/// residual's) against plain CG
 /// in CBLAS calls over OpenBLAS (50 products, two SGEMV each). Counted as 50·M·P·4 bytes
 /// (U read once per iteration).
 func benchmarkCGSolve(context: Context, problem: SolverProblem, settings: Settings, iterations: Int = 50) throws
@@ -232,12 +233,16 @@ func benchmarkCGSolve(context: Context, problem: SolverProblem, settings: Settin
         .info("OpenBLAS CG: |b - (F+λI)x|/|b| (float64 product)", problem.residual(host, damping: damping)),
     ]
 
-    let oursTiming = try measure(warmup: settings.solverWarmup, repetitions: settings.solverRepetitions) { run in
-        _ = try cg.solve(curvatures[run % copies], b, damping: damping, options: options)
-    }
-    let openBLASTiming = try measure(warmup: settings.solverWarmup, repetitions: settings.solverRepetitions) { run in
-        try runOpenBLAS(run % copies)
-    }
+    // Interleaved (ours, OpenBLAS, ours, ...): on a shared machine the load moves within
+    // seconds; timing all of ours before all of OpenBLAS's once gave 0.50x (others 50%
+    // during ours, 25% during OpenBLAS's) where interleaved runs give 0.92-0.95x.
+    let timings = try measureInterleaved(
+        warmup: settings.solverWarmup, repetitions: settings.solverRepetitions,
+        [
+            (1, { run in _ = try cg.solve(curvatures[run % copies], b, damping: damping, options: options) }),
+            (1, { run in try runOpenBLAS(run % copies) }),
+        ])
+    let (oursTiming, openBLASTiming) = (timings[0], timings[1])
 
     let bytes = Double(iterations) * problem.matrixBytes
     return CaseResult(
@@ -253,8 +258,9 @@ func benchmarkCGSolve(context: Context, problem: SolverProblem, settings: Settin
         ],
         checks: checks,
         notes: [
-            "\(iterations) iterations from x0 = 0, tolerance 0; ours does \(iterations + 2) products "
-                + "(first direction, \(iterations) iterations, final true residual), OpenBLAS CG \(iterations)"
+            "\(iterations) iterations from x0 = 0, tolerance 0; ours does \(iterations + 1) products "
+                + "(first direction, \(iterations - 1) iterations (the last pass needs none), final true residual), "
+                + "OpenBLAS CG \(iterations)"
         ])
 }
 
