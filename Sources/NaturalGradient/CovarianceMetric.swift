@@ -50,16 +50,7 @@ public enum CovarianceMetric {
     ///   semi-definite.
     /// - Throws: see ``CovarianceMetric``.
     public static func fisherRao(covariance: [Double], dimension: Int, directions: [[Double]]) throws -> [Double] {
-        let eigen = try Eigen(covariance: covariance, dimension: dimension)
-        let rotated = try directions.enumerated().map { index, direction in
-            try eigen.rotate(direction, name: "directions[\(index)]")
-        }
-        let n = dimension
-        var weights = [Double](repeating: 0, count: n * n)
-        for i in 0..<n {
-            for j in 0..<n { weights[i * n + j] = 0.5 / (eigen.values[i] * eigen.values[j]) }
-        }
-        return try gram(rotated, weights: weights)
+        try eigenbasisMetric(covariance: covariance, dimension: dimension, directions: directions) { 0.5 / ($0 * $1) }
     }
 
     /// Hessian of the squared Wasserstein-2 distance at Σ' = Σ (twice the Riemannian Bures-Wasserstein metric): G_ab = tr(L_a U_b), where Σ L_a + L_a Σ = U_a.
@@ -72,16 +63,7 @@ public enum CovarianceMetric {
     ///   semi-definite. Halve it for the Riemannian Bures-Wasserstein metric.
     /// - Throws: see ``CovarianceMetric``.
     public static func wasserstein2(covariance: [Double], dimension: Int, directions: [[Double]]) throws -> [Double] {
-        let eigen = try Eigen(covariance: covariance, dimension: dimension)
-        let rotated = try directions.enumerated().map { index, direction in
-            try eigen.rotate(direction, name: "directions[\(index)]")
-        }
-        let n = dimension
-        var weights = [Double](repeating: 0, count: n * n)
-        for i in 0..<n {
-            for j in 0..<n { weights[i * n + j] = 1 / (eigen.values[i] + eigen.values[j]) }
-        }
-        return try gram(rotated, weights: weights)
+        try eigenbasisMetric(covariance: covariance, dimension: dimension, directions: directions) { 1 / ($0 + $1) }
     }
 
     /// The solution L of the Lyapunov equation Σ L + L Σ = U (Σ SPD, U symmetric), via Σ's eigendecomposition.
@@ -115,6 +97,21 @@ public enum CovarianceMetric {
     }
 
     // MARK: - Helpers
+
+    /// `G_ab = Σ_ij Ũ_a,ij Ũ_b,ij · weight(λ_i, λ_j)` with `Ũ = Vᵀ U V` in Σ's eigenbasis.
+    private static func eigenbasisMetric(
+        covariance: [Double], dimension n: Int, directions: [[Double]], weight: (Double, Double) -> Double
+    ) throws -> [Double] {
+        let eigen = try Eigen(covariance: covariance, dimension: n)
+        let rotated = try directions.enumerated().map { index, direction in
+            try eigen.rotate(direction, name: "directions[\(index)]")
+        }
+        var weights = [Double](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in 0..<n { weights[i * n + j] = weight(eigen.values[i], eigen.values[j]) }
+        }
+        return try gram(rotated, weights: weights)
+    }
 
     /// `G_ab = Σ_ij Ũ_a,ij Ũ_b,ij w_ij`, filled symmetrically.
     private static func gram(_ rotated: [[Double]], weights: [Double]) throws -> [Double] {
