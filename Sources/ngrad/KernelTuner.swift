@@ -261,15 +261,8 @@ func relativeError(_ a: [Double], _ b: [Double]) -> Double {
 enum TuningInputs {
     /// `count` values uniform in [-1, 1) (SplitMix64), as float64.
     static func uniform(count: Int, seed: UInt64) -> [Double] {
-        var state = seed
-        return (0..<count).map { _ in
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return Double(z >> 40) * 0x1p-23 - 1
-        }
+        var generator = SplitMix64(seed: seed)
+        return (0..<count).map { _ in Double(generator.next() >> 40) * 0x1p-23 - 1 }
     }
 
     /// The corners, the middle of the diagonal and up to 200 spread upper-triangle entries
