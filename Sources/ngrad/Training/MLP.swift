@@ -55,6 +55,8 @@ struct MLP {
         var count: Int
         /// Per layer: its input rows with the trailing 1 (count x inputs).
         var activations: [[Float]]
+        /// The output layer's logits (count x classes), the z of the exact Fisher's metric.
+        var logits: [Float]
         /// Softmax probabilities (count x classes).
         var probabilities: [Float]
     }
@@ -80,7 +82,7 @@ struct MLP {
                 current = next
             }
         }
-        return Pass(count: n, activations: activations, probabilities: softmax(logits, rows: n))
+        return Pass(count: n, activations: activations, logits: logits, probabilities: softmax(logits, rows: n))
     }
 
     /// Mean cross-entropy of `probabilities` at `labels`.

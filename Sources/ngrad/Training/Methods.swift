@@ -179,11 +179,13 @@ struct NaturalGradientRule: StepRule {
                 let n = min(curvatureSamples, batch.count)
                 let jacobians = model.outputJacobians(
                     parameters, inputs: Array(batch.inputs.prefix(n * model.sizes[0])), count: n)
-                let probabilities = try Buffer<Float>(
-                    context: optimizer.context, copying: Array(pass.probabilities.prefix(n * model.classes)))
+                // The Fisher of the softmax output: KL on the categorical logits (issue 5's
+                // formal natural gradient with D = KL is the exact Fisher / GGN).
                 input = .outputJacobians(
                     jacobians, samples: n, outputs: model.classes,
-                    measure: .metric(.softmaxCrossEntropy(probabilities: probabilities)))
+                    measure: .similarity(
+                        family: .categorical(classes: model.classes), measure: .kullbackLeibler,
+                        outputs: Array(pass.logits.prefix(n * model.classes))))
             default:
                 let n = min(curvatureSamples, batch.count)
                 input = .perSampleGradients(model.perSampleGradients(pass, outputGradients: dz, count: n), samples: n)
