@@ -182,27 +182,44 @@ inline void symmetric_nt_tile(const ulong K, const ulong N, __global const REAL*
 #endif
 }
 
+// One stage for the work-group's layer: C = (S + gamma I) R^T with S the layer's G (left,
+// rows x rows) or A (right, cols x cols). Descriptor field 5 (right) or 6 (left) holds the
+// layer's first group in that stage's launch. Whole groups leave together (the same
+// condition for every item), before any barrier.
+inline void kronecker_stage(const uint left, const uint dim, const uint layerCount, __global const ulong* layers,
+                            __global const REAL* dampings, __global const REAL* factors, __global const REAL* r,
+                            __global REAL* c, __local REAL* sTile, __local REAL* rTile) {
+    const uint groupField = left ? 6 : 5;
+    const ulong group = get_group_id(0);
+    const uint layer = find_layer(layerCount, layers, group, groupField);
+    __global const ulong* d = layers + FIELDS * layer;
+    const ulong m = left ? d[1] : d[2], n = left ? d[2] : d[1];
+    const ulong tile = group - d[groupField];
+    if (tile >= ((m + TM - 1) / TM) * ((n + TN - 1) / TN)) return;
+    const size_t base = (size_t)get_global_id(1) * dim + d[0];
+    symmetric_nt_tile(m, n, factors + d[left ? 3 : 4], r + base, dampings[2 * layer + (left ? 0 : 1)], c + base, tile,
+                      sTile, rTile);
+}
+
+// Local tiles must be declared at kernel scope (OpenCL C 1.2), so each stage's kernel
+// declares them and hands them to kronecker_stage.
+#if LOCAL_TILES
+#define KRONECKER_TILES \
+    __local REAL sTile[TM * KT]; \
+    __local REAL rTile[TN * KT];
+#else
+#define KRONECKER_TILES \
+    __local REAL* sTile = 0; \
+    __local REAL* rTile = 0;
+#endif
+
 // T_l^T = (A_l + gammaA I) V_l^T, stored transposed (cols x rows) in t.
 __kernel __attribute__((reqd_work_group_size(ITEMS, 1, 1)))
 void kronecker_right(const uint dim, const uint layerCount, __global const ulong* layers,
                      __global const REAL* dampings, __global const REAL* factors, __global const REAL* v,
                      __global REAL* t) {
-#if LOCAL_TILES
-    __local REAL sTile[TM * KT];
-    __local REAL rTile[TN * KT];
-#else
-    __local REAL* sTile = 0;
-    __local REAL* rTile = 0;
-#endif
-    const ulong group = get_group_id(0);
-    const uint layer = find_layer(layerCount, layers, group, 5);
-    __global const ulong* d = layers + FIELDS * layer;
-    const ulong rows = d[1], cols = d[2];
-    const ulong tile = group - d[5];
-    // Whole groups leave together (the same condition for every item), before any barrier.
-    if (tile >= ((cols + TM - 1) / TM) * ((rows + TN - 1) / TN)) return;
-    const size_t base = (size_t)get_global_id(1) * dim + d[0];
-    symmetric_nt_tile(cols, rows, factors + d[4], v + base, dampings[2 * layer + 1], t + base, tile, sTile, rTile);
+    KRONECKER_TILES
+    kronecker_stage(0, dim, layerCount, layers, dampings, factors, v, t, sTile, rTile);
 }
 
 // Y_l = (G_l + gammaG I) T_l, from T_l^T as kronecker_right left it.
@@ -210,19 +227,6 @@ __kernel __attribute__((reqd_work_group_size(ITEMS, 1, 1)))
 void kronecker_left(const uint dim, const uint layerCount, __global const ulong* layers,
                     __global const REAL* dampings, __global const REAL* factors, __global const REAL* t,
                     __global REAL* y) {
-#if LOCAL_TILES
-    __local REAL sTile[TM * KT];
-    __local REAL rTile[TN * KT];
-#else
-    __local REAL* sTile = 0;
-    __local REAL* rTile = 0;
-#endif
-    const ulong group = get_group_id(0);
-    const uint layer = find_layer(layerCount, layers, group, 6);
-    __global const ulong* d = layers + FIELDS * layer;
-    const ulong rows = d[1], cols = d[2];
-    const ulong tile = group - d[6];
-    if (tile >= ((rows + TM - 1) / TM) * ((cols + TN - 1) / TN)) return;
-    const size_t base = (size_t)get_global_id(1) * dim + d[0];
-    symmetric_nt_tile(rows, cols, factors + d[3], t + base, dampings[2 * layer], y + base, tile, sTile, rTile);
+    KRONECKER_TILES
+    kronecker_stage(1, dim, layerCount, layers, dampings, factors, t, y, sTile, rTile);
 }
