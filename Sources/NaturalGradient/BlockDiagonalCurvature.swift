@@ -121,3 +121,31 @@ public final class DenseCurvature<Element: DeviceScalar>: CurvatureOperator {
     /// F, read back to the host (row-major).
     public func download() throws -> [Element] { try storage.blockMatrix(0) }
 }
+
+extension BlockDiagonalCurvature: FactorAccumulatingCurvature, ExportableCurvature {
+    /// The packed block matrices.
+    public func exportState() throws -> SavedCurvature {
+        .blockDiagonal(matrices: try matrices.downloadFloat64())
+    }
+}
+
+extension DenseCurvature: FactorAccumulatingCurvature, ExportableCurvature {
+    /// Cholesky up to `NaturalGradientSolver.denseLimit` parameters (a float64 P³/3
+    /// factorisation on the host), CG above.
+    public func preferredMethod(damping _: Double) -> SolveMethod {
+        dimension <= NaturalGradientSolver.denseLimit ? .cholesky : .cg
+    }
+
+    /// Dense float64 Cholesky with fallbacks (`CholeskySolver`).
+    public var inverseMethod: SolveMethod? { .cholesky }
+
+    /// A `CholeskySolver` factored for λ from the matrix as it is now.
+    public func makeInverse(damping: Element) throws -> any CurvatureInverse<Element> {
+        try CholeskySolver(curvature: self, damping: damping)
+    }
+
+    /// The P x P matrix, row-major.
+    public func exportState() throws -> SavedCurvature {
+        .dense(matrix: try matrix.downloadFloat64(0..<(dimension * dimension)))
+    }
+}

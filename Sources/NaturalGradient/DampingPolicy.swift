@@ -1,15 +1,26 @@
 /// How the damping λ of `(F + λI) x = g` evolves from step to step. Policies are values:
-/// an optimiser keeps one and calls `update` with each step's reduction ratio.
+/// `NaturalGradientOptimizer` keeps one (from `DampingOption`) and calls `update` with each
+/// step's reduction ratio.
 public protocol DampingPolicy: Sendable {
     /// The λ to use now.
     var damping: Double { get }
+    /// Whether λ depends on the reduction ratio, so that the optimizer needs the loss at
+    /// the candidate point (its `lossAt` closure). True unless a policy says otherwise.
+    var adapts: Bool { get }
     /// Adapts λ to `ρ = actual reduction / predicted reduction` of the last step.
     mutating func update(reductionRatio: Double)
+}
+
+extension DampingPolicy {
+    /// True: a policy that adapts needs ρ, and asking for the loss is the safe default.
+    public var adapts: Bool { true }
 }
 
 /// Fixed Tikhonov damping: λ never changes.
 public struct FixedDamping: DampingPolicy {
     public let damping: Double
+    /// False: λ never changes.
+    public var adapts: Bool { false }
 
     public init(_ damping: Double) throws {
         try require(damping.isFinite && damping >= 0, "damping", "must be finite and ≥ 0, got \(damping)")

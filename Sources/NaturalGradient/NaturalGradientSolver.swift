@@ -2,9 +2,10 @@ import OpenCLHost
 
 /// How `NaturalGradientSolver` solves `(F + λI) x = g`.
 public enum SolveMethod: String, CaseIterable, Sendable, Codable {
+    /// What the representation prefers for λ (`CurvatureOperator.preferredMethod(damping:)`):
     /// Woodbury for an `ImplicitCurvature` with M ≤ P and λ > 0, Cholesky for a
     /// `DenseCurvature` of P ≤ `NaturalGradientSolver.denseLimit`, K-FAC for a
-    /// `KroneckerCurvature`, CG otherwise.
+    /// `KroneckerCurvature`, PCG for a `DiagonalCurvature`, CG otherwise.
     case automatic
     /// Conjugate gradient.
     case cg
@@ -16,6 +17,9 @@ public enum SolveMethod: String, CaseIterable, Sendable, Codable {
     case cholesky
     /// Inverted Kronecker factors (a `KroneckerCurvature` only).
     case kfac
+
+    /// Whether the method is a representation's exact inverse (`makeInverse`), not CG.
+    var isDirect: Bool { self == .woodbury || self == .cholesky || self == .kfac }
 }
 
 /// A natural-gradient direction and how it was found.
@@ -30,28 +34,39 @@ public struct NaturalGradientSolution<Element: DeviceScalar> {
     public let densePath: DenseSolvePath?
     /// For Cholesky and Woodbury: the reciprocal condition estimate of the factored matrix.
     public let reciprocalCondition: Double?
-    /// Wall time of each stage in seconds, in order (for example "factor", "solve", "check").
+    /// Wall time of each stage in seconds, in order (for example "invert", "solve", "check").
     public let stageSeconds: [(stage: String, seconds: Double)]
 }
 
 /// One entry point for `x = (F + λI)⁻¹ g`: picks a solver from the representation and the
 /// sizes (overridable), runs it, and checks the answer with one extra product.
+///
+/// It knows no representation by name: `.automatic` is the representation's
+/// `preferredMethod(damping:)`, a direct method is its `makeInverse(damping:)`, and CG or
+/// PCG need only `apply` (and `diagonal` for the preconditioner).
 public enum NaturalGradientSolver {
     /// The largest P for which `.automatic` factors a `DenseCurvature` on the host.
     public static let denseLimit = 4096
 
-    /// The method `.automatic` resolves to for `curvature` and λ.
+    /// The largest P for which `automaticMethod(forFactorRows:dimension:damping:)` forms F
+    /// from a factor to factor it: forming costs M·P² with M > P (else Woodbury applies), at
+    /// least three times the P³/3 of the factorisation, so the limit is lower than
+    /// `denseLimit` for a matrix one already has.
+    static let formedDenseLimit = denseLimit / 2
+
+    /// The method `.automatic` resolves to for `curvature` and λ: the one policy, which the
+    /// solver, `NaturalGradientOptimizer` and `ngrad solve` all use.
     public static func automaticMethod<Operator: CurvatureOperator>(for curvature: Operator, damping: Double) -> SolveMethod {
-        switch curvature {
-        case let implicit as ImplicitCurvature<Operator.Element>:
-            implicit.factor.rows <= implicit.dimension && damping > 0 ? .woodbury : .cg
-        case let dense as DenseCurvature<Operator.Element>:
-            dense.dimension <= denseLimit ? .cholesky : .cg
-        case is KroneckerCurvature<Operator.Element>:
-            .kfac
-        default:
-            .cg
-        }
+        curvature.preferredMethod(damping: damping)
+    }
+
+    /// The method `.automatic` resolves to for F given as a factor U of `rows` x `dimension`
+    /// when the caller may hold it either way (`ngrad solve`): what an `ImplicitCurvature`
+    /// prefers, except that where that is CG and P ≤ `denseLimit / 2` it is Cholesky, for
+    /// which the caller forms a `DenseCurvature`.
+    public static func automaticMethod(forFactorRows rows: Int, dimension: Int, damping: Double) -> SolveMethod {
+        let implicit = ImplicitCurvature<Float>.preferredMethod(rows: rows, dimension: dimension, damping: damping)
+        return implicit == .cg && dimension <= formedDenseLimit ? .cholesky : implicit
     }
 
     /// Solves `(F + λI) x = g` for every vector of `g`.
@@ -62,7 +77,7 @@ public enum NaturalGradientSolver {
         typealias Element = Operator.Element
         try validateDamping(damping)
         try require(g.dimension == curvature.dimension, "g", "has dimension \(g.dimension), F \(curvature.dimension)")
-        let resolved = method == .automatic ? automaticMethod(for: curvature, damping: damping.float64) : method
+        let resolved = resolve(method, for: curvature, damping: damping.float64)
         let clock = ContinuousClock()
         var stages: [(String, Double)] = []
         func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
@@ -73,58 +88,52 @@ public enum NaturalGradientSolver {
             stages.append((stage, Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18))
             return value
         }
-        func direct(_ x: VectorBatch<Element>, path: DenseSolvePath?, condition: Double?) throws
-            -> NaturalGradientSolution<Element>
-        {
-            let reports = try timed("check") {
-                try measureSolution(
-                    curvature, g, x, damping: damping, iterations: Array(repeating: 0, count: g.count),
-                    statuses: Array(repeating: .converged, count: g.count))
-            }
-            return NaturalGradientSolution(
-                x: x, method: resolved, reports: reports, densePath: path, reciprocalCondition: condition,
-                stageSeconds: stages)
-        }
 
-        switch resolved {
-        case .automatic, .cg, .pcg:
-            var options = options
-            if resolved == .pcg, options.preconditioner == .none { options.preconditioner = .jacobi(exponent: 0.75) }
+        guard resolved.isDirect else {
             let solver = try timed("prepare") { try ConjugateGradient<Element>(context: curvature.context) }
-            let (x, reports) = try timed("iterate") { try solver.solve(curvature, g, damping: damping, options: options) }
+            let (x, reports) = try timed("iterate") {
+                try solver.solve(curvature, g, damping: damping, options: options.forMethod(resolved))
+            }
             return NaturalGradientSolution(
-                x: x, method: resolved == .automatic ? .cg : resolved, reports: reports, densePath: nil,
-                reciprocalCondition: nil, stageSeconds: stages)
-        case .woodbury:
-            guard let implicit = curvature as? ImplicitCurvature<Element> else {
-                throw NaturalGradientError.invalidArgument(
-                    name: "method", reason: "woodbury needs an implicit (factor) curvature, not \(type(of: curvature))")
-            }
-            let solver = try timed("gram") { try WoodburySolver(factor: implicit.factor) }
-            let x = try timed("solve") { try solver.solve(g, damping: damping) }
-            return try direct(
-                x, path: solver.lastFactorization?.path, condition: solver.lastFactorization?.reciprocalCondition)
-        case .cholesky:
-            guard let dense = curvature as? DenseCurvature<Element> else {
-                throw NaturalGradientError.invalidArgument(
-                    name: "method", reason: "cholesky needs a dense curvature, not \(type(of: curvature))")
-            }
-            let solver = CholeskySolver(curvature: dense)
-            let x = try timed("factor and solve") { try solver.solve(g, damping: damping) }
-            return try direct(
-                x, path: solver.lastFactorization?.path, condition: solver.lastFactorization?.reciprocalCondition)
-        case .kfac:
-            guard let kronecker = curvature as? KroneckerCurvature<Element> else {
-                throw NaturalGradientError.invalidArgument(
-                    name: "method", reason: "kfac needs a Kronecker (K-FAC) curvature, not \(type(of: curvature))")
-            }
-            let solver = try timed("invert factors") {
-                let solver = try KroneckerSolver(curvature: kronecker)
-                try solver.refresh(damping: damping)
-                return solver
-            }
-            let x = try timed("solve") { try solver.solve(g) }
-            return try direct(x, path: nil, condition: nil)
+                x: x, method: resolved, reports: reports, densePath: nil, reciprocalCondition: nil, stageSeconds: stages)
         }
+        try requireInverse(resolved, of: curvature)
+        let inverse = try timed("invert") { try curvature.makeInverse(damping: damping) }
+        let x = try timed("solve") { try inverse.solve(g) }
+        let reports = try timed("check") {
+            try measureSolution(
+                curvature, g, x, damping: damping, iterations: Array(repeating: 0, count: g.count),
+                statuses: Array(repeating: .converged, count: g.count))
+        }
+        return NaturalGradientSolution(
+            x: x, method: resolved, reports: reports, densePath: inverse.factorization?.path,
+            reciprocalCondition: inverse.factorization?.reciprocalCondition, stageSeconds: stages)
+    }
+
+    /// `method`, or for `.automatic` the representation's preference (CG should a
+    /// representation answer `.automatic` itself).
+    static func resolve<Operator: CurvatureOperator>(_ method: SolveMethod, for curvature: Operator, damping: Double)
+        -> SolveMethod
+    {
+        guard method == .automatic else { return method }
+        let preferred = automaticMethod(for: curvature, damping: damping)
+        return preferred == .automatic ? .cg : preferred
+    }
+
+    /// Throws `invalidArgument("method", …)` unless `method` is `curvature`'s exact inverse.
+    static func requireInverse<Operator: CurvatureOperator>(_ method: SolveMethod, of curvature: Operator) throws {
+        guard curvature.inverseMethod != method else { return }
+        throw NaturalGradientError.invalidArgument(
+            name: "method", reason: "\(method.rawValue) does not fit \(Operator.self), which solves with \(curvature.methodList)")
+    }
+}
+
+extension ConjugateGradientOptions {
+    /// The options for `method` (`.cg` or `.pcg`): PCG without a preconditioner of its own
+    /// gets the Jacobi `(diag F + λ)^−0.75`.
+    func forMethod(_ method: SolveMethod) -> ConjugateGradientOptions {
+        var options = self
+        if method == .pcg, options.preconditioner == .none { options.preconditioner = .jacobi(exponent: 0.75) }
+        return options
     }
 }

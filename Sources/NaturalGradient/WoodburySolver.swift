@@ -9,7 +9,7 @@ import OpenCLHost
 /// place, no transposed copy); `λI + ŨŨᵀ`
 /// is factored on the host in float64 once per λ (`DenseSymmetricFactorization`). Exact up
 /// to rounding, so it is the reference the CG path is checked against at large P.
-public final class WoodburySolver<Element: DeviceScalar> {
+public final class WoodburySolver<Element: DeviceScalar>: CurvatureInverse, ExportableInverse {
     /// The factor U, weights and sample count.
     public let factor: CurvatureFactor<Element>
     /// `ŨŨᵀ` (M x M, row-major, float64).
@@ -20,7 +20,7 @@ public final class WoodburySolver<Element: DeviceScalar> {
     private let columnCombination: Kernel
     private let groupSize: Int
     private let vectors: VectorOperations<Element>
-    private var factorization: (damping: Element, value: DenseSymmetricFactorization)?
+    private var factored: (damping: Element, value: DenseSymmetricFactorization)?
 
     /// Columns of U per Gram chunk: each chunk's M x M partial is summed on the device over
     /// this many terms and the chunks are added on the host in float64, so float32 rounding
@@ -59,8 +59,16 @@ public final class WoodburySolver<Element: DeviceScalar> {
         vectors = try VectorOperations(context: context)
     }
 
+    /// `(F + λI)⁻¹` for λ > 0: the Gram matrix, factored now (`ImplicitCurvature.makeInverse`).
+    public convenience init(factor: CurvatureFactor<Element>, damping: Element) throws {
+        try validateDamping(damping)
+        try require(damping > 0, "damping", "the Woodbury identity divides by λ, so it must be positive")
+        try self.init(factor: factor)
+        _ = try currentFactorization(damping)
+    }
+
     /// The factorisation of `λI + ŨŨᵀ` used by the last solve (path and condition).
-    public var lastFactorization: DenseSymmetricFactorization? { factorization?.value }
+    public var lastFactorization: DenseSymmetricFactorization? { factored?.value }
 
     /// `x = (F + λI)⁻¹ b` for every vector of `b`; λ must be positive (F has rank ≤ M < P).
     public func solve(_ b: VectorBatch<Element>, damping: Element) throws -> VectorBatch<Element> {
@@ -92,10 +100,31 @@ public final class WoodburySolver<Element: DeviceScalar> {
         return x
     }
 
+    // MARK: CurvatureInverse
+
+    public var context: Context { factor.context }
+    public var dimension: Int { factor.dimension }
+    /// `.woodbury`.
+    public var method: SolveMethod { .woodbury }
+    /// The λ of the cached factorisation.
+    public var damping: Element? { factored?.damping }
+    /// The cached factorisation of `λI + ŨŨᵀ`.
+    public var factorization: DenseSymmetricFactorization? { lastFactorization }
+
+    /// `x = (F + λI)⁻¹ b` with the cached factorisation's λ.
+    public func solve(_ b: VectorBatch<Element>) throws -> VectorBatch<Element> {
+        try solve(b, damping: requireDamping())
+    }
+
+    /// The factor (which a Woodbury solver never changes) and λ.
+    public func exportState() throws -> SavedInverse {
+        SavedInverse(source: try factor.savedState(), damping: try requireDamping().float64)
+    }
+
     private func currentFactorization(_ damping: Element) throws -> DenseSymmetricFactorization {
-        if let factorization, factorization.damping == damping { return factorization.value }
+        if let factored, factored.damping == damping { return factored.value }
         let value = try DenseSymmetricFactorization(matrix: gram, dimension: factor.rows, damping: damping.float64)
-        factorization = (damping, value)
+        factored = (damping, value)
         return value
     }
 }

@@ -107,19 +107,19 @@ struct SolveCommand: ParsableCommand {
         let g = try VectorBatch<Element>(context: context, vectors: input.rightHandSides.map { $0.map { Element($0) } })
         let uploadSeconds = seconds(since: start, clock)
 
-        let useDense =
-            method == .cholesky
-            || (method == .auto && !(input.rows <= input.dimension && damping > 0)
-                && input.dimension <= NaturalGradientSolver.denseLimit / 2)
         let options = ConjugateGradientOptions(tolerance: tolerance, maxIterations: maxIterations)
+        // The library's policy for a factor decides `auto`, and with it whether F is formed.
         let solveMethod: SolveMethod =
             switch method {
-            case .auto: .automatic
+            case .auto:
+                NaturalGradientSolver.automaticMethod(
+                    forFactorRows: input.rows, dimension: input.dimension, damping: damping)
             case .cg: .cg
             case .pcg: .pcg
             case .woodbury: .woodbury
             case .cholesky: .cholesky
             }
+        let useDense = solveMethod == .cholesky
         let buildStart = clock.now
         let solution: NaturalGradientSolution<Element>
         var stages: [(String, Double)] = [("upload", uploadSeconds)]
