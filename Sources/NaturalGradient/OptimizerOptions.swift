@@ -36,7 +36,8 @@ public enum CurvatureRepresentation: Sendable, Equatable, Codable {
     case dense
     /// Dense blocks per group of parameters (`BlockDiagonalCurvature`): CG or PCG.
     case blockDiagonal(blockSizes: [Int])
-    /// The diagonal (`DiagonalCurvature`): CG or PCG (PCG is exact in one step).
+    /// The diagonal (`DiagonalCurvature`): CG or PCG (`.automatic` picks PCG, whose
+    /// Jacobi preconditioner is the diagonal itself).
     case diagonal
 }
 
@@ -69,8 +70,10 @@ public struct NaturalGradientOptimizerOptions: Sendable {
     public var curvature: CurvatureSource
     /// How an empirical / exact Fisher is held (ignored for K-FAC).
     public var representation: CurvatureRepresentation = .implicit
-    /// The solver: `.automatic` picks Woodbury (implicit, M ≤ P), Cholesky (dense,
-    /// P ≤ `NaturalGradientSolver.denseLimit`), K-FAC (Kronecker), else CG.
+    /// The solver: `.automatic` asks the representation (`preferredMethod(damping:)`, the
+    /// policy `NaturalGradientSolver` uses too): Woodbury (implicit, M ≤ P, λ > 0), Cholesky
+    /// (dense, P ≤ `NaturalGradientSolver.denseLimit`), K-FAC (Kronecker), PCG (diagonal),
+    /// else CG.
     public var method: SolveMethod = .automatic
     /// Tolerance, iteration cap, preconditioner and progress rule of CG and PCG.
     public var conjugateGradient = ConjugateGradientOptions(tolerance: 1e-4, maxIterations: 50, progressRule: true)
