@@ -43,7 +43,8 @@ public struct CurvatureBuilder<Element: DeviceScalar> {
         func mismatch(_ saved: SavedCurvature) -> NaturalGradientError {
             .invalidArgument(
                 name: "state",
-                reason: "its \(saved.kind) curvature does not fit the \(options.curvature) curvature in the \(options.representation) representation")
+                reason: "its \(saved.kind) curvature does not fit the \(options.curvature) curvature in the "
+                    + "\(options.representation) representation")
         }
         if case let .kfac(shapes) = options.curvature {
             let sizes = shapes.map { (outputs: $0.outputs, inputs: $0.inputs) }
@@ -160,10 +161,13 @@ extension NaturalGradientOptimizer {
             throw NaturalGradientError.invalidArgument(name: "curvature", reason: "the curvature builder takes no factors")
         }
         let built = try fromFactor(factor)
-        try require(built.dimension == dimension, "curvature", "the builder made dimension \(built.dimension), the model has \(dimension)")
+        try require(
+            built.dimension == dimension, "curvature",
+            "the builder made dimension \(built.dimension), the model has \(dimension)")
         if beta > 0, !(built is any FactorAccumulatingCurvature<Element>) {
             throw NaturalGradientError.invalidArgument(
-                name: "curvatureDecay", reason: "\(type(of: built)) keeps no moving average (it is not FactorAccumulatingCurvature); use 0")
+                name: "curvatureDecay",
+                reason: "\(type(of: built)) keeps no moving average (it is not FactorAccumulatingCurvature); use 0")
         }
         curvature = built
     }

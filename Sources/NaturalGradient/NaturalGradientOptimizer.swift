@@ -199,14 +199,17 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
         var report: ColumnReport?
         var refreshedInverse = false
         if method.isDirect {
-            if inverse?.method != method || stepCount % options.inverseRefreshPeriod == 0 {
+            let current: any CurvatureInverse<Element>
+            if let inverse, inverse.method == method, stepCount % options.inverseRefreshPeriod != 0 {
+                current = inverse
+            } else {
                 try NaturalGradientSolver.requireInverse(method, of: curvature)
-                inverse = try curvature.makeInverse(damping: Element(float64: lambda))
+                current = try curvature.makeInverse(damping: Element(float64: lambda))
+                inverse = current
                 refreshedInverse = true
             }
-            guard let inverse else { throw NaturalGradientError.invalidArgument(name: "method", reason: "no inverse") }
-            solvedDamping = try inverse.requireDamping().float64
-            direction = try inverse.solve(gBatch).buffer.downloadFloat64(0..<dimension)
+            solvedDamping = try current.requireDamping().float64
+            direction = try current.solve(gBatch).buffer.downloadFloat64(0..<dimension)
         } else {
             let solver = try conjugateGradient ?? ConjugateGradient<Element>(context: context)
             conjugateGradient = solver
