@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
 
 /// `ngrad bench`: what this device does with each kernel, in under a minute.
 struct BenchCommand: ParsableCommand {
@@ -122,16 +123,4 @@ struct BenchCommand: ParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
     }
-}
-
-/// The process's peak resident set size in bytes (getrusage; PoCL's buffers live here too).
-func peakResidentBytes() -> Int {
-    var usage = rusage()
-    #if canImport(Glibc)
-        let who = __rusage_who_t(RUSAGE_SELF.rawValue)
-    #else
-        let who = RUSAGE_SELF
-    #endif
-    guard getrusage(who, &usage) == 0 else { return 0 }
-    return usage.ru_maxrss * 1024
 }
