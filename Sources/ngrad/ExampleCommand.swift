@@ -39,25 +39,25 @@ struct GaussianProcessExampleCommand: ParsableCommand {
     /// The starting hyperparameters, the same for every run.
     static let start = RBFHyperparameters(lengthScale: 3, signalVariance: 0.2, noiseVariance: 1)
 
-    @Option(name: .long, help: "Iterations per run (1-100000).")
+    /// The bounds of --iterations and --points.
+    static let iterationRange = 1...100_000
+    static let pointRange = 3...400
+
+    @Option(name: .long, help: "Iterations per run (\(GaussianProcessExampleCommand.iterationRange.text)).")
     var iterations = 200
 
     @Option(name: .long, help: "Seed of the synthetic data set.")
     var seed: UInt64 = 7
 
-    @Option(name: .long, help: "Number of data points (3-400).")
+    @Option(name: .long, help: "Number of data points (\(GaussianProcessExampleCommand.pointRange.text)).")
     var points = 40
 
     @Option(name: .long, help: "Directory for gp-nll.svg and gp-nll.csv (created if missing).")
     var output = "gp-output"
 
     func validate() throws {
-        guard (1...100_000).contains(iterations) else {
-            throw ValidationError("--iterations must be between 1 and 100000, got \(iterations)")
-        }
-        guard (3...400).contains(points) else {
-            throw ValidationError("--points must be between 3 and 400, got \(points)")
-        }
+        try CountOption.check(iterations, "--iterations", in: Self.iterationRange)
+        try CountOption.check(points, "--points", in: Self.pointRange)
         guard !output.isEmpty else { throw ValidationError("--output must not be empty") }
     }
 

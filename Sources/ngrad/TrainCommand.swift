@@ -23,10 +23,15 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
     var methods: String = TrainMethod.allCases.map(\.rawValue).joined(separator: ",")
 
-    @Option(name: .long, help: "Training steps per run.")
+    /// The bounds of the count options.
+    static let stepRange = 1...100_000
+    static let batchSizeRange = 1...100_000
+    static let trainSamplesRange = 1...1_000_000
+
+    @Option(name: .long, help: "Training steps per run (\(TrainCommand.stepRange.text)).")
     var steps: Int = 400
 
-    @Option(name: .long, help: "Samples per mini-batch.")
+    @Option(name: .long, help: "Samples per mini-batch (at most the training samples).")
     var batchSize: Int = 512
 
     @Option(name: .long, help: "Seed of the split, the initial parameters and the batch order.")
@@ -47,12 +52,10 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try CountOption.check(steps, "--steps", in: Self.stepRange)
+        try CountOption.check(batchSize, "--batch-size", in: Self.batchSizeRange)
         guard threshold.isFinite, threshold > 0 else { throw ValidationError("--threshold must be positive") }
-        if let trainSamples, trainSamples < 1 {
-            throw ValidationError("--train-samples must be at least 1, got \(trainSamples)")
-        }
+        if let trainSamples { try CountOption.check(trainSamples, "--train-samples", in: Self.trainSamplesRange) }
         _ = try selectedMethods()
     }
 

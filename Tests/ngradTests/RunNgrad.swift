@@ -2,7 +2,11 @@ import Foundation
 
 /// Runs the built `ngrad` binary (it sits in the build directory beside the test runner,
 /// which depends on it) and returns its exit status, standard output and standard error.
-func runNgrad(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+/// `input` is written to its standard input (from another thread, so a large input cannot
+/// block); `directory` is its working directory.
+func runNgrad(_ arguments: [String], input: Data? = nil, directory workingDirectory: String? = nil) throws
+    -> (status: Int32, stdout: String, stderr: String)
+{
     let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var directory = runner.deletingLastPathComponent()
     while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("ngrad").path),
@@ -17,7 +21,18 @@ func runNgrad(_ arguments: [String]) throws -> (status: Int32, stdout: String, s
     let errors = Pipe()
     process.standardOutput = output
     process.standardError = errors
+    if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
+    let stdin = Pipe()
+    if input != nil { process.standardInput = stdin }
     try process.run()
+    if let input {
+        signal(SIGPIPE, SIG_IGN)  // a child that stops reading early must not kill the runner
+        let writer = stdin.fileHandleForWriting
+        Thread.detachNewThread {
+            try? writer.write(contentsOf: input)  // the process may exit before reading it all
+            try? writer.close()
+        }
+    }
     // Read both pipes before waiting, so a large output cannot fill a pipe and block.
     let outputData = output.fileHandleForReading.readDataToEndOfFile()
     let errorData = errors.fileHandleForReading.readDataToEndOfFile()

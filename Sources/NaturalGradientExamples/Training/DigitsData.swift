@@ -28,6 +28,14 @@ public struct DigitsData: Sendable {
     /// Test samples.
     public var testCount: Int { testLabels.count }
 
+    /// A data set from samples already split (row-major samples x 64 features in [0, 1]).
+    public init(trainInputs: [Float], trainLabels: [Int], testInputs: [Float], testLabels: [Int]) {
+        self.trainInputs = trainInputs
+        self.trainLabels = trainLabels
+        self.testInputs = testInputs
+        self.testLabels = testLabels
+    }
+
     /// Keeps only the first `count` training samples (quick runs).
     public mutating func limitTraining(to count: Int) {
         guard count < trainCount else { return }
