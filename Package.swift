@@ -94,6 +94,7 @@ let package = Package(
         .testTarget(name: "NaturalGradientTests", dependencies: ["NaturalGradient", "NaturalGradientTestSupport"]),
         .testTarget(name: "NumPyFormatTests", dependencies: ["NumPyFormat", "NaturalGradientTestSupport"]),
         .testTarget(name: "SVGChartsTests", dependencies: ["SVGCharts"]),
+        .testTarget(name: "NaturalGradientTestSupportTests", dependencies: ["NaturalGradientTestSupport"]),
         .testTarget(
             name: "ngradTests",
             dependencies: ["ngrad", "NaturalGradientExamples", "NumPyFormat", "NaturalGradientTestSupport"]

@@ -3,10 +3,11 @@ import Foundation
 /// Runs the built `ngrad` binary (it sits in the build directory beside the test runner,
 /// which depends on it) and returns its exit status, standard output and standard error.
 /// `input` is written to its standard input (from another thread, so a large input cannot
-/// block); `directory` is its working directory.
-func runNgrad(_ arguments: [String], input: Data? = nil, directory workingDirectory: String? = nil) throws
-    -> (status: Int32, stdout: String, stderr: String)
-{
+/// block); `directory` is its working directory; `environment` is added to this process's.
+func runNgrad(
+    _ arguments: [String], input: Data? = nil, directory workingDirectory: String? = nil,
+    environment: [String: String] = [:]
+) throws -> (status: Int32, stdout: String, stderr: String) {
     let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var directory = runner.deletingLastPathComponent()
     while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("ngrad").path),
@@ -17,6 +18,9 @@ func runNgrad(_ arguments: [String], input: Data? = nil, directory workingDirect
     let process = Process()
     process.executableURL = directory.appendingPathComponent("ngrad")
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
     let output = Pipe()
     let errors = Pipe()
     process.standardOutput = output
