@@ -84,7 +84,6 @@ let package = Package(
                 "NaturalGradientExamples",
                 "NaturalGradientTestSupport",
                 "NumPyFormat",
-                "SVGCharts",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
