@@ -7,6 +7,9 @@ let package = Package(
         .library(name: "NaturalGradient", targets: ["NaturalGradient"]),
         .executable(name: "ngrad", targets: ["ngrad"]),
         .library(name: "SVGCharts", targets: ["SVGCharts"]),
+        // Float64 references, SplitMix64, error measures, text tables and timing, shared by
+        // the tests, `ngrad bench`/`tune` and the benchmark package (Benchmarks/).
+        .library(name: "NaturalGradientTestSupport", targets: ["NaturalGradientTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,6 +27,13 @@ let package = Package(
             name: "CLAPACK",
             pkgConfig: "lapacke",
             providers: [.apt(["liblapacke-dev", "libopenblas-dev"])]
+        ),
+
+        // MARK: zlib, to read gzipped data files and streams (`ngrad train --data`).
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
         ),
 
         // MARK: NumPy .npy files, for `ngrad solve` (no dependencies).
@@ -56,24 +66,38 @@ let package = Package(
         // MARK: SVG line charts for the training, example and benchmark plots (no dependencies).
         .target(name: "SVGCharts"),
 
-        // MARK: Layer 4: the command-line tool.
+        // MARK: What the tests, `ngrad bench`/`tune` and Benchmarks/ check and time with.
+        .target(name: "NaturalGradientTestSupport", dependencies: ["OpenCLHost"]),
+
+        // MARK: The examples `ngrad train` and `ngrad example` run: the digits MLP with its
+        // first-order optimizers and data loader, and the Gaussian-process model selection.
+        .target(
+            name: "NaturalGradientExamples",
+            dependencies: ["NaturalGradient", "NaturalGradientTestSupport", "SVGCharts", "CZlib"]
+        ),
+
+        // MARK: Layer 4: the command-line tool (parses, calls the targets above, prints).
         .executableTarget(
             name: "ngrad",
             dependencies: [
                 "NaturalGradient",
+                "NaturalGradientExamples",
+                "NaturalGradientTestSupport",
                 "NumPyFormat",
-                "SVGCharts",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         // MARK: Tests
-        .target(name: "TestSupport", dependencies: ["OpenCLHost"], path: "Tests/TestSupport"),
-        .testTarget(name: "OpenCLHostTests", dependencies: ["OpenCLHost", "TestSupport"]),
-        .testTarget(name: "NaturalGradientTests", dependencies: ["NaturalGradient", "TestSupport"]),
-        .testTarget(name: "NumPyFormatTests", dependencies: ["NumPyFormat"]),
+        .testTarget(name: "OpenCLHostTests", dependencies: ["OpenCLHost", "NaturalGradientTestSupport"]),
+        .testTarget(name: "NaturalGradientTests", dependencies: ["NaturalGradient", "NaturalGradientTestSupport"]),
+        .testTarget(name: "NumPyFormatTests", dependencies: ["NumPyFormat", "NaturalGradientTestSupport"]),
         .testTarget(name: "SVGChartsTests", dependencies: ["SVGCharts"]),
-        .testTarget(name: "ngradTests", dependencies: ["ngrad", "NumPyFormat", "TestSupport"]),
+        .testTarget(name: "NaturalGradientTestSupportTests", dependencies: ["NaturalGradientTestSupport"]),
+        .testTarget(
+            name: "ngradTests",
+            dependencies: ["ngrad", "NaturalGradientExamples", "NumPyFormat", "NaturalGradientTestSupport"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -30,6 +30,7 @@ let package = Package(
                 "CCLBlast",
                 .product(name: "NaturalGradient", package: "NaturalGradient"),
                 .product(name: "SVGCharts", package: "NaturalGradient"),
+                .product(name: "NaturalGradientTestSupport", package: "NaturalGradient"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

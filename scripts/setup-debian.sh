@@ -12,6 +12,7 @@ packages=(
     pkg-config
     liblapacke-dev       # LAPACKE: float64 dense solves on the host (CLAPACK)
     libopenblas-dev      # the BLAS/LAPACK behind it
+    zlib1g-dev           # zlib: gzipped data files and streams (CZlib)
 )
 if [[ "${1:-}" == "--benchmarks" ]]; then
     packages+=(libclblast-dev)

@@ -1,4 +1,5 @@
 import CLAPACK
+import Foundation
 
 // The robust float64 dense solve on the host (DESIGN.md section 5): Cholesky with LAPACK,
 // falling back to added jitter, then to an eigendecomposition with clamped eigenvalues,
@@ -92,6 +93,19 @@ public struct DenseSymmetricFactorization: Sendable {
     }
 
     private let factor: Factor
+
+    /// `log det` of the matrix factored, from the factor at no extra cost: of
+    /// `A + damping·I` on the Cholesky path, of the jittered matrix on the jitter path and
+    /// of the clamped one on the eigen path (a Gaussian log-likelihood needs it).
+    public var logDeterminant: Double {
+        switch factor {
+        case let .cholesky(l):
+            // dpotrf leaves L's diagonal on the array's diagonal: det = Π L_ii².
+            return (0..<dimension).reduce(0.0) { $0 + 2 * log(l[$1 * dimension + $1]) }
+        case let .eigen(_, inverseEigenvalues):
+            return inverseEigenvalues.reduce(0.0) { $0 - log($1) }
+        }
+    }
 
     /// Factors `A + damping·I`.
     ///

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
 
 /// `ngrad bench`: what this device does with each kernel, in under a minute.
 struct BenchCommand: ParsableCommand {
@@ -31,18 +32,22 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "float, or all (also double where the device supports fp64).")
     var precision: Precision = .float
 
-    @Option(name: .long, help: "Timed runs per operation.")
+    /// The bounds of --repetitions and --warmup.
+    static let repetitionRange = 1...10_000
+    static let warmupRange = 0...1_000
+
+    @Option(name: .long, help: "Timed runs per operation (\(BenchCommand.repetitionRange.text)).")
     var repetitions = 5
 
-    @Option(name: .long, help: "Untimed runs per operation before the timed ones.")
+    @Option(name: .long, help: "Untimed runs per operation before the timed ones (\(BenchCommand.warmupRange.text)).")
     var warmup = 1
 
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
     mutating func validate() throws {
-        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+        try CountOption.check(repetitions, "--repetitions", in: Self.repetitionRange)
+        try CountOption.check(warmup, "--warmup", in: Self.warmupRange)
     }
 
     struct Output: Encodable {
@@ -122,16 +127,4 @@ struct BenchCommand: ParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
     }
-}
-
-/// The process's peak resident set size in bytes (getrusage; PoCL's buffers live here too).
-func peakResidentBytes() -> Int {
-    var usage = rusage()
-    #if canImport(Glibc)
-        let who = __rusage_who_t(RUSAGE_SELF.rawValue)
-    #else
-        let who = RUSAGE_SELF
-    #endif
-    guard getrusage(who, &usage) == 0 else { return 0 }
-    return usage.ru_maxrss * 1024
 }

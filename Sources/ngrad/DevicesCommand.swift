@@ -1,5 +1,6 @@
 import ArgumentParser
 import NaturalGradient
+import NaturalGradientTestSupport
 
 /// `ngrad devices`: every OpenCL device with the properties kernels are planned from.
 struct DevicesCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
 
 /// The search behind `ngrad tune`: times each candidate of a small parameter space on one
 /// device, checks every candidate's result against a float64 host reference before it can
@@ -89,17 +90,12 @@ struct KernelTuner {
         }
         spaces = Array(spaces.prefix(size.candidateLimit))
         let (m, p) = size.accumulation
-        let u = TuningInputs.uniform(count: m * p, seed: 0x7E57_0001)
+        let u = uniformValues(count: m * p, seed: 0x7E57_0001)
         let factor = try CurvatureFactor(
             matrix: Buffer(context: context, copying: Element.narrowed(u)), rows: m, dimension: p, samples: m)
         let output = try Buffer<Element>(context: context, count: p * p)
-        let entries = TuningInputs.sampledEntries(p)
-        let reference = entries.map { entry -> Double in
-            let (i, j) = (entry / p, entry % p)
-            var sum = 0.0
-            for row in 0..<m { sum += Double(Element(float64: u[row * p + i]).float64) * Element(float64: u[row * p + j]).float64 }
-            return sum / Double(m)
-        }
+        let entries = sampledUpperEntries(p)
+        let reference = referenceAccumulation(Element.narrowed(u), rows: m, dim: p, samples: m, entries: entries)
         var candidates: [Candidate] = []
         for (index, defines) in spaces.enumerated() {
             progress("accumulation \(Element.openCLTypeName) \(describe(defines)) (\(index + 1)/\(spaces.count))")
@@ -148,23 +144,17 @@ struct KernelTuner {
         }
         spaces = Array(spaces.prefix(size.candidateLimit))
         let (m, p) = size.product
-        let u = TuningInputs.uniform(count: m * p, seed: 0x7E57_0002)
-        let x = TuningInputs.uniform(count: p, seed: 0x7E57_0003)
+        let u = uniformValues(count: m * p, seed: 0x7E57_0002)
+        let x = uniformValues(count: p, seed: 0x7E57_0003)
         let damping = 1e-3
         let factor = try CurvatureFactor(
             matrix: Buffer(context: context, copying: Element.narrowed(u)), rows: m, dimension: p, samples: m)
         let xBatch = try VectorBatch<Element>(context: context, vectors: [Element.narrowed(x)])
         let y = try VectorBatch<Element>(context: context, dimension: p, count: 1)
         // float64 reference on the element-rounded inputs.
-        let ur = Element.widened(Element.narrowed(u))
-        let xr = Element.widened(Element.narrowed(x))
-        var reference = xr.map { Element(float64: damping).float64 * $0 }
-        for row in 0..<m {
-            var t = 0.0
-            for column in 0..<p { t += ur[row * p + column] * xr[column] }
-            t /= Double(m)
-            for column in 0..<p { reference[column] += ur[row * p + column] * t }
-        }
+        let reference = referenceImplicitProduct(
+            Element.narrowed(u), rows: m, dim: p, samples: m, xs: [Element.narrowed(x)],
+            damping: Element(float64: damping).float64)[0]
         var candidates: [Candidate] = []
         for (index, defines) in spaces.enumerated() {
             progress("implicit product \(Element.openCLTypeName) \(describe(defines)) (\(index + 1)/\(spaces.count))")
@@ -209,22 +199,12 @@ struct KernelTuner {
         return error <= limit ? nil : String(format: "wrong result: relative error %.2e > %.0e", error, limit)
     }
 
-    private func time(_ body: () throws -> Void) throws -> [Double] {
-        for _ in 0..<warmup { try body() }
-        let clock = ContinuousClock()
-        return try (0..<repetitions).map { _ in
-            let elapsed = try clock.measure(body)
-            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        }
+    private func time(_ body: () throws -> Void) throws -> Timing {
+        try measure(warmup: warmup, repetitions: repetitions) { _ in try body() }
     }
 
-    private func record(_ seconds: [Double], in candidate: inout Candidate) {
-        let sorted = seconds.sorted()
-        candidate.medianSeconds =
-            sorted.count % 2 == 1
-            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        candidate.minSeconds = sorted.first ?? .nan
-        candidate.maxSeconds = sorted.last ?? .nan
+    private func record(_ timing: Timing, in candidate: inout Candidate) {
+        (candidate.medianSeconds, candidate.minSeconds, candidate.maxSeconds) = (timing.median, timing.min, timing.max)
     }
 
     /// Marks the fastest accepted candidate. The default wins ties within 2%, so noise
@@ -241,40 +221,5 @@ struct KernelTuner {
         }
         search.candidates[best].winner = true
         return search
-    }
-}
-
-/// `‖a − b‖₂ / ‖b‖₂` (NaN if `a` holds a NaN).
-func relativeError(_ a: [Double], _ b: [Double]) -> Double {
-    var difference = 0.0
-    var reference = 0.0
-    for index in a.indices {
-        difference += (a[index] - b[index]) * (a[index] - b[index])
-        reference += b[index] * b[index]
-    }
-    if difference.isNaN { return .nan }
-    if difference == 0 { return 0 }
-    return (difference / reference).squareRoot()
-}
-
-/// Deterministic inputs for tuning and benchmarks.
-enum TuningInputs {
-    /// `count` values uniform in [-1, 1) (SplitMix64), as float64.
-    static func uniform(count: Int, seed: UInt64) -> [Double] {
-        var generator = SplitMix64(seed: seed)
-        return (0..<count).map { _ in Double(generator.next() >> 40) * 0x1p-23 - 1 }
-    }
-
-    /// The corners, the middle of the diagonal and up to 200 spread upper-triangle entries
-    /// of a row-major P x P matrix.
-    static func sampledEntries(_ p: Int) -> [Int] {
-        var entries: Set<Int> = [0, p - 1, (p - 1) * p + p - 1, (p / 2) * p + p / 2]
-        let values = uniform(count: 400, seed: UInt64(p) &* 31)
-        for k in 0..<200 {
-            let a = min(p - 1, Int((values[2 * k] + 1) / 2 * Double(p)))
-            let b = min(p - 1, Int((values[2 * k + 1] + 1) / 2 * Double(p)))
-            entries.insert(min(a, b) * p + max(a, b))
-        }
-        return entries.sorted()
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
 
 /// `ngrad metric`: the output metric of a similarity measure at one output z, printed as a
 /// matrix: a diagnostic and a way to see the formulas of `Docs/SimilarityMeasures.md`.

@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
 
 /// The quick suite behind `ngrad bench`: each operation once per element type at one size,
 /// checked against a float64 host reference, then timed (warm-ups, repeated runs, median
-/// and spread), with rates read against the device's own copy bandwidth.
+/// and spread), with rates read against the device's own copy bandwidth. The references,
+/// inputs, error measure and timing are the benchmark suite's (NaturalGradientTestSupport).
 struct QuickBenchmark {
     enum Size: String, CaseIterable, ExpressibleByArgument, Encodable {
         /// Milliseconds in all: for tests and smoke runs (the rates mean little).
@@ -163,10 +165,10 @@ struct QuickBenchmark {
         try output.fill(Element(float64: .nan))
         try accumulation.accumulate(factor, into: output)
         let values = Element.widened(try output.download())
-        let entries = TuningInputs.sampledEntries(p)
-        let reference = entries.map { gram(u, rows: m, stride: p, i: $0 / p, j: $0 % p) }
+        let entries = sampledUpperEntries(p)
+        let reference = referenceAccumulation(u, rows: m, dim: p, samples: m, entries: entries)
         row.relativeError = relativeError(entries.map { values[$0] }, reference)
-        row.tolerance = tolerance(Element.self)
+        row.tolerance = tolerance(for: Element.self)
         try time(&row) {
             try accumulation.accumulate(factor, into: output)
             try context.finish()
@@ -191,14 +193,13 @@ struct QuickBenchmark {
         var reference: [Double] = []
         for (index, block) in curvature.blocks.enumerated() {
             let values = Element.widened(try curvature.blockMatrix(index))
-            for entry in TuningInputs.sampledEntries(block.size).prefix(40) {
-                got.append(values[entry])
-                reference.append(
-                    gram(u, rows: m, stride: p, i: block.offset + entry / block.size, j: block.offset + entry % block.size))
-            }
+            let entries = Array(sampledUpperEntries(block.size).prefix(40))
+            got += entries.map { values[$0] }
+            reference += referenceAccumulation(
+                u, rows: m, dim: block.size, stride: p, offset: block.offset, samples: m, entries: entries)
         }
         row.relativeError = relativeError(got, reference)
-        row.tolerance = tolerance(Element.self)
+        row.tolerance = tolerance(for: Element.self)
         try time(&row) {
             try curvature.accumulate(factor, beta: 0)
             try context.finish()
@@ -209,7 +210,7 @@ struct QuickBenchmark {
     private func implicitProduct<Element: DeviceScalar>(_: Element.Type) throws -> Row {
         let (m, p) = size.product
         let (u, factor) = try makeFactor(Element.self, rows: m, dimension: p, seed: 3)
-        let x = Element.widened(Element.narrowed(TuningInputs.uniform(count: p, seed: 4)))
+        let x = Element.widened(Element.narrowed(uniformValues(count: p, seed: 4)))
         let xBatch = try VectorBatch<Element>(context: context, vectors: [Element.narrowed(x)])
         let y = try VectorBatch<Element>(context: context, dimension: p, count: 1)
         let product = try ImplicitProduct<Element>(context: context)
@@ -221,8 +222,8 @@ struct QuickBenchmark {
         try product.apply(factor, xBatch, damping: damping, into: y)
         row.relativeError = relativeError(
             Element.widened(try y.buffer.download()),
-            implicitReference(u, rows: m, dimension: p, x: x, damping: damping.float64))
-        row.tolerance = tolerance(Element.self)
+            referenceImplicitProduct(u, rows: m, dim: p, samples: m, xs: [x], damping: damping.float64)[0])
+        row.tolerance = tolerance(for: Element.self)
         try time(&row) {
             try product.apply(factor, xBatch, damping: damping, into: y)
             try context.finish()
@@ -233,12 +234,12 @@ struct QuickBenchmark {
     private func denseProduct<Element: DeviceScalar>(_: Element.Type) throws -> Row {
         let p = size.dense
         // A symmetric matrix (the product does not need it positive definite).
-        let raw = TuningInputs.uniform(count: p * p, seed: 5)
+        let raw = uniformValues(count: p * p, seed: 5)
         var symmetric = [Double](repeating: 0, count: p * p)
         for i in 0..<p { for j in i..<p { symmetric[i * p + j] = raw[i * p + j]; symmetric[j * p + i] = raw[i * p + j] } }
         let matrixValues = Element.widened(Element.narrowed(symmetric))
         let matrix = try Buffer<Element>(context: context, copying: Element.narrowed(matrixValues))
-        let x = Element.widened(Element.narrowed(TuningInputs.uniform(count: p, seed: 6)))
+        let x = Element.widened(Element.narrowed(uniformValues(count: p, seed: 6)))
         let xBatch = try VectorBatch<Element>(context: context, vectors: [Element.narrowed(x)])
         let y = try VectorBatch<Element>(context: context, dimension: p, count: 1)
         let product = try BlockDenseProduct<Element>(context: context)
@@ -249,14 +250,9 @@ struct QuickBenchmark {
             flops: 2 * Double(p) * Double(p), bytes: Double(p * p * MemoryLayout<Element>.size), note: "memory-bound")
         try y.buffer.fill(Element(float64: .nan))
         try product.apply(blocks, matrices: matrix, xBatch, damping: damping, into: y)
-        var reference = x.map { damping.float64 * $0 }
-        for i in 0..<p {
-            var sum = 0.0
-            for j in 0..<p { sum += matrixValues[i * p + j] * x[j] }
-            reference[i] += sum
-        }
+        let reference = referenceDenseProduct(matrixValues, dim: p, x: x, damping: damping.float64)
         row.relativeError = relativeError(Element.widened(try y.buffer.download()), reference)
-        row.tolerance = tolerance(Element.self)
+        row.tolerance = tolerance(for: Element.self)
         try time(&row) {
             try product.apply(blocks, matrices: matrix, xBatch, damping: damping, into: y)
             try context.finish()
@@ -267,15 +263,15 @@ struct QuickBenchmark {
     private func kroneckerProduct<Element: DeviceScalar>(_: Element.Type) throws -> Row {
         let (n, shapes) = size.kronecker
         let layers = try shapes.enumerated().map { index, shape -> KFACLayer<Element> in
-            let a = Element.narrowed(TuningInputs.uniform(count: n * shape.1, seed: UInt64(10 + index)))
-            let g = Element.narrowed(TuningInputs.uniform(count: n * shape.0, seed: UInt64(20 + index)))
+            let a = Element.narrowed(uniformValues(count: n * shape.1, seed: UInt64(10 + index)))
+            let g = Element.narrowed(uniformValues(count: n * shape.0, seed: UInt64(20 + index)))
             return KFACLayer(
                 activations: try Buffer(context: context, copying: a), outputGradients: try Buffer(context: context, copying: g),
                 inputs: shape.1, outputs: shape.0)
         }
         let curvature = try KroneckerCurvature<Element>(layers: layers, samples: n)
         let p = curvature.dimension
-        let x = Element.widened(Element.narrowed(TuningInputs.uniform(count: p, seed: 7)))
+        let x = Element.widened(Element.narrowed(uniformValues(count: p, seed: 7)))
         let xBatch = try VectorBatch<Element>(context: context, vectors: [Element.narrowed(x)])
         let y = try VectorBatch<Element>(context: context, dimension: p, count: 1)
         let flops = shapes.reduce(0.0) { $0 + 2 * Double($1.0) * Double($1.1) * Double($1.0 + $1.1) }
@@ -290,26 +286,15 @@ struct QuickBenchmark {
         var reference = [Double](repeating: 0, count: p)
         for (index, layer) in curvature.layers.enumerated() {
             let (a, g) = try curvature.layerFactors(index)
-            let (aa, gg) = (Element.widened(a), Element.widened(g))
-            let (o, i) = (layer.outputs, layer.inputs)
-            var va = [Double](repeating: 0, count: o * i)  // V A
-            for r in 0..<o {
-                for c in 0..<i {
-                    var sum = 0.0
-                    for k in 0..<i { sum += x[layer.parameterOffset + r * i + k] * aa[k * i + c] }
-                    va[r * i + c] = sum
-                }
-            }
-            for r in 0..<o {
-                for c in 0..<i {
-                    var sum = 0.0
-                    for k in 0..<o { sum += gg[r * o + k] * va[k * i + c] }
-                    reference[layer.parameterOffset + r * i + c] = sum
-                }
-            }
+            let range = layer.parameterOffset..<(layer.parameterOffset + layer.outputs * layer.inputs)
+            reference.replaceSubrange(
+                range,
+                with: referenceKronecker(
+                    g: Element.widened(g), a: Element.widened(a), v: Array(x[range]), rows: layer.outputs,
+                    cols: layer.inputs, gammaG: 0, gammaA: 0))
         }
         row.relativeError = relativeError(Element.widened(try y.buffer.download()), reference)
-        row.tolerance = tolerance(Element.self)
+        row.tolerance = tolerance(for: Element.self)
         try time(&row) {
             try curvature.apply(xBatch, damping: 0, into: y)
             try context.finish()
@@ -324,7 +309,7 @@ struct QuickBenchmark {
         let (_, factor) = try makeFactor(Element.self, rows: m, dimension: p, seed: 3)
         let curvature = try ImplicitCurvature(factor: factor)
         let b = try VectorBatch<Element>(
-            context: context, vectors: [Element.narrowed(TuningInputs.uniform(count: p, seed: 8))])
+            context: context, vectors: [Element.narrowed(uniformValues(count: p, seed: 8))])
         let cg = try ConjugateGradient<Element>(context: context)
         let (short, long) = size.cgCaps
         let damping = Element(float64: 1e-3)
@@ -339,21 +324,18 @@ struct QuickBenchmark {
         if reports[0].iterations != long || reports[0].status != .iterationCap || !reports[0].relativeResidual.isFinite {
             row.failure = "CG stopped after \(reports[0].iterations) of \(long) iterations: \(reports[0].status.rawValue)"
         }
-        for _ in 0..<warmup {
-            _ = try cg.solve(curvature, b, damping: damping, options: ConjugateGradientOptions(tolerance: 0, maxIterations: short))
+        func solve(cap: Int) -> (times: Int, body: (Int) throws -> Void) {
+            (1, { _ in
+                _ = try cg.solve(curvature, b, damping: damping, options: ConjugateGradientOptions(tolerance: 0, maxIterations: cap))
+            })
         }
-        let clock = ContinuousClock()
-        var seconds: [Double] = []
-        for _ in 0..<repetitions {
-            let a = try clock.measure {
-                _ = try cg.solve(curvature, b, damping: damping, options: ConjugateGradientOptions(tolerance: 0, maxIterations: short))
-            }
-            let c = try clock.measure {
-                _ = try cg.solve(curvature, b, damping: damping, options: ConjugateGradientOptions(tolerance: 0, maxIterations: long))
-            }
-            seconds.append((c.seconds - a.seconds) / Double(long - short))
-        }
-        record(seconds, in: &row)
+        // The two solves alternate within each run, so the machine's drift cancels in the difference.
+        let timings = try measureInterleaved(
+            warmup: warmup, repetitions: repetitions, [solve(cap: short), solve(cap: long)])
+        record(
+            Timing(
+                seconds: zip(timings[0].seconds, timings[1].seconds).map { ($1 - $0) / Double(long - short) },
+                interference: timings[0].interference), in: &row)
         if !(row.medianSeconds > 0) {
             // On a loaded machine the two solves' noise can exceed their difference.
             row.note = "not measurable: timing noise exceeded the extra iterations' time"
@@ -367,53 +349,20 @@ struct QuickBenchmark {
     private func makeFactor<Element: DeviceScalar>(_: Element.Type, rows m: Int, dimension p: Int, seed: UInt64) throws
         -> ([Double], CurvatureFactor<Element>)
     {
-        let rounded = Element.narrowed(TuningInputs.uniform(count: m * p, seed: 0xBE7C_0000 + seed))
+        let rounded = Element.narrowed(uniformValues(count: m * p, seed: 0xBE7C_0000 + seed))
         let factor = try CurvatureFactor(
             matrix: Buffer(context: context, copying: rounded), rows: m, dimension: p, samples: m)
         return (Element.widened(rounded), factor)
     }
 
-    /// `(1/M) Σ_r u[r][i] u[r][j]` in float64.
-    private func gram(_ u: [Double], rows m: Int, stride: Int, i: Int, j: Int) -> Double {
-        var sum = 0.0
-        for r in 0..<m { sum += u[r * stride + i] * u[r * stride + j] }
-        return sum / Double(m)
-    }
-
-    private func implicitReference(_ u: [Double], rows m: Int, dimension p: Int, x: [Double], damping: Double) -> [Double] {
-        var y = x.map { damping * $0 }
-        for r in 0..<m {
-            var t = 0.0
-            for c in 0..<p { t += u[r * p + c] * x[c] }
-            t /= Double(m)
-            for c in 0..<p { y[c] += u[r * p + c] * t }
-        }
-        return y
-    }
-
-    private func tolerance<Element: DeviceScalar>(_: Element.Type) -> Double {
-        Element.self == Double.self ? 1e-12 : 1e-5
-    }
-
     private func time(_ row: inout Row, _ body: () throws -> Void) throws {
-        for _ in 0..<warmup { try body() }
-        let clock = ContinuousClock()
-        let seconds = try (0..<repetitions).map { _ in try clock.measure(body).seconds }
-        record(seconds, in: &row)
+        record(try measure(warmup: warmup, repetitions: repetitions) { _ in try body() }, in: &row)
     }
 
-    private func record(_ seconds: [Double], in row: inout Row) {
-        let sorted = seconds.sorted()
-        guard !sorted.isEmpty else { return }
-        row.medianSeconds =
-            sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        row.minSeconds = sorted[0]
-        row.maxSeconds = sorted[sorted.count - 1]
+    private func record(_ timing: Timing, in row: inout Row) {
+        guard !timing.seconds.isEmpty else { return }
+        (row.medianSeconds, row.minSeconds, row.maxSeconds) = (timing.median, timing.min, timing.max)
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
 
 extension Float {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
 import NumPyFormat
 
 /// `ngrad solve`: the natural-gradient direction `x = (F + λI)⁻¹ g` for a factor U read from

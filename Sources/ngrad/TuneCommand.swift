@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
 
 /// `ngrad tune`: searches a small space of kernel parameters on the chosen device, checks
 /// each candidate against a float64 reference, and stores the winners in the tuning cache,

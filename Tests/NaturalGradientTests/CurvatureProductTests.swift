@@ -1,5 +1,5 @@
 import Testing
-import TestSupport
+import NaturalGradientTestSupport
 
 @testable import NaturalGradient
 
@@ -21,7 +21,7 @@ struct CurvatureProductTests {
         try checkImplicit(Double.self, Self.shapes[shape], vectors: vectors)
     }
 
-    private func checkImplicit<T: DeviceScalar & DeviceScalarLike>(
+    private func checkImplicit<T: DeviceScalar>(
         _: T.Type, _ shape: (rows: Int, dimension: Int), vectors: Int
     ) throws {
         let context = try TestDevice.context()
@@ -98,7 +98,7 @@ struct CurvatureProductTests {
         }
     }
 
-    private func checkBlockDiagonal<T: DeviceScalar & DeviceScalarLike>(_: T.Type) throws {
+    private func checkBlockDiagonal<T: DeviceScalar>(_: T.Type) throws {
         let context = try TestDevice.context()
         let sizes = [1, 17, 9, 130, 33]
         let dimension = sizes.reduce(0, +)
@@ -140,7 +140,7 @@ struct CurvatureProductTests {
         }
     }
 
-    private func checkBlockDense<T: DeviceScalar & DeviceScalarLike>(_: T.Type) throws {
+    private func checkBlockDense<T: DeviceScalar>(_: T.Type) throws {
         let context = try TestDevice.context()
         let sizes = [1, 7, 300, 257, 33, 513]
         var blocks: [DenseBlock] = []

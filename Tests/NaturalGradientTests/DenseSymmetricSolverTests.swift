@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import NaturalGradientTestSupport
 
 @testable import NaturalGradient
 
@@ -259,8 +259,9 @@ struct DenseSymmetricSolverTests {
     }
 }
 
-/// Independent float64 references for the dense solver tests (row-major n x n matrices).
-private enum DenseTestMatrices {
+/// Independent float64 references for the dense solver tests (row-major n x n matrices);
+/// the determinant tests use them too.
+enum DenseTestMatrices {
     /// `QᵀQ/n + 0.01·I` for a random square `Q`: symmetric positive definite, modest condition.
     static func randomSPD(_ n: Int, seed: UInt64) -> [Double] {
         let q: [Double] = randomValues(n * n, seed: seed)

@@ -1,7 +1,7 @@
 import Foundation
 import NaturalGradient
 import Testing
-import TestSupport
+import NaturalGradientTestSupport
 
 /// The Swift examples of `Docs/SimilarityMeasures.md`, as written there (keep them in step).
 @Suite struct DocumentationExampleTests {

@@ -1,5 +1,5 @@
 import Testing
-import TestSupport
+import NaturalGradientTestSupport
 
 @testable import NaturalGradient
 
@@ -22,7 +22,7 @@ struct FisherAccumulationTests {
         try checkDense(Double.self, rows: rows, dimension: dimension, weighted: (rows + dimension) % 2 == 1)
     }
 
-    private func checkDense<T: DeviceScalar & DeviceScalarLike>(_: T.Type, rows: Int, dimension: Int, weighted: Bool)
+    private func checkDense<T: DeviceScalar>(_: T.Type, rows: Int, dimension: Int, weighted: Bool)
         throws
     {
         let context = try TestDevice.context()

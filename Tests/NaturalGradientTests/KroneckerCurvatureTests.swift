@@ -1,5 +1,5 @@
 import Testing
-import TestSupport
+import NaturalGradientTestSupport
 
 @testable import NaturalGradient
 
@@ -16,7 +16,7 @@ struct KroneckerCurvatureTests {
         }
     }
 
-    private func check<T: DeviceScalar & DeviceScalarLike>(_: T.Type) throws {
+    private func check<T: DeviceScalar>(_: T.Type) throws {
         let context = try TestDevice.context()
         let samples = 13
         let shapes = [(outputs: 3, inputs: 8), (outputs: 10, inputs: 4), (outputs: 1, inputs: 1), (outputs: 17, inputs: 33)]
@@ -108,7 +108,7 @@ struct KroneckerCurvatureTests {
         }
     }
 
-    private func checkAwkward<T: DeviceScalar & DeviceScalarLike>(_: T.Type) throws {
+    private func checkAwkward<T: DeviceScalar>(_: T.Type) throws {
         let context = try TestDevice.context()
         let shapes = [
             (outputs: 1, inputs: 1), (outputs: 7, inputs: 300), (outputs: 257, inputs: 33), (outputs: 513, inputs: 129),

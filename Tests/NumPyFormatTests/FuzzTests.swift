@@ -1,3 +1,4 @@
+import NaturalGradientTestSupport
 import Testing
 
 @testable import NumPyFormat

@@ -1,7 +1,7 @@
 import Foundation
+import NaturalGradient
+import NaturalGradientExamples
 import Testing
-
-@testable import ngrad
 
 #if canImport(FoundationXML)
     import FoundationXML
@@ -118,7 +118,9 @@ struct ExampleCommandTests {
         let evaluation = try #require(model.evaluate(theta))
         let n = model.data.count
         let metric = try ParameterMetric.fisherRao.matrix(at: evaluation, dimension: n)
-        let inverse = try #require(Cholesky(evaluation.covariance, n: n)).inverse()
+        let identity: [Double] = (0..<(n * n)).map { $0 % (n + 1) == 0 ? 1 : 0 }
+        let inverse = try DenseSymmetricFactorization(matrix: evaluation.covariance, dimension: n)
+            .solve(identity, count: n)
         func multiply(_ a: [Double], _ b: [Double]) -> [Double] {
             var c = [Double](repeating: 0, count: n * n)
             for i in 0..<n { for k in 0..<n { for j in 0..<n { c[i * n + j] += a[i * n + k] * b[k * n + j] } } }

@@ -1,7 +1,7 @@
 import Foundation
 import NumPyFormat
 import Testing
-import TestSupport
+import NaturalGradientTestSupport
 
 @testable import ngrad
 

@@ -1,4 +1,5 @@
 import Foundation
+import NaturalGradientTestSupport
 import NaturalGradient
 
 /// Scratch: interleaved A/B of two ImplicitProduct tunings (not part of the suite).

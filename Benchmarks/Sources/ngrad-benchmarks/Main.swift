@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NaturalGradientTestSupport
 import NaturalGradient
 
 /// `ngrad-benchmarks`: our kernels against OpenBLAS (host CPU) and CLBlast (the same

@@ -1,5 +1,6 @@
 import COpenBLAS
 import Foundation
+import NaturalGradientTestSupport
 import NaturalGradient
 
 /// How each operation is timed.
@@ -28,8 +29,8 @@ func measureHostCeilings(context: Context, settings: Settings, tiny: Bool = fals
     let quick = Settings(warmup: min(settings.warmup, 1), repetitions: min(settings.repetitions, 5))
     do {
         let (m, p) = tiny ? (64, 128) : (1024, 4096)
-        var generator = InputGenerator(seed: 0xCE11)
-        let hosts = (0..<settings.copies).map { _ in generator.uniform(count: m * p) }
+        var generator = SplitMix64(seed: 0xCE11)
+        let hosts = (0..<settings.copies).map { _ in generator.symmetricFloats(count: m * p) }
         var c = [Float](repeating: 0, count: p * p)
         let timing = try measure(warmup: settings.warmup, repetitions: settings.repetitions) { run in
             try hosts[run % hosts.count].withBase { u in
@@ -75,10 +76,10 @@ func measureHostCeilings(context: Context, settings: Settings, tiny: Bool = fals
     }
     do {
         let (m, p) = tiny ? (64, 1024) : (1024, 65536)
-        var generator = InputGenerator(seed: 0xCE12)
-        let hosts = (0..<settings.copies).map { _ in generator.uniform(count: m * p) }
-        let x = generator.uniform(count: p)
-        var t = generator.uniform(count: m)
+        var generator = SplitMix64(seed: 0xCE12)
+        let hosts = (0..<settings.copies).map { _ in generator.symmetricFloats(count: m * p) }
+        let x = generator.symmetricFloats(count: p)
+        var t = generator.symmetricFloats(count: m)
         var y = [Float](repeating: 0, count: p)
         var copy = [Float](repeating: 0, count: m * p)
         let bytes = Double(m) * Double(p) * 4

@@ -1,4 +1,5 @@
 import Foundation
+import NaturalGradientTestSupport
 
 // MARK: - Results
 
@@ -354,29 +355,6 @@ struct Report: Encodable {
 }
 
 // MARK: - Text output
-
-/// A left-aligned plain-text table with a header rule.
-struct TextTable {
-    let header: [String]
-    var rows: [[String]] = []
-
-    init(_ header: [String]) { self.header = header }
-
-    mutating func append(_ row: [String]) { rows.append(row) }
-
-    func render() -> String {
-        let widths = header.indices.map { column in
-            ([header] + rows).map { column < $0.count ? $0[column].count : 0 }.max() ?? 0
-        }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { index, cell in
-                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
-        }
-        let rule = widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")
-        return ([line(header), rule] + rows.map(line)).joined(separator: "\n")
-    }
-}
 
 func milliseconds(_ seconds: Double) -> String { String(format: "%.3f", seconds * 1e3) }
 

@@ -1,5 +1,6 @@
 import COpenBLAS
 import Foundation
+import NaturalGradientTestSupport
 import NaturalGradient
 
 // The solver rows: `(F + λI) x = b` with F = (1/N) UᵀU, N = M, λ = `Settings.damping`,
@@ -22,13 +23,13 @@ final class SolverProblem {
     init(context: Context, rows m: Int, dimension p: Int, copies: Int) throws {
         rows = m
         dimension = p
-        var generator = InputGenerator(seed: UInt64(0x5017_0000 + m * 65_537 + p))
-        let hosts = (0..<copies).map { _ in generator.uniform(count: m * p) }
+        var generator = SplitMix64(seed: UInt64(0x5017_0000 + m * 65_537 + p))
+        let hosts = (0..<copies).map { _ in generator.symmetricFloats(count: m * p) }
         self.hosts = hosts
         factors = try hosts.map {
             try CurvatureFactor(matrix: Buffer(context: context, copying: $0), rows: m, dimension: p, samples: m)
         }
-        b = generator.uniform(count: p)
+        b = generator.symmetricFloats(count: p)
     }
 
     /// Bytes of U (one pass).
@@ -36,8 +37,9 @@ final class SolverProblem {
 
     /// `‖b − (F + λI) x‖ / ‖b‖` with the product in float64 (U from copy 0).
     func residual(_ x: [Float], damping: Float) -> Double {
-        let product = referenceImplicitProduct(hosts[0], rows: rows, dimension: dimension, x: x, damping: damping)
-        return relativeDifference(product, b.map(Double.init))
+        let product = referenceImplicitProduct(
+            hosts[0], rows: rows, dim: dimension, samples: rows, xs: [x], damping: Double(damping))[0]
+        return relativeError(product, b.map(Double.init))
     }
 
     /// The float64 solution of `(F + λI) x = b` (U from copy 0) by the Woodbury identity
@@ -73,17 +75,6 @@ final class SolverProblem {
     }
 }
 
-/// `‖a − b‖₂ / ‖b‖₂` of float64 vectors.
-func relativeDifference(_ a: [Double], _ b: [Double]) -> Double {
-    var difference = 0.0
-    var reference = 0.0
-    for index in a.indices {
-        difference += (a[index] - b[index]) * (a[index] - b[index])
-        reference += b[index] * b[index]
-    }
-    if difference == 0 { return 0 }
-    return (difference / reference).squareRoot()
-}
 
 /// A check that a CG solve ran exactly `expected` iterations and stopped at the cap: its
 /// value counts the iterations missing or extra, plus 1 for another stop reason.
@@ -115,13 +106,14 @@ func benchmarkCGIteration(context: Context, problem: SolverProblem, settings: Se
     try product.apply(problem.factors[0], b, damping: damping, into: y)
     try context.finish()
     let productResult = try y.buffer.download(0..<p)
-    let reference = referenceImplicitProduct(problem.hosts[0], rows: m, dimension: p, x: problem.b, damping: damping)
+    let reference = referenceImplicitProduct(
+        problem.hosts[0], rows: m, dim: p, samples: m, xs: [problem.b], damping: Double(damping))[0]
     let shortReports = try cg.solve(curvatures[0], b, damping: damping, options: shortOptions).reports
     let longReports = try cg.solve(curvatures[0], b, damping: damping, options: longOptions).reports
     let checks = [
         Check(
             name: "ours product vs float64",
-            value: relativeDifference(productResult, at: Array(0..<p), from: reference),
+            value: relativeError(Array(productResult.prefix(p)), reference),
             tolerance: settings.tolerance),
         iterationCheck(shortReports[0], expected: short, "ours CG cap \(short)"),
         iterationCheck(longReports[0], expected: long, "ours CG cap \(long)"),
@@ -222,13 +214,13 @@ func benchmarkCGSolve(context: Context, problem: SolverProblem, settings: Settin
         Check(
             name: "OpenBLAS CG: ran \(hostIterations) iterations", value: Double(abs(hostIterations - iterations)),
             tolerance: 0),
-        Check(name: "ours vs OpenBLAS CG: x", value: relativeDifference(ours, host, over: 0..<p), tolerance: loose),
+        Check(name: "ours vs OpenBLAS CG: x", value: relativeError(ours, host, over: 0..<p), tolerance: loose),
         Check(
-            name: "ours vs float64 Woodbury solution: x", value: relativeDifference(ours.map(Double.init), exact),
+            name: "ours vs float64 Woodbury solution: x", value: relativeError(ours.map(Double.init), exact),
             tolerance: loose),
         Check(
             name: "OpenBLAS CG vs float64 Woodbury solution: x",
-            value: relativeDifference(host.map(Double.init), exact), tolerance: loose),
+            value: relativeError(host.map(Double.init), exact), tolerance: loose),
         .info("ours: |b - (F+λI)x|/|b| (float64 product)", problem.residual(ours, damping: damping)),
         .info("OpenBLAS CG: |b - (F+λI)x|/|b| (float64 product)", problem.residual(host, damping: damping)),
     ]
@@ -305,29 +297,29 @@ func benchmarkWoodbury(context: Context, problem: SolverProblem, settings: Setti
     let tolerance = settings.tolerance
     let exactPart = exact.indices.map { exact[$0] - Double(problem.b[$0]) / Double(damping) }
     let checks = [
-        Check(name: "ours vs OpenBLAS: x", value: relativeDifference(ours, host, over: 0..<p), tolerance: tolerance),
+        Check(name: "ours vs OpenBLAS: x", value: relativeError(ours, host, over: 0..<p), tolerance: tolerance),
         Check(
             name: "ours vs OpenBLAS: x - b/λ (row-space part)",
-            value: relativeDifference(
+            value: relativeError(
                 problem.rowSpacePart(ours, damping: damping), problem.rowSpacePart(host, damping: damping)),
             tolerance: tolerance),
         Check(
-            name: "ours vs float64: x", value: relativeDifference(ours.map(Double.init), exact), tolerance: tolerance),
+            name: "ours vs float64: x", value: relativeError(ours.map(Double.init), exact), tolerance: tolerance),
         Check(
-            name: "OpenBLAS vs float64: x", value: relativeDifference(host.map(Double.init), exact),
+            name: "OpenBLAS vs float64: x", value: relativeError(host.map(Double.init), exact),
             tolerance: tolerance),
         Check(
             name: "ours vs float64: x - b/λ",
-            value: relativeDifference(problem.rowSpacePart(ours, damping: damping), exactPart), tolerance: tolerance),
+            value: relativeError(problem.rowSpacePart(ours, damping: damping), exactPart), tolerance: tolerance),
         Check(
             name: "OpenBLAS vs float64: x - b/λ",
-            value: relativeDifference(problem.rowSpacePart(host, damping: damping), exactPart), tolerance: tolerance),
+            value: relativeError(problem.rowSpacePart(host, damping: damping), exactPart), tolerance: tolerance),
         Check(
             name: "ours Gram matrix (1/N)UUᵀ vs float64 (upper triangle)",
-            value: relativeDifference(upper.map { solver.gram[$0] }, exactUpper), tolerance: tolerance),
+            value: relativeError(upper.map { solver.gram[$0] }, exactUpper), tolerance: tolerance),
         Check(
             name: "OpenBLAS ssyrk Gram matrix vs float64 (upper triangle)",
-            value: relativeDifference(upper.map { Double(workspace.gram[$0]) }, exactUpper), tolerance: tolerance),
+            value: relativeError(upper.map { Double(workspace.gram[$0]) }, exactUpper), tolerance: tolerance),
         .info("ours (\(path)): |b - (F+λI)x|/|b| (float64 product)", problem.residual(ours, damping: damping)),
         .info("OpenBLAS: |b - (F+λI)x|/|b| (float64 product)", problem.residual(host, damping: damping)),
         .info(

@@ -1,5 +1,6 @@
 import COpenBLAS
 import Foundation
+import NaturalGradientTestSupport
 import NaturalGradient
 
 // The size sweep: every operation in Float and Double (where the peer has the routine), at
@@ -86,8 +87,8 @@ func tolerance<Element: PeerScalar>(_: Element.Type) -> Double { Element.self ==
 
 /// `count` inputs uniform in [-1, 1), rounded to Element, with their float64 values.
 func inputs<Element: PeerScalar>(_: Element.Type, count: Int, seed: UInt64) -> [Element] {
-    var generator = InputGenerator(seed: seed)
-    return Element.narrowed(generator.uniform(count: count).map { Double($0) })
+    var generator = SplitMix64(seed: seed)
+    return Element.narrowed(generator.symmetricFloats(count: count).map { Double($0) })
 }
 
 // MARK: - Accumulation (dense), both element types
@@ -123,20 +124,14 @@ func sweepAccumulation<Element: PeerScalar>(
     let peerValues = Element.widened(try peer.download())
     let hostValues = Element.widened(host)
     let entries = sampledUpperEntries(p)
-    let u64 = Element.widened(hosts[0])
-    let reference = entries.map { entry -> Double in
-        let (i, j) = (entry / p, entry % p)
-        var sum = 0.0
-        for row in 0..<m { sum += u64[row * p + i] * u64[row * p + j] }
-        return sum / Double(m)
-    }
+    let reference = referenceAccumulation(hosts[0], rows: m, dim: p, samples: m, entries: entries)
     let upper = Array(upperTriangle(p))
     let limit = tolerance(Element.self) * (Element.self == Double.self ? 1 : 1)
     let checks = [
-        Check(name: "ours vs float64 (\(entries.count) entries)", value: relativeDifference(entries.map { oursValues[$0] }, reference), tolerance: limit),
-        Check(name: "OpenBLAS vs float64", value: relativeDifference(entries.map { hostValues[$0] }, reference), tolerance: limit),
-        Check(name: "CLBlast vs float64", value: relativeDifference(entries.map { peerValues[$0] }, reference), tolerance: limit),
-        Check(name: "ours vs OpenBLAS (upper triangle)", value: relativeDifference(upper.map { oursValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
+        Check(name: "ours vs float64 (\(entries.count) entries)", value: relativeError(entries.map { oursValues[$0] }, reference), tolerance: limit),
+        Check(name: "OpenBLAS vs float64", value: relativeError(entries.map { hostValues[$0] }, reference), tolerance: limit),
+        Check(name: "CLBlast vs float64", value: relativeError(entries.map { peerValues[$0] }, reference), tolerance: limit),
+        Check(name: "ours vs OpenBLAS (upper triangle)", value: relativeError(upper.map { oursValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
         Check(name: "ours symmetric (largest |F_ij - F_ji|)", value: largestAsymmetry(oursValues, p), tolerance: 0),
     ]
     let flops = Double(m) * Double(p) * Double(p + 1)
@@ -222,8 +217,8 @@ func sweepBlockAccumulation<Element: PeerScalar>(
     }
     let limit = tolerance(Element.self)
     let checks = [
-        Check(name: "ours vs OpenBLAS (upper triangles)", value: relativeDifference(upper.map { oursValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
-        Check(name: "CLBlast vs OpenBLAS (upper triangles)", value: relativeDifference(upper.map { peerValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
+        Check(name: "ours vs OpenBLAS (upper triangles)", value: relativeError(upper.map { oursValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
+        Check(name: "CLBlast vs OpenBLAS (upper triangles)", value: relativeError(upper.map { peerValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
     ]
     let flops = blockSizes.reduce(0.0) { $0 + Double(m) * Double($1) * Double($1 + 1) }
     let bytes = Double((m * p + total) * MemoryLayout<Element>.size)
@@ -292,20 +287,12 @@ func sweepImplicitProduct<Element: PeerScalar>(
     let oursValues = Element.widened(try ours.buffer.download())
     let peerValues = Element.widened(try peer.download())
     let hostValues = Element.widened(host)
-    let u64 = Element.widened(hosts[0])
-    let x64 = Element.widened(x)
-    var reference = x64.map { damping.float64 * $0 }
-    for row in 0..<m {
-        var t = 0.0
-        for c in 0..<p { t += u64[row * p + c] * x64[c] }
-        t /= Double(m)
-        for c in 0..<p { reference[c] += u64[row * p + c] * t }
-    }
+    let reference = referenceImplicitProduct(hosts[0], rows: m, dim: p, samples: m, xs: [x], damping: damping.float64)[0]
     let limit = tolerance(Element.self)
     let checks = [
-        Check(name: "ours vs float64", value: relativeDifference(oursValues, reference), tolerance: limit),
-        Check(name: "OpenBLAS vs float64", value: relativeDifference(hostValues, reference), tolerance: limit),
-        Check(name: "CLBlast vs float64", value: relativeDifference(peerValues, reference), tolerance: limit),
+        Check(name: "ours vs float64", value: relativeError(oursValues, reference), tolerance: limit),
+        Check(name: "OpenBLAS vs float64", value: relativeError(hostValues, reference), tolerance: limit),
+        Check(name: "CLBlast vs float64", value: relativeError(peerValues, reference), tolerance: limit),
     ]
     let bytes = Double(m * p * MemoryLayout<Element>.size)
     let name = Element.self == Double.self ? "d" : "s"
@@ -375,9 +362,9 @@ func sweepDenseProduct<Element: PeerScalar>(
     }
     let limit = tolerance(Element.self)
     let checks = [
-        Check(name: "ours vs float64", value: relativeDifference(Element.widened(try ours.buffer.download()), reference), tolerance: limit),
-        Check(name: "OpenBLAS vs float64", value: relativeDifference(Element.widened(host), reference), tolerance: limit),
-        Check(name: "CLBlast vs float64", value: relativeDifference(Element.widened(try peer.download()), reference), tolerance: limit),
+        Check(name: "ours vs float64", value: relativeError(Element.widened(try ours.buffer.download()), reference), tolerance: limit),
+        Check(name: "OpenBLAS vs float64", value: relativeError(Element.widened(host), reference), tolerance: limit),
+        Check(name: "CLBlast vs float64", value: relativeError(Element.widened(try peer.download()), reference), tolerance: limit),
     ]
     let bytes = Double(p * p * MemoryLayout<Element>.size)
     let name = Element.self == Double.self ? "d" : "s"
@@ -460,9 +447,9 @@ func sweepKroneckerProduct<Element: PeerScalar>(
     }
     let limit = tolerance(Element.self)
     let checks = [
-        Check(name: "ours vs float64", value: relativeDifference(Element.widened(try ours.buffer.download()), reference), tolerance: limit),
-        Check(name: "OpenBLAS vs float64", value: relativeDifference(Element.widened(host), reference), tolerance: limit),
-        Check(name: "CLBlast vs float64", value: relativeDifference(Element.widened(try peer.download()), reference), tolerance: limit),
+        Check(name: "ours vs float64", value: relativeError(Element.widened(try ours.buffer.download()), reference), tolerance: limit),
+        Check(name: "OpenBLAS vs float64", value: relativeError(Element.widened(host), reference), tolerance: limit),
+        Check(name: "CLBlast vs float64", value: relativeError(Element.widened(try peer.download()), reference), tolerance: limit),
     ]
     let flops = shapes.reduce(0.0) { $0 + 2 * Double($1.outputs) * Double($1.inputs) * Double($1.outputs + $1.inputs) }
     let factorCount = shapes.reduce(0) { $0 + $1.outputs * $1.outputs + $1.inputs * $1.inputs }
@@ -487,8 +474,8 @@ func sweepKroneckerProduct<Element: PeerScalar>(
 /// same size (the host's own copy rate).
 func sweepTransfers(context: Context, bytes: Int, settings: Settings) throws -> [CaseResult] {
     let count = bytes / 4
-    var generator = InputGenerator(seed: UInt64(0x7F00 + count))
-    let host = generator.uniform(count: count)
+    var generator = SplitMix64(seed: UInt64(0x7F00 + count))
+    let host = generator.symmetricFloats(count: count)
     var back = [Float](repeating: 0, count: count)
     let buffer = try Buffer<Float>(context: context, count: count)
     try buffer.upload(host)
@@ -554,7 +541,7 @@ func sweepCGTolerance(context: Context, problem: SolverProblem, settings: Settin
         Check(name: "ours converged (true residual)", value: reports[0].status == .converged ? reports[0].relativeResidual : .infinity, tolerance: 1e-5),
         Check(name: "OpenBLAS CG: |b - (F+λI)x|/|b| (float64 product)", value: problem.residual(host, damping: damping), tolerance: 1e-5),
         Check(name: "ours: |b - (F+λI)x|/|b| (float64 product)", value: problem.residual(ours, damping: damping), tolerance: 1e-5),
-        Check(name: "ours vs OpenBLAS CG: x", value: relativeDifference(ours, host, over: 0..<p), tolerance: 1e-4),
+        Check(name: "ours vs OpenBLAS CG: x", value: relativeError(ours, host, over: 0..<p), tolerance: 1e-4),
         .info("ours iterations", Double(reports[0].iterations)),
         .info("OpenBLAS CG iterations", Double(hostIterations)),
     ]
@@ -574,27 +561,3 @@ func sweepCGTolerance(context: Context, problem: SolverProblem, settings: Settin
         ])
 }
 
-/// Peak resident set size of this process in bytes (PoCL's buffers live in it too).
-func peakResidentBytes() -> Int {
-    var usage = rusage()
-    #if canImport(Glibc)
-        let who = __rusage_who_t(RUSAGE_SELF.rawValue)
-    #else
-        let who = RUSAGE_SELF
-    #endif
-    guard getrusage(who, &usage) == 0 else { return 0 }
-    return usage.ru_maxrss * 1024
-}
-
-/// The largest `|F[i][j] − F[j][i]|` of a row-major n x n matrix.
-func largestAsymmetry(_ matrix: [Double], _ n: Int) -> Double {
-    var worst = 0.0
-    for i in 0..<n {
-        for j in (i + 1)..<n {
-            let delta = abs(matrix[i * n + j] - matrix[j * n + i])
-            if delta.isNaN { return .nan }
-            worst = max(worst, delta)
-        }
-    }
-    return worst
-}

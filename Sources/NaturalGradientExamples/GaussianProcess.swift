@@ -1,29 +1,40 @@
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
+import SVGCharts
 
 // Gaussian-process regression model selection, the experiment of Figure 1 in Mallasto, Dela
 // Haije and Feragen (2019), "A formalization of the natural gradient method for general
 // similarity measures": fit the RBF kernel's hyperparameters by minimising the negative log
 // marginal likelihood, with natural gradients from three metrics on θ ↦ N(0, K_θ).
 //
-// Everything here is float64 on the host: n is small (tens of points), so one Cholesky of K
-// and one eigendecomposition (inside CovarianceMetric) per iteration cost well under a
-// millisecond.
+// Everything here is float64 on the host: n is small (tens of points), so one factorisation
+// of K (the library's DenseSymmetricFactorization) and one eigendecomposition (inside
+// CovarianceMetric) per iteration cost well under a millisecond.
 
 /// A 1-D regression data set.
-struct GaussianProcessData {
-    var x: [Double]
-    var y: [Double]
-    var count: Int { x.count }
+public struct GaussianProcessData: Sendable {
+    /// The inputs, sorted.
+    public var x: [Double]
+    /// The noisy outputs at `x`.
+    public var y: [Double]
+    /// How many points.
+    public var count: Int { x.count }
+
+    /// A data set of these points.
+    public init(x: [Double], y: [Double]) {
+        self.x = x
+        self.y = y
+    }
 
     /// The function the synthetic data samples: smooth, with two length scales.
-    static func truth(_ x: Double) -> Double { sin(x) + 0.4 * sin(2.7 * x) }
+    public static func truth(_ x: Double) -> Double { sin(x) + 0.4 * sin(2.7 * x) }
 
     /// The noise standard deviation of the synthetic data.
-    static let noiseStandardDeviation = 0.2
+    public static let noiseStandardDeviation = 0.2
 
     /// `points` inputs uniform in [-5, 5] (sorted), outputs `truth(x) + noise`, from `seed`.
-    static func synthetic(points: Int, seed: UInt64) -> GaussianProcessData {
+    public static func synthetic(points: Int, seed: UInt64) -> GaussianProcessData {
         var generator = SplitMix64(seed: seed)
         let x = (0..<points).map { _ in Double.random(in: -5...5, using: &generator) }.sorted()
         let y = x.map { truth($0) + noiseStandardDeviation * generator.normal() }
@@ -33,47 +44,53 @@ struct GaussianProcessData {
 
 /// The RBF kernel's hyperparameters; the optimiser works on θ = their natural logarithms, so
 /// every step keeps them positive.
-struct RBFHyperparameters: Equatable {
+public struct RBFHyperparameters: Equatable, Sendable {
     /// ℓ in `k(x, x') = σf² exp(−(x − x')² / (2ℓ²))`.
-    var lengthScale: Double
+    public var lengthScale: Double
     /// σf².
-    var signalVariance: Double
+    public var signalVariance: Double
     /// σn², added to the diagonal of K.
-    var noiseVariance: Double
+    public var noiseVariance: Double
 
     /// θ = (log ℓ, log σf², log σn²).
-    var logarithms: [Double] { [log(lengthScale), log(signalVariance), log(noiseVariance)] }
+    public var logarithms: [Double] { [log(lengthScale), log(signalVariance), log(noiseVariance)] }
 
-    init(lengthScale: Double, signalVariance: Double, noiseVariance: Double) {
+    /// The hyperparameters themselves (all positive).
+    public init(lengthScale: Double, signalVariance: Double, noiseVariance: Double) {
         self.lengthScale = lengthScale
         self.signalVariance = signalVariance
         self.noiseVariance = noiseVariance
     }
 
-    init(logarithms theta: [Double]) {
+    /// The hyperparameters whose logarithms are θ.
+    public init(logarithms theta: [Double]) {
         self.init(lengthScale: exp(theta[0]), signalVariance: exp(theta[1]), noiseVariance: exp(theta[2]))
     }
 }
 
 /// The marginal likelihood of a zero-mean GP, `y ~ N(0, K_θ)`, with its derivatives.
-struct GaussianProcessModel {
-    let data: GaussianProcessData
+public struct GaussianProcessModel: Sendable {
+    /// The data the likelihood is of.
+    public let data: GaussianProcessData
+
+    /// The model of `data`.
+    public init(data: GaussianProcessData) { self.data = data }
 
     /// Everything one iteration needs at one θ.
-    struct Evaluation {
+    public struct Evaluation: Sendable {
         /// `½ yᵀK⁻¹y + ½ log det K + (n/2) log 2π`.
-        let negativeLogLikelihood: Double
+        public let negativeLogLikelihood: Double
         /// `∂NLL/∂θ_i = ½ tr(K⁻¹ ∂_iK) − ½ αᵀ ∂_iK α`, α = K⁻¹y.
-        let gradient: [Double]
+        public let gradient: [Double]
         /// K, row-major n x n.
-        let covariance: [Double]
+        public let covariance: [Double]
         /// `∂K/∂θ_i`, each row-major n x n and symmetric.
-        let covarianceDerivatives: [[Double]]
+        public let covarianceDerivatives: [[Double]]
     }
 
     /// The NLL, its gradient and the covariance with its derivatives at θ; nil when K is not
     /// numerically positive definite there (or a value overflows), which ends a run.
-    func evaluate(_ theta: [Double]) -> Evaluation? {
+    public func evaluate(_ theta: [Double]) -> Evaluation? {
         let n = data.count
         let h = RBFHyperparameters(logarithms: theta)
         guard [h.lengthScale, h.signalVariance, h.noiseVariance].allSatisfy({ $0.isFinite && $0 > 0 }) else {
@@ -94,11 +111,15 @@ struct GaussianProcessModel {
             k[a * n + a] += h.noiseVariance
             dNoise[a * n + a] = h.noiseVariance  // ∂K/∂ log σn² = σn² I
         }
-        guard let cholesky = Cholesky(k, n: n) else { return nil }
-        let alpha = cholesky.solve(data.y)
-        let inverse = cholesky.inverse()
+        // A K the plain Cholesky cannot take (the library would add jitter or clamp
+        // eigenvalues) is not numerically positive definite: the run ends there.
+        guard let factorization = try? DenseSymmetricFactorization(matrix: k, dimension: n),
+            factorization.path == .cholesky,
+            let alpha = try? factorization.solve(data.y),
+            let inverse = try? factorization.solve(identity(n), count: n)  // K⁻¹, symmetric
+        else { return nil }
         let dataFit = zip(data.y, alpha).reduce(0.0) { $0 + $1.0 * $1.1 }
-        let nll = 0.5 * dataFit + 0.5 * cholesky.logDeterminant + 0.5 * Double(n) * log(2 * Double.pi)
+        let nll = 0.5 * dataFit + 0.5 * factorization.logDeterminant + 0.5 * Double(n) * log(2 * Double.pi)
         let derivatives = [dLength, dSignal, dNoise]
         let gradient = derivatives.map { d -> Double in
             var trace = 0.0  // tr(K⁻¹ D) = Σ_ab K⁻¹_ab D_ba, D symmetric.
@@ -120,13 +141,16 @@ struct GaussianProcessModel {
 }
 
 /// The metric on θ that a natural-gradient step preconditions with.
-enum ParameterMetric: String, CaseIterable {
+public enum ParameterMetric: String, CaseIterable, Sendable {
+    /// ½ tr(K⁻¹∂_iK K⁻¹∂_jK), the Fisher information of N(0, K_θ).
     case fisherRao = "fisher-rao"
+    /// The Hessian of the squared Wasserstein-2 distance between N(0, K_θ) and N(0, K_θ').
     case wasserstein2 = "wasserstein-2"
+    /// The identity: plain gradient descent on θ.
     case euclidean
 
     /// The name in tables and legends.
-    var label: String {
+    public var label: String {
         switch self {
         case .fisherRao: "Fisher-Rao"
         case .wasserstein2: "Wasserstein-2"
@@ -136,7 +160,7 @@ enum ParameterMetric: String, CaseIterable {
 
     /// G(θ): the metric of N(0, K_θ) pulled back to θ (Fisher-Rao ½ tr(K⁻¹∂_iK K⁻¹∂_jK);
     /// the Hessian of W2², tr(L_i ∂_jK) with K L_i + L_i K = ∂_iK), or the identity.
-    func matrix(at evaluation: GaussianProcessModel.Evaluation, dimension n: Int) throws -> [Double] {
+    public func matrix(at evaluation: GaussianProcessModel.Evaluation, dimension n: Int) throws -> [Double] {
         let k = evaluation.covarianceDerivatives.count
         switch self {
         case .fisherRao:
@@ -146,30 +170,32 @@ enum ParameterMetric: String, CaseIterable {
             return try CovarianceMetric.wasserstein2(
                 covariance: evaluation.covariance, dimension: n, directions: evaluation.covarianceDerivatives)
         case .euclidean:
-            return (0..<(k * k)).map { $0 % (k + 1) == 0 ? 1 : 0 }
+            return identity(k)
         }
     }
 }
 
 /// One optimisation run: θ ← θ − η (G + λI)⁻¹ ∇NLL with a constant η.
-struct GaussianProcessRun {
-    let metric: ParameterMetric
-    let stepSize: Double
+public struct GaussianProcessRun: Sendable {
+    /// The metric the steps precondition with.
+    public let metric: ParameterMetric
+    /// The constant η.
+    public let stepSize: Double
     /// NLL at iterations 0 (the start), 1, …; shorter than `iterations + 1` when the run
     /// stopped early because K stopped being positive definite or a value overflowed.
-    var negativeLogLikelihoods: [Double] = []
+    public var negativeLogLikelihoods: [Double] = []
     /// The hyperparameters at the last finite iterate.
-    var final: RBFHyperparameters
+    public var final: RBFHyperparameters
     /// Whether the run stopped early.
-    var diverged = false
+    public var diverged = false
 
     /// The damping relative to the metric's mean eigenvalue: `λ = relativeDamping · tr(G)/3`,
     /// small enough not to change a well-conditioned step, large enough to keep a singular
     /// G (a hyperparameter with no effect on K) solvable.
-    static let relativeDamping = 1e-8
+    public static let relativeDamping = 1e-8
 
     /// Runs `iterations` steps from `start`.
-    static func run(
+    public static func run(
         model: GaussianProcessModel, metric: ParameterMetric, stepSize: Double, iterations: Int,
         start: RBFHyperparameters
     ) -> GaussianProcessRun {
@@ -193,7 +219,7 @@ struct GaussianProcessRun {
     }
 
     /// `(G + λI)⁻¹ ∇NLL`.
-    static func naturalGradient(_ evaluation: GaussianProcessModel.Evaluation, metric: ParameterMetric, n: Int) throws
+    public static func naturalGradient(_ evaluation: GaussianProcessModel.Evaluation, metric: ParameterMetric, n: Int) throws
         -> [Double]
     {
         let g = try metric.matrix(at: evaluation, dimension: n)
@@ -206,7 +232,7 @@ struct GaussianProcessRun {
 
     /// The first iteration from which the NLL stays within `tolerance` of `target` to the end
     /// of the run; nil if it never does or the run diverged.
-    func iterationsToReach(_ target: Double, tolerance: Double) -> Int? {
+    public func iterationsToReach(_ target: Double, tolerance: Double) -> Int? {
         guard !diverged, let last = negativeLogLikelihoods.last, last <= target + tolerance else { return nil }
         var first = negativeLogLikelihoods.count - 1
         while first > 0, negativeLogLikelihoods[first - 1] <= target + tolerance { first -= 1 }
@@ -214,90 +240,7 @@ struct GaussianProcessRun {
     }
 }
 
-// MARK: - Small numerical helpers
-
-/// A Cholesky factorisation `K = L Lᵀ` (L lower, row-major), float64.
-struct Cholesky {
-    let n: Int
-    private var l: [Double]
-
-    /// Nil when `matrix` is not numerically positive definite.
-    init?(_ matrix: [Double], n: Int) {
-        self.n = n
-        var l = [Double](repeating: 0, count: n * n)
-        for j in 0..<n {
-            var diagonal = matrix[j * n + j]
-            for m in 0..<j { diagonal -= l[j * n + m] * l[j * n + m] }
-            guard diagonal > 0, diagonal.isFinite else { return nil }
-            let pivot = diagonal.squareRoot()
-            l[j * n + j] = pivot
-            for i in (j + 1)..<n {
-                var value = matrix[i * n + j]
-                for m in 0..<j { value -= l[i * n + m] * l[j * n + m] }
-                l[i * n + j] = value / pivot
-            }
-        }
-        self.l = l
-    }
-
-    /// `log det K = 2 Σ log L_ii`.
-    var logDeterminant: Double { (0..<n).reduce(0.0) { $0 + 2 * log(l[$1 * n + $1]) } }
-
-    /// `K⁻¹ b`.
-    func solve(_ b: [Double]) -> [Double] {
-        var z = b
-        for i in 0..<n {  // L z = b
-            for m in 0..<i { z[i] -= l[i * n + m] * z[m] }
-            z[i] /= l[i * n + i]
-        }
-        for i in stride(from: n - 1, through: 0, by: -1) {  // Lᵀ x = z
-            for m in (i + 1)..<n { z[i] -= l[m * n + i] * z[m] }
-            z[i] /= l[i * n + i]
-        }
-        return z
-    }
-
-    /// `K⁻¹ = L⁻ᵀ L⁻¹`, row-major.
-    func inverse() -> [Double] {
-        // W = L⁻¹ (lower triangular), by forward substitution on the identity's columns.
-        var w = [Double](repeating: 0, count: n * n)
-        for column in 0..<n {
-            for i in column..<n {
-                var value = i == column ? 1.0 : 0.0
-                for m in column..<i { value -= l[i * n + m] * w[m * n + column] }
-                w[i * n + column] = value / l[i * n + i]
-            }
-        }
-        // K⁻¹_ab = Σ_m W_ma W_mb over m ≥ max(a, b).
-        var out = [Double](repeating: 0, count: n * n)
-        for a in 0..<n {
-            for b in a..<n {
-                var sum = 0.0
-                for m in b..<n { sum += w[m * n + a] * w[m * n + b] }
-                out[a * n + b] = sum
-                out[b * n + a] = sum
-            }
-        }
-        return out
-    }
-}
-
-/// SplitMix64, so the synthetic data set is the same on every platform for a given seed.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A standard normal draw (Box-Muller).
-    mutating func normal() -> Double {
-        let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
-        let v = Double.random(in: 0..<1, using: &self)
-        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
-    }
+/// The n x n identity, row-major.
+private func identity(_ n: Int) -> [Double] {
+    (0..<(n * n)).map { $0 % (n + 1) == 0 ? 1 : 0 }
 }

@@ -1,32 +1,37 @@
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
 
 /// One point of a training curve.
-struct TrainRecord {
+public struct TrainRecord: Sendable {
     /// Steps taken.
-    var step: Int
+    public var step: Int
     /// Training time so far in seconds (the steps only, not the loss evaluations).
-    var seconds: Double
+    public var seconds: Double
     /// Mean cross-entropy over the whole training set.
-    var trainLoss: Double
+    public var trainLoss: Double
 }
 
 /// One run of one method with one setting.
-struct TrainRun {
-    var method: TrainMethod
+public struct TrainRun: Sendable {
+    /// The method trained with.
+    public var method: TrainMethod
     /// The setting ("lr=0.1"), empty for methods without a grid.
-    var variant: String
-    var records: [TrainRecord]
-    var testAccuracy: Double
+    public var variant: String
+    /// The loss after every step, step 0 (the initial parameters) first.
+    public var records: [TrainRecord]
+    /// The share of the test set classified correctly at the end.
+    public var testAccuracy: Double
     /// The first record at or below the threshold, if any.
-    func firstBelow(_ threshold: Double) -> TrainRecord? { records.first { $0.trainLoss <= threshold } }
-    var finalLoss: Double { records.last?.trainLoss ?? .nan }
+    public func firstBelow(_ threshold: Double) -> TrainRecord? { records.first { $0.trainLoss <= threshold } }
+    /// The last record's training loss.
+    public var finalLoss: Double { records.last?.trainLoss ?? .nan }
     /// Whether the loss went down from the first record to the last.
-    var improved: Bool { finalLoss < (records.first?.trainLoss ?? .nan) }
+    public var improved: Bool { finalLoss < (records.first?.trainLoss ?? .nan) }
 }
 
 /// Trains the MLP with each method on the same data, initial parameters and batch order.
-struct Trainer {
+public struct Trainer {
     let model: MLP
     let data: DigitsData
     let steps: Int
@@ -38,8 +43,24 @@ struct Trainer {
     let stopBelow: Double
     let progress: ProgressBar
 
+    /// A trainer of `model` on `data`: `steps` steps of `batchSize` samples (at most the
+    /// training set), the initial parameters and batch order from `seed`.
+    public init(
+        model: MLP, data: DigitsData, steps: Int, batchSize: Int, seed: UInt64, context: Context, stopBelow: Double,
+        progress: ProgressBar
+    ) {
+        self.model = model
+        self.data = data
+        self.steps = steps
+        self.batchSize = batchSize
+        self.seed = seed
+        self.context = context
+        self.stopBelow = stopBelow
+        self.progress = progress
+    }
+
     /// Runs one method with one learning rate (ignored by natural-gradient methods).
-    func run(_ method: TrainMethod, learningRate: Double, label: String) throws -> TrainRun {
+    public func run(_ method: TrainMethod, learningRate: Double, label: String) throws -> TrainRun {
         var parameters = model.initialParameters(seed: seed)
         var rule: any StepRule
         switch method {
@@ -67,8 +88,7 @@ struct Trainer {
                 labels: indices.map { data.trainLabels[$0] })
             let start = clock.now
             try rule.step(&parameters, batch: batch)
-            let elapsed = (clock.now - start).components
-            seconds += Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+            seconds += (clock.now - start).seconds
             let loss = trainLoss(parameters)
             records.append(TrainRecord(step: step, seconds: seconds, trainLoss: loss))
             progress.update(step, loss: loss)
@@ -88,13 +108,15 @@ struct Trainer {
 
 /// A one-line progress bar on standard error: redrawn in place on a terminal, one line per
 /// run otherwise (so logs stay readable).
-final class ProgressBar {
-    let interactive: Bool
+public final class ProgressBar {
+    /// Whether lines are redrawn in place (standard error is a terminal).
+    public let interactive: Bool
     private var label = ""
     private var total = 1
     private var lastDrawn = -1
 
-    init(interactive: Bool = isatty(STDERR_FILENO) != 0) {
+    /// A progress bar, redrawn in place when `interactive`.
+    public init(interactive: Bool = isatty(STDERR_FILENO) != 0) {
         self.interactive = interactive
     }
 

@@ -1,17 +1,22 @@
-import ArgumentParser
 import Foundation
 import NaturalGradient
+import NaturalGradientTestSupport
 
 /// The methods `ngrad train` compares.
-enum TrainMethod: String, CaseIterable {
+public enum TrainMethod: String, CaseIterable, Sendable {
+    /// SGD with heavy-ball momentum 0.9.
     case sgd
+    /// Adam.
     case adam
+    /// K-FAC through the library's optimizer.
     case kfac
+    /// Hessian-free style: the exact Fisher, truncated CG, Levenberg-Marquardt damping.
     case fisherCG = "fisher-cg"
+    /// The empirical Fisher of a subset, solved exactly by Woodbury.
     case empiricalWoodbury = "empirical-woodbury"
 
     /// The name in the table and the plot.
-    var title: String {
+    public var title: String {
         switch self {
         case .sgd: "SGD + momentum"
         case .adam: "Adam"
@@ -22,7 +27,7 @@ enum TrainMethod: String, CaseIterable {
     }
 
     /// The learning-rate grid of a first-order method (the best is kept), or one entry.
-    var learningRates: [Double] {
+    public var learningRates: [Double] {
         switch self {
         case .sgd: [0.1, 0.3, 1.0]
         case .adam: [0.003, 0.01, 0.03]
@@ -153,7 +158,7 @@ struct NaturalGradientRule: StepRule {
             options.momentum = 0.9
             options.maxUpdateNorm = 1
         case .sgd, .adam:
-            throw ValidationError("\(method.rawValue) is not a natural-gradient method")
+            throw NaturalGradientError.invalidArgument(name: "method", reason: "\(method.rawValue) is not a natural-gradient method")
         }
         optimizer = try NaturalGradientOptimizer(context: context, dimension: model.parameterCount, options: options)
     }

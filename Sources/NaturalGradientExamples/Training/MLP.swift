@@ -1,21 +1,23 @@
 import Foundation
+import NaturalGradientTestSupport
 
 /// A fully connected tanh network with a softmax cross-entropy output, on the host in
 /// Float with concrete loops (the inner loops are contiguous axpys the compiler vectorises).
 ///
 /// Parameters follow the library's convention: layer by layer, each layer's matrix `[W | b]`
 /// (outputs x (inputs + 1)) row-major, and each layer's input rows carry a trailing 1.
-struct MLP {
+public struct MLP: Sendable {
     /// Units per layer, input first (for example [64, 128, 64, 10]).
-    let sizes: [Int]
+    public let sizes: [Int]
     /// Per layer: the parameter matrix's rows and columns (bias column included).
     let shapes: [(outputs: Int, inputs: Int)]
     /// Per layer: the first parameter.
     let offsets: [Int]
     /// P.
-    let parameterCount: Int
+    public let parameterCount: Int
 
-    init(sizes: [Int]) {
+    /// The network with these layer widths (at least two).
+    public init(sizes: [Int]) {
         self.sizes = sizes
         var shapes: [(outputs: Int, inputs: Int)] = []
         var offsets: [Int] = []
