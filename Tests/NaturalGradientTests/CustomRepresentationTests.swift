@@ -1,7 +1,7 @@
 import Foundation
 import NaturalGradient
 import Testing
-import TestSupport
+import NaturalGradientTestSupport
 
 /// A representation defined outside the library, with nothing but the public protocols:
 /// `F = diag(d)` with d kept on the host in float64 (the products go through the host). It
