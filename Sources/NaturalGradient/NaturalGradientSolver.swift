@@ -73,13 +73,12 @@ public enum NaturalGradientSolver {
             stages.append((stage, Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18))
             return value
         }
-        func direct(_ x: VectorBatch<Element>, path: DenseSolvePath?, condition: Double?) throws
-            -> NaturalGradientSolution<Element>
-        {
-            let reports = try timed("check") {
-                try measureSolution(
-                    curvature, g, x, damping: damping, iterations: Array(repeating: 0, count: g.count),
-                    statuses: Array(repeating: .converged, count: g.count))
+        func direct(
+            _ x: VectorBatch<Element>, path: DenseSolvePath?, condition: Double?, check: DirectSolveCheck<Element>? = nil
+        ) throws -> NaturalGradientSolution<Element> {
+            // Measured, refined once where that pays, and labelled by what x is worth.
+            let (x, reports) = try timed("check") {
+                try checkedDirectSolution(curvature, g, x, damping: damping, check: check)
             }
             return NaturalGradientSolution(
                 x: x, method: resolved, reports: reports, densePath: path, reciprocalCondition: condition,
@@ -103,7 +102,8 @@ public enum NaturalGradientSolver {
             let solver = try timed("gram") { try WoodburySolver(factor: implicit.factor) }
             let x = try timed("solve") { try solver.solve(g, damping: damping) }
             return try direct(
-                x, path: solver.lastFactorization?.path, condition: solver.lastFactorization?.reciprocalCondition)
+                x, path: solver.lastFactorization?.path, condition: solver.lastFactorization?.reciprocalCondition,
+                check: DirectSolveCheck(solver, damping: damping))
         case .cholesky:
             guard let dense = curvature as? DenseCurvature<Element> else {
                 throw NaturalGradientError.invalidArgument(
@@ -112,7 +112,8 @@ public enum NaturalGradientSolver {
             let solver = CholeskySolver(curvature: dense)
             let x = try timed("factor and solve") { try solver.solve(g, damping: damping) }
             return try direct(
-                x, path: solver.lastFactorization?.path, condition: solver.lastFactorization?.reciprocalCondition)
+                x, path: solver.lastFactorization?.path, condition: solver.lastFactorization?.reciprocalCondition,
+                check: DirectSolveCheck(solver, damping: damping))
         case .kfac:
             guard let kronecker = curvature as? KroneckerCurvature<Element> else {
                 throw NaturalGradientError.invalidArgument(

@@ -1,0 +1,146 @@
+import OpenCLHost
+
+/// What a direct solve (Cholesky, Woodbury) needs to have its answer checked honestly and
+/// refined once: the factorisation it used, the reciprocal condition of the system it
+/// solved, and a way to solve again with the same factorisation.
+struct DirectSolveCheck<Element: DeviceScalar> {
+    /// The factorisation behind the solve: its path says whether the system was perturbed,
+    /// its norm scales the backward error.
+    let factorization: DenseSymmetricFactorization
+    /// A reciprocal condition estimate of `F + λI` (not only of the factored matrix).
+    let systemReciprocalCondition: Double
+    /// `(F + λI)⁻¹ r` with the same factorisation.
+    let resolve: (VectorBatch<Element>) throws -> VectorBatch<Element>
+}
+
+extension DirectSolveCheck {
+    /// The check of a dense Cholesky solve after `solver.solve(_:damping:)`.
+    init?(_ solver: CholeskySolver<Element>, damping: Element) {
+        guard let factorization = solver.lastFactorization else { return nil }
+        self.init(
+            factorization: factorization, systemReciprocalCondition: factorization.reciprocalCondition,
+            resolve: { try solver.solve($0, damping: damping) })
+    }
+
+    /// The check of a Woodbury solve after `solver.solve(_:damping:)`. With M < P rows,
+    /// `F + λI` has the eigenvalue λ (F's null space) while the factored M x M matrix may
+    /// be well conditioned, so the system's estimate is `min(rcond, λ/‖λI + ŨŨᵀ‖₁)`: the
+    /// two matrices share their largest eigenvalue.
+    init?(_ solver: WoodburySolver<Element>, damping: Element) {
+        guard let factorization = solver.lastFactorization else { return nil }
+        var condition = factorization.reciprocalCondition
+        if solver.factor.rows < solver.factor.dimension, factorization.norm > 0 {
+            condition = min(condition, factorization.damping / factorization.norm)
+        }
+        self.init(
+            factorization: factorization, systemReciprocalCondition: condition,
+            resolve: { try solver.solve($0, damping: damping) })
+    }
+}
+
+/// The accuracy rules of direct solves (`SolveStatus.perturbed`, `.inaccurate`,
+/// `.illConditioned`).
+public enum DirectSolveAccuracy {
+    /// The largest normwise backward error `‖b − Ax‖ / (‖A‖₁‖x‖ + ‖b‖)` that the working
+    /// precision explains for a system of order n: `16·√n·ε`, ε its machine epsilon. A
+    /// backward-stable solve, whose x is rounded to the working precision and whose check
+    /// product `Ax` is itself computed in it, stays well below this (measured: under
+    /// `2·ε` for Cholesky in float32 and float64); an ill-conditioned system does not
+    /// raise it, so an accurate float32 solve of one still passes.
+    public static func backwardErrorBound(dimension n: Int, epsilon: Double) -> Double {
+        16 * Double(max(n, 1)).squareRoot() * epsilon
+    }
+
+    /// The working precision's machine epsilon.
+    static func epsilon<Element: DeviceScalar>(_: Element.Type) -> Double {
+        Element.self == Double.self ? Double.ulpOfOne : Double(Float.ulpOfOne)
+    }
+}
+
+/// Measures a direct solve's `x`, refines it once where its backward error is above the
+/// bound (`x += (F + λI)⁻¹ (b − (F + λI) x)` with the residual formed in float64 on the
+/// host from the device's product, and the same factorisation), and gives every column a
+/// status that says what x is worth: `.perturbed` when the factorisation perturbed the
+/// system, `.inaccurate` when the backward error stays above the bound, `.illConditioned`
+/// when the system's condition is beyond the working precision, else `.converged`.
+/// Without a `check` (K-FAC, which inverts an approximation by design) x is only measured.
+func checkedDirectSolution<Operator: CurvatureOperator>(
+    _ curvature: Operator, _ b: VectorBatch<Operator.Element>, _ x: VectorBatch<Operator.Element>,
+    damping: Operator.Element, check: DirectSolveCheck<Operator.Element>?
+) throws -> (x: VectorBatch<Operator.Element>, reports: [ColumnReport]) {
+    typealias Element = Operator.Element
+    let (k, n) = (b.count, b.dimension)
+    let zeros = Array(repeating: 0, count: k)
+    let converged = Array(repeating: SolveStatus.converged, count: k)
+    guard let check else {
+        return (x, try measureSolution(curvature, b, x, damping: damping, iterations: zeros, statuses: converged))
+    }
+    let epsilon = DirectSolveAccuracy.epsilon(Element.self)
+    let bound = DirectSolveAccuracy.backwardErrorBound(dimension: n, epsilon: epsilon)
+    let hostB = try b.buffer.downloadFloat64(0..<(n * k))
+    let scratch = try VectorBatch<Element>(context: curvature.context, dimension: n, count: k)
+
+    func measure(_ x: VectorBatch<Element>) throws -> (reports: [ColumnReport], x: [Double], errors: [Double], residual: [Double]) {
+        let (reports, products) = try measureSolutionValues(
+            curvature, b, x, damping: damping, scratch: scratch, hostB: hostB, iterations: zeros, statuses: converged)
+        let xValues = try x.buffer.downloadFloat64(0..<(n * k))
+        var residual = [Double](repeating: 0, count: n * k)
+        var errors = [Double](repeating: 0, count: k)
+        for column in 0..<k {
+            var (r2, x2, b2) = (0.0, 0.0, 0.0)
+            for i in (column * n)..<((column + 1) * n) {
+                residual[i] = hostB[i] - products[i]
+                r2 += residual[i] * residual[i]
+                x2 += xValues[i] * xValues[i]
+                b2 += hostB[i] * hostB[i]
+            }
+            let scale = check.factorization.norm * x2.squareRoot() + b2.squareRoot()
+            errors[column] = scale > 0 ? r2.squareRoot() / scale : (r2 == 0 ? 0 : .infinity)
+            if !errors[column].isFinite { errors[column] = .infinity }
+        }
+        return (reports, xValues, errors, residual)
+    }
+
+    var best = try measure(x)
+    var bestX = x
+    if best.errors.contains(where: { !($0 <= bound) }), best.residual.allSatisfy(\.isFinite) {
+        // One refinement step; a column keeps whichever x has the smaller backward error.
+        let residual = try VectorBatch<Element>(context: curvature.context, dimension: n, count: k)
+        try residual.buffer.upload(float64: best.residual)
+        let correction = try check.resolve(residual)
+        let delta = try correction.buffer.downloadFloat64(0..<(n * k))
+        let refinedValues = zip(best.x, delta).map { $0 + $1 }
+        if refinedValues.allSatisfy(\.isFinite) {
+            let refined = try VectorBatch<Element>(context: curvature.context, dimension: n, count: k)
+            try refined.buffer.upload(float64: refinedValues)
+            let trial = try measure(refined)
+            var mixed = refinedValues
+            var anyKept = false
+            for column in 0..<k where !(trial.errors[column] < best.errors[column]) {
+                anyKept = true
+                for i in (column * n)..<((column + 1) * n) { mixed[i] = best.x[i] }
+            }
+            if anyKept {
+                try refined.buffer.upload(float64: mixed)
+                best = try measure(refined)
+            } else {
+                best = trial
+            }
+            bestX = refined
+        }
+    }
+    let perturbed = check.factorization.path.isPerturbed
+    let reports = best.reports.enumerated().map { column, report -> ColumnReport in
+        var report = report
+        guard report.status != .nonFinite else { return report }
+        if perturbed {
+            report.status = .perturbed
+        } else if !(best.errors[column] <= bound) {
+            report.status = .inaccurate
+        } else if !(check.systemReciprocalCondition >= epsilon) {
+            report.status = .illConditioned
+        }
+        return report
+    }
+    return (bestX, reports)
+}
