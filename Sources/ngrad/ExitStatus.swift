@@ -34,7 +34,9 @@ enum ExitStatus {
             switch error {
             case .buildFailed: return (failure, error.description)
             case .noMatchingDevice, .invalidArgument: return (usage, error.description)
-            case .noDevices: return (device, error.description + ". " + DeviceInstallHint.text)
+            case .noDevices:
+                let reason = error.description.replacingOccurrences(of: " (install pocl-opencl-icd for the CPU)", with: "")
+                return (device, reason + ". " + DeviceInstallHint.text)
             case .callFailed, .unsupported: return (device, error.description)
             }
         case let error as NaturalGradientError:
