@@ -72,7 +72,7 @@ enum ExitStatus {
         }
         let isRead = (CocoaError.Code.fileReadUnknown.rawValue...CocoaError.Code.fileReadUnknownStringEncoding.rawValue)
             .contains(error.code.rawValue) || error.code == .fileNoSuchFile
-        let reason: String
+        var reason: String
         switch error.code {
         case .fileNoSuchFile, .fileReadNoSuchFile: reason = "no such file"
         case .fileReadNoPermission, .fileWriteNoPermission: reason = "permission denied"
@@ -84,6 +84,18 @@ enum ExitStatus {
         case .fileWriteFileExists: reason = "the file exists"
         case .fileReadInvalidFileName, .fileWriteInvalidFileName: reason = "the name is not a valid file name"
         default: reason = underlying ?? "I/O error (Foundation code \(error.code.rawValue))"
+        }
+        // Foundation says "unknown" or "permission denied" for a directory or a device; the
+        // file's type says what is actually wrong.
+        var isDirectory: ObjCBool = false
+        if let path, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue {
+                reason = "it is a directory, not a file"
+            } else if let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType,
+                type != .typeRegular, type != .typeSymbolicLink
+            {
+                reason = "it is not a regular file"
+            }
         }
         let target = path.map { " '\($0)'" } ?? ""
         let detail = underlying.map { $0.lowercased() == reason.lowercased() ? "" : " (\($0))" } ?? ""

@@ -14,8 +14,9 @@ struct SolveCommand: ParsableCommand {
             Fisher); g.npy is (P,) or (P, k) for k right-hand sides; w.npy holds M weights ≥ 0. \
             The solve runs in float64 when U.npy or g.npy is float64 (and the device has fp64), \
             else in float32; --precision overrides that. x.npy has the shape of g.npy and g.npy's \
-            dtype, or the --precision given. Exit status 1 when any column did not converge or \
-            is not accurate (see the README's exit-code table).
+            dtype, or the --precision given. Exit status 1 when a column's x is not to be \
+            trusted (non-finite, negative curvature, perturbed, inaccurate, ill-conditioned); \
+            CG's iteration cap and stagnation are reported with exit status 0.
             """,
         version: NaturalGradientVersion.string
     )
@@ -108,7 +109,15 @@ struct SolveCommand: ParsableCommand {
         } else {
             try StandardOutput.print(report.text)
         }
-        let failed = report.columns.enumerated().filter { $0.element.status != .converged }
+        let stopped = report.columns.enumerated().filter { Self.stoppingRuleStatuses.contains($0.element.status) }
+        if !stopped.isEmpty {
+            let columns = stopped.map { "column \($0.offset): \($0.element.status.rawValue)" }.joined(separator: ", ")
+            FileHandle.standardError.write(
+                Data("ngrad: note: CG stopped before --tolerance \(tolerance) (\(columns)); raise --max-iterations or loosen --tolerance\n".utf8))
+        }
+        let failed = report.columns.enumerated().filter {
+            $0.element.status != .converged && !Self.stoppingRuleStatuses.contains($0.element.status)
+        }
         if !failed.isEmpty {
             let columns = failed.map { "column \($0.offset): \($0.element.status.rawValue)" }.joined(separator: ", ")
             var advice = ""
@@ -124,6 +133,13 @@ struct SolveCommand: ParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
     }
+
+    /// CG statuses that end a solve by a rule the user set (`--max-iterations`,
+    /// `--tolerance` finer than the precision resolves, the progress rule): x is the best
+    /// iterate and the status says why; the exit status stays 0. Every other status but
+    /// `converged` (non-finite, negative curvature, and the direct solves' perturbed,
+    /// inaccurate and ill-conditioned) means x is not to be trusted: exit 1.
+    static let stoppingRuleStatuses: Set<SolveStatus> = [.iterationCap, .stagnated, .progressStalled]
 
     /// The precision the solve runs in: `--precision`, else double when U or g is float64
     /// and the device has fp64 (a float64 problem must not silently lose eight digits).
