@@ -129,7 +129,7 @@ struct SolveCommand: ParsableCommand {
                 advice = working == .float ? "; use --precision double or a larger --damping" : "; use a larger --damping"
             }
             FileHandle.standardError.write(
-                Data("ngrad: solve did not succeed (\(columns))\(advice); x was written to '\(output)'\n".utf8))
+                Data("ngrad: error: the solve did not succeed (\(columns))\(advice); x was written to '\(output)'\n".utf8))
             throw ExitCode(ExitStatus.failure)
         }
     }
