@@ -16,9 +16,22 @@ __kernel void softmax_factor(const uint samples, const uint outputs, const uint 
     __global const REAL* probabilities = p + sample * outputs;
     __global const REAL* jacobian = jacobians + sample * outputs * dim + column;
     REAL mean = 0;
-    for (uint c = 0; c < outputs; ++c) mean += probabilities[c] * jacobian[c * dim];
+    uint top = 0;
+    for (uint c = 0; c < outputs; ++c) {
+        mean += probabilities[c] * jacobian[c * dim];
+        if (probabilities[c] > probabilities[top]) top = c;
+    }
+    // For the most probable class J[top] - mean cancels when p_top is near 1 (with J = I it
+    // is 1 - p_top); sum_{c != top} p_c (J[top] - J[c]) is the same value without the
+    // cancellation. The other classes have p_c <= 1/2, so J[c] - mean keeps its digits.
+    REAL topDifference = 0;
+    for (uint c = 0; c < outputs; ++c) {
+        if (c != top) topDifference += probabilities[c] * (jacobian[top * dim] - jacobian[c * dim]);
+    }
     __global REAL* out = u + sample * outputs * dim + column;
-    for (uint c = 0; c < outputs; ++c) out[c * dim] = scale * sqrt(probabilities[c]) * (jacobian[c * dim] - mean);
+    for (uint c = 0; c < outputs; ++c) {
+        out[c * dim] = scale * sqrt(probabilities[c]) * (c == top ? topDifference : jacobian[c * dim] - mean);
+    }
 }
 
 // Bernoulli on the logit (sigmoid): B = scale sqrt(p (1 - p)), one output per sample.
@@ -61,13 +74,16 @@ __kernel void softmax_probabilities(const uint samples, const uint classes, __gl
     for (uint c = 0; c < classes; ++c) out[c] /= sum;
 }
 
-// p = sigmoid(z), in the form that does not overflow for either sign of z.
-__kernel void sigmoid_probabilities(const uint count, __global const REAL* logits, __global REAL* p) {
+// scale sqrt(sigmoid(z) sigmoid(-z)) = scale exp(-|z|/2) / (1 + exp(-|z|)): the square root of
+// the Bernoulli metric straight from the logit. Through p = sigmoid(z), 1 - p rounds to 0 in
+// float32 from |z| of about 17 (and the metric with it); this form keeps full relative
+// precision until exp(-|z|/2) underflows.
+__kernel void sigmoid_metric_roots(const uint count, const REAL scale, __global const REAL* logits,
+                                   __global REAL* roots) {
     const size_t i = get_global_id(0);
     if (i >= count) return;
-    const REAL z = logits[i];
-    const REAL e = exp(-fabs(z));
-    p[i] = z >= 0 ? 1 / (1 + e) : e / (1 + e);
+    const REAL a = fabs(logits[i]);
+    roots[i] = scale * exp(-a / 2) / (1 + exp(-a));
 }
 
 // Square roots of the diagonal metric of a diagonal Gaussian, z = [mu_1..mu_d, s_1..s_d]

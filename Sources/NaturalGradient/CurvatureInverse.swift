@@ -28,11 +28,19 @@ public protocol CurvatureInverse<Element>: AnyObject {
     /// The float64 factorisation behind the last solve, where there is one: its path
     /// (Cholesky, jitter, eigen) and reciprocal condition estimate. Nil by default.
     var factorization: DenseSymmetricFactorization? { get }
+
+    /// A reciprocal condition estimate of the system `F + λI` this inverse solves, which
+    /// may be worse than the factored matrix's own (Woodbury factors an M x M matrix);
+    /// by default the factorisation's estimate, nil without one.
+    var systemReciprocalCondition: Double? { get }
 }
 
 extension CurvatureInverse {
     /// None.
     public var factorization: DenseSymmetricFactorization? { nil }
+
+    /// The factorisation's reciprocal condition estimate.
+    public var systemReciprocalCondition: Double? { factorization?.reciprocalCondition }
 
     /// The λ, or the error a solve before the first factorisation throws.
     func requireDamping() throws -> Element {

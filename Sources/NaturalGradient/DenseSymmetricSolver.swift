@@ -28,6 +28,16 @@ public enum DenseSolvePath: Sendable, Equatable, CustomStringConvertible {
         case let .eigen(clamped): "eigendecomposition (\(clamped) eigenvalue\(clamped == 1 ? "" : "s") clamped)"
         }
     }
+
+    /// Whether the path solves a perturbed system (jitter, or clamped eigenvalues) instead
+    /// of `A + damping·I` itself.
+    public var isPerturbed: Bool {
+        switch self {
+        case .cholesky: false
+        case .jitter: true
+        case let .eigen(clamped): clamped > 0
+        }
+    }
 }
 
 /// A LAPACK routine reported a failure that is not about positive definiteness (that one is
@@ -84,6 +94,9 @@ public struct DenseSymmetricFactorization: Sendable {
     /// after a Cholesky (of the jittered matrix on the jitter path); `λmin/λmax` of the
     /// clamped eigenvalues after an eigendecomposition.
     public let reciprocalCondition: Double
+    /// `‖A + damping·I‖₁` (LAPACK `dlansy`) of the matrix as given, before any jitter: an
+    /// upper bound on its 2-norm within a factor √n, for backward-error tests of solves.
+    public let norm: Double
 
     private enum Factor: Sendable {
         /// The Cholesky factor `L` (column-major, lower triangle), as `dpotrf` leaves it.
@@ -153,6 +166,7 @@ public struct DenseSymmetricFactorization: Sendable {
 
         self.dimension = n
         self.damping = damping
+        self.norm = Self.oneNorm(damped, n: n)
         let acceptableCondition = Double(n) * Double.ulpOfOne
 
         // 1. Plain Cholesky.
@@ -284,11 +298,7 @@ public struct DenseSymmetricFactorization: Sendable {
         if jitter != 0 {
             for i in 0..<n { a[i * n + i] += jitter }
         }
-        let norm = a.withUnsafeBufferPointer { p in
-            LAPACKE_dlansy(
-                LAPACK_COL_MAJOR, CChar(UInt8(ascii: "1")), CChar(UInt8(ascii: "L")),
-                numericCast(n), p.baseAddress, numericCast(n))
-        }
+        let norm = oneNorm(a, n: n)
         let info = a.withUnsafeMutableBufferPointer { p in
             LAPACKE_dpotrf(
                 LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), numericCast(n), p.baseAddress,
@@ -305,6 +315,15 @@ public struct DenseSymmetricFactorization: Sendable {
         try check(conditionInfo, routine: "dpocon")
         guard rcond.isFinite else { return nil }
         return (a, min(rcond, 1))  // The estimate can round a hair above 1 (n = 1).
+    }
+
+    /// The 1-norm of the symmetric matrix whose column-major lower triangle `a` holds.
+    private static func oneNorm(_ a: [Double], n: Int) -> Double {
+        a.withUnsafeBufferPointer { p in
+            LAPACKE_dlansy(
+                LAPACK_COL_MAJOR, CChar(UInt8(ascii: "1")), CChar(UInt8(ascii: "L")),
+                numericCast(n), p.baseAddress, numericCast(n))
+        }
     }
 
     /// Throws for a LAPACK `info` other than zero.

@@ -7,7 +7,9 @@ public enum OutputMetric<Element: DeviceScalar> {
     /// `probabilities` holds p, samples x outputs, each row summing to 1.
     case softmaxCrossEntropy(probabilities: Buffer<Element>)
     /// Bernoulli / sigmoid on the logit: `M = p(1 − p)`, `B = √(p(1 − p))`, one output per
-    /// sample; `probabilities` holds the N values of p.
+    /// sample; `probabilities` holds the N values of p. Given p, `1 − p` is exact but p
+    /// itself rounds to 1 for large logits; where the logits are at hand, the similarity
+    /// measure path (`CurvatureFactor.formalMetric`) computes `σ(z)σ(−z)` from them.
     case bernoulli(probabilities: Buffer<Element>)
     /// Gaussian mean with fixed standard deviation σ: `M = I/σ²`, `B = I/σ`.
     case gaussianMean(sigma: Element)
@@ -117,12 +119,14 @@ final class OutputMetricFactors<Element: DeviceScalar> {
             try kernel.setArguments(n, try uint32(o, "classes"), p, scale, probabilities, jacobians, u)
             try context.enqueue2D(kernel, columns: dimension, rows: samples)
         case (.bernoulli, .kullbackLeibler), (.bernoulli, .fDivergence):
-            let probabilities = try Buffer<Element>(context: context, count: samples)
-            let sigmoid = try program.makeKernel(named: "sigmoid_probabilities")
-            try sigmoid.setArguments(n, outputs, probabilities)
-            try context.enqueue1D(sigmoid, items: samples)
-            let kernel = try program.makeKernel(named: "bernoulli_factor")
-            try kernel.setArguments(n, p, scale, probabilities, jacobians, u)
+            // √(σ(z)σ(−z)) straight from the logit: a probability rounded to 1 would lose
+            // 1 − p (float32 from a logit of about 17).
+            let roots = try Buffer<Element>(context: context, count: samples)
+            let rootKernel = try program.makeKernel(named: "sigmoid_metric_roots")
+            try rootKernel.setArguments(n, scale, outputs, roots)
+            try context.enqueue1D(rootKernel, items: samples)
+            let kernel = try program.makeKernel(named: "diagonal_factor")
+            try kernel.setArguments(n, p, roots, jacobians, u)
             try context.enqueue2D(kernel, columns: dimension, rows: samples)
         case let (.gaussian(d, parametrization), .kullbackLeibler),
             let (.gaussian(d, parametrization), .fDivergence),

@@ -27,10 +27,11 @@ extension SimilarityMeasure {
         switch family {
         case .categorical:
             let c = fisherMultiple ?? 1
-            let p = Self.softmax(z)
+            let (p, q) = Self.softmaxWithComplements(z)
             var m = [Double](repeating: 0, count: o * o)
             for i in 0..<o {
-                for j in 0..<o { m[i * o + j] = c * ((i == j ? p[i] : 0) - p[i] * p[j]) }
+                // The diagonal p_i − p_i² as p_i·Σ_{j≠i} p_j: no cancellation when p_i ≈ 1.
+                for j in 0..<o { m[i * o + j] = c * (i == j ? p[i] * q[i] : -p[i] * p[j]) }
             }
             return m
         case let .gaussianFullCovariance(d):
@@ -59,11 +60,12 @@ extension SimilarityMeasure {
             return b
         }
         if case .categorical = family, let c = fisherMultiple {
-            let p = Self.softmax(z)
+            let (p, q) = Self.softmaxWithComplements(z)
             let scale = c.squareRoot()
             var b = [Double](repeating: 0, count: o * o)
             for i in 0..<o {
-                for j in 0..<o { b[i * o + j] = scale * ((i == j ? p[i].squareRoot() : 0) - p[i].squareRoot() * p[j]) }
+                // Diagonal √p_i (1 − p_i) as √p_i·Σ_{j≠i} p_j (no cancellation at p_i ≈ 1).
+                for j in 0..<o { b[i * o + j] = scale * p[i].squareRoot() * (i == j ? q[i] : -p[j]) }
             }
             return b
         }
@@ -80,8 +82,8 @@ extension SimilarityMeasure {
         switch family {
         case .bernoulli:
             guard let c = measure.fisherMultiple else { return nil }
-            let p = sigmoid(z[0])
-            return [c * p * (1 - p)]
+            // p(1 − p) as σ(z)σ(−z): 1 − p cancels to 0 for large logits (z = 40: true 4e-18).
+            return [c * sigmoid(z[0]) * sigmoid(-z[0])]
         case let .gaussian(d, parametrization):
             let (mean, scale) = try gaussianMetric(measure, parametrization: parametrization)
             return (0..<d).map { mean(z[d + $0]) } + (0..<d).map { scale(z[d + $0]) }
@@ -155,12 +157,19 @@ extension SimilarityMeasure {
         return m
     }
 
-    /// softmax(z), computed with the largest logit subtracted.
-    static func softmax(_ z: [Double]) -> [Double] {
-        let largest = z.max() ?? 0
-        let e = z.map { exp($0 - largest) }
+    /// p = softmax(z) (the largest logit subtracted) and the complements
+    /// `q_i = Σ_{j≠i} p_j = 1 − p_i`, each to full relative precision: for the largest
+    /// logit the other terms are summed directly (`1 − p` would cancel when p ≈ 1), for
+    /// the others `S − e_i` cannot cancel because S holds the largest term, 1.
+    static func softmaxWithComplements(_ z: [Double]) -> (p: [Double], q: [Double]) {
+        guard let top = z.indices.max(by: { z[$0] < z[$1] }) else { return ([], []) }
+        let e = z.map { exp($0 - z[top]) }
         let sum = e.reduce(0, +)
-        return e.map { $0 / sum }
+        var others = 0.0
+        for j in e.indices where j != top { others += e[j] }
+        let p = e.map { $0 / sum }
+        let q = e.indices.map { i in (i == top ? others : sum - e[i]) / sum }
+        return (p, q)
     }
 
     static func sigmoid(_ z: Double) -> Double {

@@ -17,6 +17,20 @@ public enum SolveStatus: String, Sendable, Equatable, Codable {
     /// recomputed from x stayed above it after as many residual replacements: the tolerance
     /// is finer than this element type resolves for this system.
     case stagnated
+    /// A direct solve (Cholesky, Woodbury) whose factorisation had to perturb the system
+    /// (added jitter or clamped eigenvalues, `DenseSolvePath.isPerturbed`) because it is
+    /// singular to float64: x solves the perturbed system, not `(F + λI) x = b`. Add
+    /// damping (λ > 0) to make the system definite.
+    case perturbed
+    /// A direct solve whose true residual, after one step of iterative refinement, is still
+    /// above what the working precision explains: its normwise backward error
+    /// `‖b − Ax‖ / (‖A‖‖x‖ + ‖b‖)` exceeds `DirectSolveAccuracy.backwardErrorBound`.
+    case inaccurate
+    /// A direct solve whose residual is as small as the working precision allows, but
+    /// whose system's reciprocal condition estimate is below the working precision's
+    /// machine epsilon, so x may have no correct digits: solve in float64 (or with more
+    /// damping).
+    case illConditioned = "ill-conditioned"
 }
 
 /// The outcome of a solve for one right-hand side.

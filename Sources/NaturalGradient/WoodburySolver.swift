@@ -110,6 +110,14 @@ public final class WoodburySolver<Element: DeviceScalar>: CurvatureInverse, Expo
     public var damping: Element? { factored?.damping }
     /// The cached factorisation of `λI + ŨŨᵀ`.
     public var factorization: DenseSymmetricFactorization? { lastFactorization }
+    /// With M < P rows, `F + λI` has the eigenvalue λ (F's null space) while the factored
+    /// M x M matrix may be well conditioned, so the system's estimate is
+    /// `min(rcond, λ/‖λI + ŨŨᵀ‖₁)`: the two matrices share their largest eigenvalue.
+    public var systemReciprocalCondition: Double? {
+        guard let factorization = lastFactorization else { return nil }
+        guard factor.rows < factor.dimension, factorization.norm > 0 else { return factorization.reciprocalCondition }
+        return min(factorization.reciprocalCondition, factorization.damping / factorization.norm)
+    }
 
     /// `x = (F + λI)⁻¹ b` with the cached factorisation's λ.
     public func solve(_ b: VectorBatch<Element>) throws -> VectorBatch<Element> {

@@ -2,7 +2,8 @@ import ArgumentParser
 import NaturalGradient
 import NaturalGradientTestSupport
 
-/// `ngrad devices`: every OpenCL device with the properties kernels are planned from.
+/// `ngrad devices`: every OpenCL device with the properties kernels are planned from. With
+/// no device at all it says how to install one and exits 3 (the device-failure status).
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
@@ -36,6 +37,15 @@ struct DevicesCommand: ParsableCommand {
 
     func run() throws {
         let devices = try Device.all()
+        if devices.isEmpty {
+            // No device is a broken installation, not an empty answer: exit 3 with how to fix it.
+            let platforms = (try? Platform.all()) ?? []
+            let found =
+                platforms.isEmpty
+                ? "no OpenCL platform is installed"
+                : "the OpenCL platform\(platforms.count == 1 ? "" : "s") \(platforms.map { "'\($0.name)'" }.joined(separator: ", ")) list no device"
+            throw OpenCLError.noDevices(reason: found)
+        }
         let defaultDevice = try? DeviceSelector.automatic.select(from: devices)
         let reports = devices.map { device in
             Report(
@@ -52,10 +62,6 @@ struct DevicesCommand: ParsableCommand {
             try printJSON(reports)
             return
         }
-        if reports.isEmpty {
-            print("No OpenCL devices. Install a driver (pocl-opencl-icd for the CPU) and check /etc/OpenCL/vendors.")
-            return
-        }
         var table = TextTable([
             "#", "name", "type", "platform", "driver", "OpenCL C", "CUs", "global", "local", "max WG", "WG multiple",
             "fp64",
@@ -69,7 +75,7 @@ struct DevicesCommand: ParsableCommand {
                 report.supportsFloat64 ? "yes" : "no",
             ])
         }
-        print(table.render())
-        print("* default device (override with --device or NGRAD_DEVICE)")
+        try StandardOutput.print(table.render())
+        try StandardOutput.print("* default device (override with --device or NGRAD_DEVICE)")
     }
 }

@@ -46,8 +46,11 @@ struct KernelsCommand: ParsableCommand {
         let context = try Context(device: device)
         var rows: [Row] = []
         if let source {
-            guard let text = try? String(contentsOfFile: source, encoding: .utf8) else {
-                throw ValidationError("cannot read kernel file '\(source)'")
+            let text: String
+            do {
+                text = try String(contentsOfFile: source, encoding: .utf8)
+            } catch let error as CocoaError {
+                throw ValidationError("--source: " + ExitStatus.classify(error).message)
             }
             let name = URL(fileURLWithPath: source).lastPathComponent
             let built = try context.buildProgram(ProgramSource(name: name, text: text))
@@ -67,7 +70,7 @@ struct KernelsCommand: ParsableCommand {
             try printJSON(rows)
             return
         }
-        print("Device: \(device)")
+        try StandardOutput.print("Device: \(device)")
         var table = TextTable([
             "file", "type", "kernel", "build", "ms", "max WG", "WG multiple", "local", "private",
         ])
@@ -78,9 +81,9 @@ struct KernelsCommand: ParsableCommand {
                 formatBytes(row.privateMemoryBytes),
             ])
         }
-        print(table.render())
+        try StandardOutput.print(table.render())
         let statistics = context.programCacheStatistics
-        print(
+        try StandardOutput.print(
             "\(rows.count) kernels; programs: \(statistics.compiles) compiled, \(statistics.diskHits) from the disk cache, "
                 + "\(statistics.memoryHits) from memory"
                 + (context.binaryCache.map { "; binary cache: \($0.directory)" } ?? "; binary cache off (PoCL)"))

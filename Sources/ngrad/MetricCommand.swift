@@ -13,8 +13,9 @@ struct MetricCommand: ParsableCommand {
             z is given with --at as comma-separated values in the family's layout: categorical: \
             the logits; bernoulli: one logit; gaussian: μ_1..μ_d then the d scales (σ, log σ or \
             σ² by --parametrization); gaussian-full: μ_1..μ_d then Σ's lower triangle row by \
-            row; vector: any values. Write a leading minus as --at=-1,2. The metric is computed \
-            in float64 on the host and checked against the device's factor B(z)ᵀB(z).
+            row; vector: any values (at most 512 in all). The metric is computed in float64 on the \
+            host and checked against the device's factor B(z)ᵀB(z); a metric that is not finite is \
+            an error (exit status 1).
             """,
         version: NaturalGradientVersion.string
     )
@@ -57,7 +58,12 @@ struct MetricCommand: ParsableCommand {
     @Option(name: .long, help: "kl, reverse-kl, hellinger, chi2, js, w2 or euclidean.")
     var measure: Measure
 
-    @Option(name: .long, help: "The output z: comma-separated values in the family's layout.")
+    /// The most values `--at` may hold: the metric is O x O, printed in full and checked on
+    /// the device with an O x O factor, so time and memory grow with O² (O³ on the device).
+    static let maximumOutputs = 512
+
+    // Taken after a space even when it starts with a minus sign (`--at -1,2`).
+    @Option(name: .long, parsing: .unconditional, help: "The output z: comma-separated values in the family's layout.")
     var at: String
 
     @Option(name: .long, help: "Gaussian scales: sigma, log-sigma or variance.")
@@ -77,8 +83,15 @@ struct MetricCommand: ParsableCommand {
         let measure = measure.library
         let metric = try measure.metric(for: family, at: z)
         let root = try measure.squareRoot(for: family, at: z)
+        try requireFinite(metric, "M(z)")
+        try requireFinite(root, "its square root B(z)")
         let device = try deviceOptions.selectDevice()
         let check = try deviceCheck(family: family, measure: measure, z: z, metric: metric, device: device)
+        guard check.difference.isFinite else {
+            throw CommandFailure(
+                "--at=\(at): the device check in \(check.precision) is not finite (M(z)'s entries reach "
+                    + "\(format(metric.map(abs).max() ?? 0)), beyond \(check.precision)'s range)")
+        }
         let labels = coordinateLabels(family)
         let o = z.count
         let rows = { (m: [Double]) in (0..<o).map { Array(m[($0 * o)..<(($0 + 1) * o)]) } }
@@ -90,24 +103,32 @@ struct MetricCommand: ParsableCommand {
                     device: check.device, precision: check.precision, deviceMaxDifference: check.difference))
             return
         }
-        print("M(z) = Hessian of D(p_z, p_z') at z' = z")
-        print("family:  \(family)")
-        print("measure: \(measure)")
-        print("z:       \(z.map(format).joined(separator: ", "))")
-        print()
-        print(matrixTable(metric, labels: labels))
-        if squareRoot {
-            print()
-            print("B (rows) with BᵀB = M:")
-            print(matrixTable(root, labels: labels))
-        }
-        print()
-        print("device check (\(check.device), \(check.precision)): max |BᵀB − M| = \(format(check.difference))")
+        var lines = [
+            "M(z) = Hessian of D(p_z, p_z') at z' = z", "family:  \(family)", "measure: \(measure)",
+            "z:       \(z.map(format).joined(separator: ", "))", "", matrixTable(metric, labels: labels),
+        ]
+        if squareRoot { lines += ["", "B (rows) with BᵀB = M:", matrixTable(root, labels: labels)] }
+        lines += ["", "device check (\(check.device), \(check.precision)): max |BᵀB − M| = \(format(check.difference))"]
+        try StandardOutput.print(lines.joined(separator: "\n"))
+    }
+
+    /// A metric that overflowed float64 (a scale near 0 or huge) is an error naming --at.
+    private func requireFinite(_ matrix: [Double], _ what: String) throws {
+        let o = Int(Double(matrix.count).squareRoot())
+        guard let index = matrix.firstIndex(where: { !$0.isFinite }) else { return }
+        throw CommandFailure(
+            "--at=\(at): \(what) is not finite in float64 (entry (\(index / o + 1), \(index % o + 1)) is \(matrix[index])); "
+                + "the values are beyond the range this family's metric can be computed in")
     }
 
     // MARK: Input
 
     private func parseOutput() throws -> [Double] {
+        let count = at.reduce(1) { $0 + ($1 == "," ? 1 : 0) }
+        guard count <= Self.maximumOutputs else {
+            throw ValidationError(
+                "--at: \(count) values exceed the limit of \(Self.maximumOutputs) (the metric is O x O and printed in full)")
+        }
         let parts = at.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         var values: [Double] = []
         for (index, part) in parts.enumerated() {
@@ -132,12 +153,20 @@ struct MetricCommand: ParsableCommand {
             }
             return .gaussian(dimension: count / 2, parametrization: parametrization.library)
         case .gaussianFull:
-            guard let d = (1...PredictiveFamily.maximumFullCovarianceDimension).first(where: { $0 + $0 * ($0 + 1) / 2 == count })
-            else {
+            let limit = PredictiveFamily.maximumFullCovarianceDimension
+            let counts = (1...limit).map { $0 + $0 * ($0 + 1) / 2 }
+            // Solve d + d(d+1)/2 = count for any d, so a too-large d is named as such.
+            let d = Int(((9 + 8 * Double(count)).squareRoot() - 3) / 2)
+            if d > limit, d + d * (d + 1) / 2 == count {
                 throw ValidationError(
-                    "--at: a full-covariance Gaussian takes d + d(d+1)/2 values (2, 5, 9, 14, …), got \(count)")
+                    "--at: \(count) values are a full-covariance Gaussian with d = \(d), beyond the limit d ≤ \(limit)")
             }
-            return .gaussianFullCovariance(dimension: d)
+            guard let index = counts.firstIndex(of: count) else {
+                throw ValidationError(
+                    "--at: a full-covariance Gaussian takes d + d(d+1)/2 values with 1 ≤ d ≤ \(limit) ("
+                        + counts.map(String.init).joined(separator: ", ") + "), got \(count)")
+            }
+            return .gaussianFullCovariance(dimension: index + 1)
         case .vector:
             return .vector(dimension: count)
         }

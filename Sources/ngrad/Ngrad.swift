@@ -15,13 +15,6 @@ struct Ngrad: ParsableCommand {
     )
 }
 
-/// Exit codes: 0 success, 1 a failure on the device (a kernel that does not build, a
-/// driver error), 2 a usage error (bad flag, unknown device, bad value).
-enum ExitStatus {
-    static let failure: Int32 = 1
-    static let usage: Int32 = 2
-}
-
 @main
 enum NgradMain {
     static func main() {
@@ -30,28 +23,23 @@ enum NgradMain {
             command = try Ngrad.parseAsRoot()
         } catch {
             if Ngrad.exitCode(for: error) == .success { Ngrad.exit(withError: error) }  // --help, --version
-            fail(Ngrad.message(for: error) + " (see 'ngrad --help')", status: ExitStatus.usage)
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            fail(
+                ExitStatus.usageLine(Ngrad.message(for: error), arguments: arguments) + " (see 'ngrad --help')",
+                status: ExitStatus.usage)
         }
         do {
             var command = command
             try command.run()
-        } catch let error as OpenCLError {
-            switch error {
-            case .buildFailed:
-                fail(error.description, status: ExitStatus.failure)
-            case .noMatchingDevice, .invalidArgument, .noDevices:
-                fail(error.description, status: ExitStatus.usage)
-            case .callFailed, .unsupported:
-                fail(error.description, status: ExitStatus.failure)
-            }
-        } catch let error as NaturalGradientError {
-            fail(error.description, status: ExitStatus.usage)
+            // Reports printed with Swift's `print` are only written here, when the buffer is
+            // flushed: a full disk or `> /dev/full` must not pass as success.
+            try StandardOutput.finish()
         } catch let error as ExitCode {
             exit(error.rawValue)
         } catch {
             if Ngrad.exitCode(for: error) == .success { Ngrad.exit(withError: error) }
-            let status = error is ValidationError ? ExitStatus.usage : ExitStatus.failure
-            fail(Ngrad.message(for: error), status: status)
+            let (status, message) = ExitStatus.classify(error)
+            fail(message, status: status)
         }
     }
 

@@ -53,4 +53,28 @@ struct DiagnosticsCommandTests {
             #expect(try runNgrad(arguments).status == 0, "\(arguments)")
         }
     }
+
+    /// No OpenCL platform at all (the ICD loader pointed at an empty vendors directory) is a
+    /// device failure, exit 3, saying how to install one, for the table and for --json.
+    @Test func noPlatformSaysHowToInstallOne() throws {
+        let empty = NSTemporaryDirectory() + "ngrad-no-vendors-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        for arguments in [["devices"], ["devices", "--json"], ["kernels"]] {
+            let result = try runNgrad(arguments, environment: ["OCL_ICD_VENDORS": empty])
+            #expect(result.status == 3, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("apt-get install pocl-opencl-icd"), "\(result.stderr)")
+            #expect(result.stderr.contains("no OpenCL platform") || arguments[0] != "devices", "\(result.stderr)")
+            #expect(result.stdout.isEmpty)
+        }
+    }
+
+    /// A report that cannot be written to standard output is an error, not a silent exit 0.
+    @Test func aFullStandardOutputIsAnError() throws {
+        for arguments in [["devices"], ["devices", "--json"], ["kernels", "--precision", "float", "--json"]] {
+            let result = try runNgrad(arguments, environment: [:], standardOutput: "/dev/full")
+            #expect(result.status == 1, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("standard output") && result.stderr.contains("No space left"), "\(result.stderr)")
+        }
+    }
 }

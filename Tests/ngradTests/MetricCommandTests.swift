@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import ngrad
+
 /// `ngrad metric` as the documentation shows it.
 @Suite("ngrad metric")
 struct MetricCommandTests {
@@ -52,5 +54,40 @@ struct MetricCommandTests {
         #expect(result.status == 2)
         #expect(result.stderr.contains(mention), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+
+    /// A metric that overflows float64 is an error naming --at (it printed inf, a nan
+    /// device check and exited 0), with the JSON report withheld.
+    @Test(arguments: [
+        ["--family", "gaussian", "--measure", "kl", "--at=0,1e-200"],
+        ["--family", "gaussian", "--measure", "kl", "--at=0,-1000", "--parametrization", "log-sigma"],
+        ["--family", "gaussian", "--measure", "w2", "--at=0,1000", "--parametrization", "log-sigma"],
+        ["--family", "gaussian", "--measure", "hellinger", "--at=0,1e-170", "--parametrization", "variance"],
+    ])
+    func nonFiniteMetricsAreErrors(arguments: [String]) throws {
+        for json in [false, true] {
+            let result = try runNgrad(["metric"] + arguments + (json ? ["--json"] : []))
+            #expect(result.status == 1, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("--at=") && result.stderr.contains("not finite"), "\(result.stderr)")
+            #expect(result.stdout.isEmpty, "\(result.stdout)")
+        }
+    }
+
+    /// Messages a user can act on: the limit d ≤ 8, the choices as a list, negative values
+    /// after a space, the --at length cap.
+    @Test func messagesNameTheRule() throws {
+        let twenty = Array(repeating: "1", count: 20 + 210).joined(separator: ",")
+        let full = try runNgrad(["metric", "--family", "gaussian-full", "--measure", "kl", "--at", twenty])
+        #expect(full.status == 2 && full.stderr.contains("d = 20") && full.stderr.contains("d ≤ 8"), "\(full.stderr)")
+        let choices = try runNgrad(["metric", "--family", "gaussian", "--measure", "kullback", "--at", "1,2"])
+        #expect(choices.status == 2 && choices.stderr.contains("kl, reverse-kl, hellinger, chi2, js, w2, euclidean"))
+        #expect(!choices.stderr.contains(";  "), "\(choices.stderr)")
+        let negative = try runNgrad(["metric", "--family", "vector", "--measure", "euclidean", "--at", "-1,2", "--json"])
+        #expect(negative.status == 0, "\(negative.stderr)")
+        let long = Array(repeating: "0.5", count: MetricCommand.maximumOutputs + 1).joined(separator: ",")
+        let capped = try runNgrad(["metric", "--family", "vector", "--measure", "euclidean", "--at", long])
+        #expect(capped.status == 2 && capped.stderr.contains("limit of \(MetricCommand.maximumOutputs)"), "\(capped.stderr)")
+        let many = Array(repeating: "0.5", count: 64).joined(separator: ",")
+        #expect(try runNgrad(["metric", "--family", "categorical", "--measure", "kl", "--at", many, "--json"]).status == 0)
     }
 }

@@ -1,0 +1,241 @@
+import ArgumentParser
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A file a command writes its results to, checked before the work and written so that a
+/// failure never leaves a half-written or destroyed file (README, "Exit codes and output
+/// files"):
+///
+/// - A regular file (new or existing) is written to a temporary file in the same
+///   directory, flushed to disk and renamed over the target, so the target holds either
+///   the old contents or the complete new ones. An existing file keeps its permissions.
+/// - A symbolic link is followed (to any depth): its final target is replaced as above and
+///   the link itself is kept. A dangling link creates the file it names.
+/// - A character device or a pipe (`/dev/null`, `/dev/stdout`, a FIFO, `>(gzip > x.gz)`)
+///   is written in place: nothing is ever renamed over a file that is not regular.
+/// - A directory, a block device or a socket is refused, as is a path that is the same
+///   file as one of the command's inputs (the same device and inode, so also through a
+///   symlink or a hard link), and an empty path.
+///
+/// Refusals about the arguments (empty, an input) are usage errors (exit 2); a path that
+/// cannot be written is an output failure (exit 1), whether found by the check or later.
+struct OutputFile: Sendable {
+    /// How the bytes reach the target.
+    enum Method: Sendable, Equatable {
+        /// A temporary file renamed over the target; `mode` is the existing file's
+        /// permission bits, nil for a new file.
+        case replace(mode: UInt32?)
+        /// Opened and written where it is (a character device or a pipe).
+        case inPlace
+    }
+
+    /// The option that named the file, for messages (`--output`).
+    let option: String
+    /// The path as the user gave it.
+    let path: String
+    /// Where the bytes go: `path` with symbolic links followed.
+    let target: String
+    let method: Method
+
+    /// Checks `path` as an output of `option` before any work: it can be written, and it
+    /// is not one of `inputs` (option and path of each input file).
+    ///
+    /// - Throws: `ValidationError` for an empty path or one that is an input;
+    ///   `OutputFileError` for a path that cannot be written.
+    init(option: String, path: String, inputs: [(option: String, path: String)] = []) throws {
+        guard !path.isEmpty else { throw ValidationError("\(option) must not be empty") }
+        self.option = option
+        self.path = path
+        var info = stat()
+        if stat(path, &info) == 0 {
+            for input in inputs {
+                var other = stat()
+                if stat(input.path, &other) == 0, other.st_dev == info.st_dev, other.st_ino == info.st_ino {
+                    throw ValidationError(
+                        "\(option) '\(path)' is the same file as \(input.option) '\(input.path)'; writing it would destroy the input, so choose another path")
+                }
+            }
+            switch info.st_mode & S_IFMT {
+            case S_IFREG:
+                guard let resolved = realpath(path, nil) else {
+                    throw OutputFileError(option: option, path: path, reason: Self.reason(errno))
+                }
+                target = String(cString: resolved)
+                free(resolved)
+                method = .replace(mode: UInt32(info.st_mode & 0o7777))
+                try Self.requireWritableDirectory(of: target, option: option, path: path)
+            case S_IFCHR, S_IFIFO:
+                target = path
+                method = .inPlace
+                guard access(path, W_OK) == 0 else {
+                    throw OutputFileError(option: option, path: path, reason: Self.reason(errno))
+                }
+            case S_IFDIR:
+                throw OutputFileError(option: option, path: path, reason: "it is a directory; name a file")
+            default:
+                throw OutputFileError(
+                    option: option, path: path,
+                    reason: "it is a block device or a socket; ngrad writes regular files, character devices and pipes only")
+            }
+        } else if errno == ENOENT {
+            target = try Self.danglingTarget(path, option: option)
+            method = .replace(mode: nil)
+            try Self.requireWritableDirectory(of: target, option: option, path: path)
+        } else {
+            throw OutputFileError(option: option, path: path, reason: Self.reason(errno))
+        }
+    }
+
+    /// Writes `bytes` to the file (see the type's rules).
+    func write(_ bytes: [UInt8]) throws {
+        try Self.writeAll([(self, bytes)])
+    }
+
+    /// Writes a set of files so that they are all new or, where any fails, the old ones are
+    /// untouched: every regular file is first written in full to a temporary file beside
+    /// it, and only when all of them are written are they renamed over their targets (a
+    /// rename cannot run out of space). In-place targets (pipes, devices) cannot be staged
+    /// and are written last. Two entries with the same target are refused.
+    static func writeAll(_ items: [(file: OutputFile, bytes: [UInt8])]) throws {
+        var seen: [String: OutputFile] = [:]
+        for (file, _) in items {
+            if let earlier = seen[file.target] {
+                throw ValidationError(
+                    "\(file.option) '\(file.path)' and \(earlier.option) '\(earlier.path)' are the same file")
+            }
+            seen[file.target] = file
+        }
+        var staged: [(file: OutputFile, temporary: String)] = []
+        do {
+            for (file, bytes) in items {
+                guard case let .replace(mode) = file.method else { continue }
+                let temporary = try file.stage(bytes, mode: mode)
+                staged.append((file, temporary))
+            }
+        } catch {
+            for entry in staged { unlink(entry.temporary) }
+            throw error
+        }
+        for (index, entry) in staged.enumerated() where rename(entry.temporary, entry.file.target) != 0 {
+            let code = errno
+            for later in staged[index...] { unlink(later.temporary) }
+            throw OutputFileError(option: entry.file.option, path: entry.file.path, reason: reason(code))
+        }
+        for (file, bytes) in items where file.method == .inPlace {
+            let descriptor = open(file.target, O_WRONLY | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                throw OutputFileError(option: file.option, path: file.path, reason: reason(errno))
+            }
+            let written = writeFully(descriptor, bytes)
+            let closed = close(descriptor) == 0 ? 0 : errno
+            if written != 0 || closed != 0 {
+                throw OutputFileError(option: file.option, path: file.path, reason: reason(written != 0 ? written : closed))
+            }
+        }
+    }
+
+    // MARK: - Internals
+
+    /// Writes `bytes` to a new temporary file beside the target and returns its path.
+    private func stage(_ bytes: [UInt8], mode: UInt32?) throws -> String {
+        let (directory, name) = Self.split(target)
+        var temporary = ""
+        var descriptor: Int32 = -1
+        for _ in 0..<16 {
+            temporary = "\(directory)/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            if descriptor >= 0 || errno != EEXIST { break }
+        }
+        guard descriptor >= 0 else { throw OutputFileError(option: option, path: path, reason: Self.reason(errno)) }
+        var failure: Int32 = 0
+        if let mode, fchmod(descriptor, mode_t(mode)) != 0 { failure = errno }
+        if failure == 0 { failure = Self.writeFully(descriptor, bytes) }
+        // The data must be on disk before the rename makes it the file's contents.
+        if failure == 0, fsync(descriptor) != 0 { failure = errno }
+        if close(descriptor) != 0, failure == 0 { failure = errno }
+        if failure != 0 {
+            unlink(temporary)
+            throw OutputFileError(option: option, path: path, reason: Self.reason(failure))
+        }
+        return temporary
+    }
+
+    /// Writes every byte, retrying short writes and interruptions; 0 or the `errno`.
+    private static func writeFully(_ descriptor: Int32, _ bytes: [UInt8]) -> Int32 {
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let count = posixWrite(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                offset += count
+            }
+            return 0
+        }
+    }
+
+    /// The file a missing path names: the path itself, or, for a dangling symbolic link,
+    /// the final path of its chain (created, the links kept).
+    private static func danglingTarget(_ path: String, option: String) throws -> String {
+        var current = path
+        for _ in 0..<40 {
+            var info = stat()
+            guard lstat(current, &info) == 0 else { return current }
+            guard info.st_mode & S_IFMT == S_IFLNK else { return current }
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let length = readlink(current, &buffer, buffer.count - 1)
+            guard length >= 0 else { throw OutputFileError(option: option, path: path, reason: reason(errno)) }
+            let destination = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            current = destination.hasPrefix("/") ? destination : split(current).directory + "/" + destination
+        }
+        throw OutputFileError(option: option, path: path, reason: "too many levels of symbolic links")
+    }
+
+    /// Throws unless the directory that will hold `target` exists and can take a new file.
+    private static func requireWritableDirectory(of target: String, option: String, path: String) throws {
+        let directory = split(target).directory
+        var info = stat()
+        guard stat(directory, &info) == 0 else {
+            throw OutputFileError(option: option, path: path, reason: "its directory '\(directory)': \(reason(errno))")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw OutputFileError(option: option, path: path, reason: "'\(directory)' is not a directory")
+        }
+        guard access(directory, W_OK | X_OK) == 0 else {
+            throw OutputFileError(
+                option: option, path: path, reason: "cannot create files in its directory '\(directory)': \(reason(errno))")
+        }
+    }
+
+    /// The directory (`.` for a bare name) and the last component of a path.
+    private static func split(_ path: String) -> (directory: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        let directory = String(path[..<slash])
+        return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
+    }
+
+    private static func reason(_ code: Int32) -> String {
+        String(cString: strerror(code)).lowercased()
+    }
+}
+
+#if canImport(Glibc)
+    private let posixWrite = Glibc.write
+#elseif canImport(Darwin)
+    private let posixWrite = Darwin.write
+#endif
+
+/// An output file that cannot be written (exit status 1).
+struct OutputFileError: Error, CustomStringConvertible {
+    let option: String
+    let path: String
+    let reason: String
+
+    var description: String { "cannot write \(option) '\(path)': \(reason)" }
+}
