@@ -3,36 +3,6 @@ import NumPyFormat
 import Testing
 import NaturalGradientTestSupport
 
-/// Runs `ngrad` with extra environment variables and, optionally, standard output sent to
-/// a file (for example `/dev/full`); returns the exit status, standard output (empty when
-/// redirected) and standard error.
-func runNgrad(_ arguments: [String], environment: [String: String], standardOutput path: String? = nil) throws
-    -> (status: Int32, stdout: String, stderr: String)
-{
-    let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    var directory = runner.deletingLastPathComponent()
-    while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("ngrad").path),
-        directory.path != "/"
-    {
-        directory = directory.deletingLastPathComponent()
-    }
-    let process = Process()
-    process.executableURL = directory.appendingPathComponent("ngrad")
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-    let output = Pipe()
-    let errors = Pipe()
-    let redirected = try path.map { try #require(FileHandle(forWritingAtPath: $0)) }
-    process.standardOutput = redirected ?? output
-    process.standardError = errors
-    try process.run()
-    let outputData = redirected == nil ? output.fileHandleForReading.readDataToEndOfFile() : Data()
-    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    try redirected?.close()
-    return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
-}
-
 /// The exit-code contract (README, "Exit codes and output files"), one row per class of
 /// outcome, across every command: 0 success, 1 the work ran but did not succeed (or its
 /// results could not be written), 2 usage and input errors, 3 no usable OpenCL.
