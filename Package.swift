@@ -7,6 +7,8 @@ let package = Package(
         .library(name: "NaturalGradient", targets: ["NaturalGradient"]),
         .executable(name: "ngrad", targets: ["ngrad"]),
         .library(name: "SVGCharts", targets: ["SVGCharts"]),
+        // The C ABI (include/naturalgradient.h) as a shared library, for C, C++ and Python.
+        .library(name: "NaturalGradientC", type: .dynamic, targets: ["NaturalGradientC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -66,6 +68,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        // MARK: The C ABI: the public header (a C target, so the Swift side compiles against
+        // the very struct layouts C callers see) and its `@_cdecl` implementation.
+        .target(name: "CNaturalGradient"),
+        .target(name: "NaturalGradientC", dependencies: ["CNaturalGradient", "NaturalGradient", "COpenCL"]),
 
         // MARK: Tests
         .target(name: "TestSupport", dependencies: ["OpenCLHost"], path: "Tests/TestSupport"),
