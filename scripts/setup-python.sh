@@ -28,7 +28,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
     # System site packages: a NumPy/SciPy/pytest already installed is used, not downloaded.
     "$python" -m venv --system-site-packages "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "numpy>=1.26" "scipy>=1.12" "pytest>=7" setuptools
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "numpy>=1.26" "scipy>=1.12" "pytest>=7" setuptools wheel
 # No build isolation: setuptools is in the venv, so nothing more is fetched to build.
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-build-isolation --force-reinstall \
     --no-deps ./python
