@@ -174,6 +174,11 @@ void test_representations(ng_context context) {
     OK(ng_curvature_apply(blocks, NG_FLOAT64, x.data(), p, k, damping, y.data()));
     expect(relative_error(y, reference_apply(f_blocks, x, p, k, damping)) < 1e-12, "block-diagonal apply");
 
+    // In place: y may be x.
+    std::vector<double> in_place = x;
+    OK(ng_curvature_apply(implicit, NG_FLOAT64, in_place.data(), p, k, damping, in_place.data()));
+    expect(relative_error(in_place, want) < 1e-12, "apply in place (y = x)");
+
     int32_t kind = 0;
     OK(ng_curvature_info(blocks, &kind, &dtype, &dimension));
     expect(kind == NG_CURVATURE_BLOCK_DIAGONAL && dtype == NG_FLOAT64 && dimension == p, "curvature info");

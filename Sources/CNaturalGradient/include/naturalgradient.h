@@ -287,7 +287,7 @@ ng_status ng_curvature_kronecker(ng_context context, ng_dtype dtype, const ng_kf
 ng_status ng_curvature_info(ng_curvature curvature, int32_t *kind, ng_dtype *dtype, int64_t *dimension);
 
 /** y = (F + damping I) x for `count` vectors of length `dimension` (x, y: count x dimension;
- *  y must not overlap x). damping finite and >= 0. Kronecker: the factored damping
+ *  y may be x: the input is uploaded before the output is written). damping finite, >= 0. Kronecker: the factored damping
  *  (G + sqrt(l)/pi I) (x) (A + pi sqrt(l) I), equal to F + lI only at l = 0. */
 ng_status ng_curvature_apply(ng_curvature curvature, ng_dtype dtype, const void *x, int64_t dimension,
                              int64_t count, double damping, void *y);
