@@ -49,12 +49,12 @@ let selector = arguments.firstIndex(of: "--device").map { arguments[$0 + 1] } ??
 let context = try Context(selector: DeviceSelector(parsing: selector))
 var rows: [Row] = []
 
-func record(_ name: String, _ timing: (median: Double, min: Double)) {
+@MainActor func record(_ name: String, _ timing: (median: Double, min: Double)) {
     rows.append(Row(case: name, median_us: timing.median, min_us: timing.min, repetitions: repetitions))
 }
 
 /// y = (F + λI) x with host x and y: upload, product, download.
-func productCase<Op: CurvatureOperator<Float>>(_ name: String, _ curvature: Op, damping: Float) throws {
+@MainActor func productCase<Op: CurvatureOperator<Float>>(_ name: String, _ curvature: Op, damping: Float) throws {
     let p = curvature.dimension
     let x = values(p, seed: 7)
     let xb = try VectorBatch<Float>(context: context, dimension: p)
