@@ -103,7 +103,9 @@ enum LastError {
         pthread_key_create(&key) { free($0) }
         return key
     }()
-    nonisolated(unsafe) private static let empty: UnsafeMutablePointer<CChar> = strdup("")!
+    /// "" as a C string in the binary's constant data (string literals are NUL-terminated).
+    nonisolated(unsafe) static let empty: UnsafePointer<CChar> = UnsafeRawPointer(("" as StaticString).utf8Start)
+        .assumingMemoryBound(to: CChar.self)
 
     static func set(_ message: String) {
         let old = pthread_getspecific(key)
@@ -113,7 +115,7 @@ enum LastError {
 
     static var current: UnsafePointer<CChar> {
         if let value = pthread_getspecific(key) { return UnsafePointer(value.assumingMemoryBound(to: CChar.self)) }
-        return UnsafePointer(empty)
+        return empty
     }
 }
 

@@ -76,11 +76,12 @@ public func ngLastError() -> UnsafePointer<CChar> {
     LastError.current
 }
 
-nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar> = strdup(NaturalGradientVersion.string)!
+/// The version as a C string for the life of the process (allocated once).
+nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar>? = strdup(NaturalGradientVersion.string)
 
 @_cdecl("ng_version")
 public func ngVersion() -> UnsafePointer<CChar> {
-    UnsafePointer(versionString)
+    versionString.map { UnsafePointer($0) } ?? LastError.empty
 }
 
 @_cdecl("ng_abi_version")

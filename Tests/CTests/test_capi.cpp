@@ -485,7 +485,9 @@ void test_optimizer(ng_context context) {
 void test_threads() {
     std::vector<int> results(2, -1);
     std::vector<std::string> messages(2);
+    std::vector<int> fresh(2, 0);
     auto work = [&](int index) {
+        fresh[index] = std::strlen(ng_last_error()) == 0;  // no failure on this thread yet
         ng_context context = 0;
         if (ng_context_create("cpu", &context) != NG_OK) return;
         std::mt19937_64 rng(100 + index);
@@ -513,6 +515,7 @@ void test_threads() {
     std::thread a(work, 0), b(work, 1);
     a.join();
     b.join();
+    expect(fresh[0] && fresh[1], "a new thread starts with an empty last error");
     expect(results[0] == 1 && results[1] == 1, "two threads with their own objects get correct products");
     expect(messages[0].find("damping") != std::string::npos && messages[1].find("'y'") != std::string::npos,
            "ng_last_error is per thread");
