@@ -9,7 +9,6 @@ of z per family and every formula.
 from __future__ import annotations
 
 import ctypes
-import math
 from typing import Union
 
 import numpy as np

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import numpy as np
