@@ -51,9 +51,27 @@ extension SimilarityMeasure {
                 try FDivergence(name: "f-divergence", secondDerivativeAtOne: measure.f_second_derivative))
         case Int32(NG_MEASURE_W2): self = .wasserstein2
         case Int32(NG_MEASURE_EUCLIDEAN): self = .squaredEuclidean
+        case Int32(NG_MEASURE_CUSTOM):
+            guard let callback = measure.divergence else { throw BridgeError.null("measure.divergence") }
+            let divergence = CallerDivergence(callback: callback, user: measure.user)
+            self = .custom(try CustomSimilarity(name: "C callback") { z, zPrime in divergence(z, zPrime) })
         default:
             throw NaturalGradientError.invalidArgument(
-                name: "measure.kind", reason: "\(measure.kind) is not an NG_MEASURE_* code (1-8)")
+                name: "measure.kind", reason: "\(measure.kind) is not an NG_MEASURE_* code (1-9)")
+        }
+    }
+}
+
+/// A caller's D(z, z') as a Swift closure. The library calls it only during the C call that
+/// passed it, on that call's thread, so the unchecked Sendable is the header's contract.
+struct CallerDivergence: @unchecked Sendable {
+    let callback: ng_divergence_callback
+    let user: UnsafeMutableRawPointer?
+
+    func callAsFunction(_ z: [Double], _ zPrime: [Double]) -> Double {
+        guard z.count == zPrime.count else { return .nan }
+        return z.withUnsafeBufferPointer { a in
+            zPrime.withUnsafeBufferPointer { b in callback(a.baseAddress, b.baseAddress, Int64(z.count), user) }
         }
     }
 }

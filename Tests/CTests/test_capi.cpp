@@ -249,16 +249,30 @@ void test_kronecker(ng_context context) {
 void test_metrics(ng_context context) {
     // Univariate Gaussian in (mu, sigma) under KL: diag(1/sigma^2, 2/sigma^2).
     ng_family family = {NG_FAMILY_GAUSSIAN, NG_GAUSSIAN_SIGMA, 1};
-    ng_measure kl = {NG_MEASURE_KL, 0, 0};
+    ng_measure kl = {NG_MEASURE_KL, 0, 0, nullptr, nullptr};
     const double z[] = {0.3, 1.7};
     double m[4] = {nan_value, nan_value, nan_value, nan_value};
     OK(ng_output_metric(&family, &kl, z, 2, 0, m, 4));
     expect(std::fabs(m[0] - 1 / (1.7 * 1.7)) < 1e-12 && std::fabs(m[3] - 2 / (1.7 * 1.7)) < 1e-12 && m[1] == 0,
            "Gaussian KL metric");
-    ng_measure w2 = {NG_MEASURE_W2, 0, 0};
+    ng_measure w2 = {NG_MEASURE_W2, 0, 0, nullptr, nullptr};
     OK(ng_output_metric(&family, &w2, z, 2, 0, m, 4));
     expect(m[0] == 2 && m[3] == 2 && m[1] == 0 && m[2] == 0, "Gaussian W2 metric is 2I");
     expect_error(ng_output_metric(&family, &kl, z, 3, 0, m, 4), NG_ERROR_INVALID_ARGUMENT, "z", "z of wrong length");
+    // A custom D through a C callback: 1/2 |z - z'|^2 scaled by 3 gives 3I (numerically).
+    auto squared = [](const double *a, const double *b, int64_t n, void *user) -> double {
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
+        return 0.5 * *static_cast<double *>(user) * s;
+    };
+    double scale = 3.0;
+    ng_measure custom = {NG_MEASURE_CUSTOM, 0, 0, squared, &scale};
+    OK(ng_output_metric(&family, &custom, z, 2, 0, m, 4));
+    expect(std::fabs(m[0] - 3) < 1e-6 && std::fabs(m[3] - 3) < 1e-6 && std::fabs(m[1]) < 1e-6,
+           "custom measure through a C callback");
+    ng_measure no_callback = {NG_MEASURE_CUSTOM, 0, 0, nullptr, nullptr};
+    expect_error(ng_output_metric(&family, &no_callback, z, 2, 0, m, 4), NG_ERROR_NULL_POINTER,
+                 "measure.divergence", "custom measure without a callback");
     ng_family categorical = {NG_FAMILY_CATEGORICAL, 0, 3};
     expect_error(ng_output_metric(&categorical, &w2, z, 3, 0, m, 9), NG_ERROR_INVALID_ARGUMENT, "measure",
                  "W2 on a categorical");

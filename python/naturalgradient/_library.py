@@ -63,8 +63,17 @@ class ng_family(ctypes.Structure):
     _fields_ = [("kind", c_int32), ("parametrization", c_int32), ("dimension", c_int64)]
 
 
+DIVERGENCE_CALLBACK = ctypes.CFUNCTYPE(c_double, POINTER(c_double), POINTER(c_double), c_int64, c_void_p)
+
+
 class ng_measure(ctypes.Structure):
-    _fields_ = [("kind", c_int32), ("reserved", c_int32), ("f_second_derivative", c_double)]
+    _fields_ = [
+        ("kind", c_int32),
+        ("reserved", c_int32),
+        ("f_second_derivative", c_double),
+        ("divergence", DIVERGENCE_CALLBACK),
+        ("user", c_void_p),
+    ]
 
 
 class ng_kfac_layer(ctypes.Structure):

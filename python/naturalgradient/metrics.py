@@ -9,7 +9,8 @@ of z per family and every formula.
 from __future__ import annotations
 
 import ctypes
-from typing import Union
+import math
+from typing import Callable, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -63,13 +64,36 @@ class Family:
 
 class Measure:
     """A similarity measure D: "kl", "reverse_kl", "hellinger", "chi2", "js", "w2",
-    "euclidean", or any f-divergence by its f''(1) (``Measure.f_divergence(2.0)``)."""
+    "euclidean", any f-divergence by its f''(1) (``Measure.f_divergence(2.0)``), or your own
+    D(z, z') (``Measure.custom(function)``, differentiated numerically)."""
 
     def __init__(self, kind: str, f_second_derivative: float = 0.0) -> None:
-        if kind != "f_divergence" and kind not in _MEASURES:
-            raise ValueError(f"measure: {kind!r} is not one of {', '.join(_MEASURES)} or f_divergence")
+        if kind not in ("f_divergence", "custom") and kind not in _MEASURES:
+            raise ValueError(f"measure: {kind!r} is not one of {', '.join(_MEASURES)}, f_divergence or custom")
         self.kind = kind
         self.f_second_derivative = float(f_second_derivative)
+        self._callback = None
+        self.errors: list[BaseException] = []
+
+    @classmethod
+    def custom(cls, divergence: Callable[[NDArray, NDArray], float]) -> "Measure":
+        """A custom measure ``D(z, z')`` (two float64 arrays of the family's output count,
+        at most 64), called many times during the call that uses it; its metric is the
+        numerical Hessian in z' at z. An exception inside it makes D NaN there (the library
+        then refuses the point, naming z) and is re-raised after the call."""
+        measure = cls("custom")
+
+        def trampoline(z: ctypes._Pointer, z_prime: ctypes._Pointer, length: int, _user: int) -> float:
+            try:
+                a = np.ctypeslib.as_array(z, shape=(length,)).copy()
+                b = np.ctypeslib.as_array(z_prime, shape=(length,)).copy()
+                return float(divergence(a, b))
+            except BaseException as error:  # noqa: BLE001 - re-raised by _checked
+                measure.errors.append(error)
+                return math.nan
+
+        measure._callback = L.DIVERGENCE_CALLBACK(trampoline)  # kept alive with the Measure
+        return measure
 
     @classmethod
     def f_divergence(cls, second_derivative_at_one: float) -> "Measure":
@@ -78,7 +102,16 @@ class Measure:
         return cls("f_divergence", second_derivative_at_one)
 
     def _c(self) -> L.ng_measure:
-        return L.ng_measure(6 if self.kind == "f_divergence" else _MEASURES[self.kind], 0, self.f_second_derivative)
+        if self.kind == "custom":
+            return L.ng_measure(9, 0, 0.0, self._callback, None)
+        return L.ng_measure(6 if self.kind == "f_divergence" else _MEASURES[self.kind], 0, self.f_second_derivative,
+                            L.DIVERGENCE_CALLBACK(), None)
+
+    def _raise_pending(self) -> None:
+        """Re-raises the first exception the custom function raised during the last call."""
+        if self.errors:
+            error, self.errors = self.errors[0], []
+            raise error
 
     def __repr__(self) -> str:
         return f"Measure({self.kind!r})"
@@ -132,13 +165,16 @@ def output_metric(family: FamilyLike, measure: MeasureLike, z: ArrayLike, square
     if values.ndim not in (1, 2) or values.size == 0:
         raise ValueError(f"z: expected one output (O,) or a batch (N, O), got shape {values.shape}")
     fam = _family(family, values.shape[-1], parametrization)
-    c_family, c_measure = fam._c(), _measure(measure)._c()
+    chosen = _measure(measure)
+    c_family, c_measure = fam._c(), chosen._c()
     o = values.shape[-1]
     rows = values.reshape(-1, o)
     out = np.empty((rows.shape[0], o, o), dtype=np.float64)
     for index, row in enumerate(rows):
-        L.call(L.lib().ng_output_metric(ctypes.byref(c_family), ctypes.byref(c_measure), pointer(row), o,
-                                        1 if square_root else 0, pointer(out[index]), o * o))
+        status = L.lib().ng_output_metric(ctypes.byref(c_family), ctypes.byref(c_measure), pointer(row), o,
+                                          1 if square_root else 0, pointer(out[index]), o * o)
+        chosen._raise_pending()
+        L.call(status)
     return out[0] if values.ndim == 1 else out
 
 
@@ -221,8 +257,11 @@ def formal_metric_factor(
     j, n_j, _ = _jacobians(jacobians, n, o)
     if z.dtype != j.dtype:
         raise ValueError(f"outputs: dtype {z.dtype} differs from the Jacobians' {j.dtype}")
-    c_family, c_measure = _family(family, o, parametrization)._c(), _measure(measure)._c()
+    chosen = _measure(measure)
+    c_family, c_measure = _family(family, o, parametrization)._c(), chosen._c()
     handle = ctypes.c_uint64()
-    L.call(L.lib().ng_factor_formal_metric(context.handle, dtype_code(j), pointer(j), pointer(z), n, j.shape[-1],
-                                           ctypes.byref(c_family), ctypes.byref(c_measure), ctypes.byref(handle)))
+    status = L.lib().ng_factor_formal_metric(context.handle, dtype_code(j), pointer(j), pointer(z), n, j.shape[-1],
+                                             ctypes.byref(c_family), ctypes.byref(c_measure), ctypes.byref(handle))
+    chosen._raise_pending()
+    L.call(status)
     return Factor._adopt(handle.value)

@@ -15,7 +15,7 @@ from . import _library as L
 from ._arrays import as_input, dtype_code, pointer
 from ._context import Context, _Owned, default_context
 from .curvature import METHOD_NAMES, STATUSES, ColumnReport, Factor
-from .metrics import FamilyLike, MeasureLike, _family, _measure
+from .metrics import FamilyLike, Measure, MeasureLike, _family, _measure
 
 __all__ = ["NaturalGradientOptimizerOptions", "NaturalGradientOptimizer", "StepReport"]
 
@@ -196,7 +196,9 @@ class NaturalGradientOptimizer(_Owned):
                 z = as_input(outputs, "outputs", dtype=self._dtype, ndim=(2,))
                 keep.append(z)
                 data.output_metric, data.values = 4, pointer(z)
-                data.family, data.measure = _family(family, z.shape[1])._c(), _measure(measure)._c()
+                chosen = _measure(measure)
+                keep.append(chosen)  # a custom measure's callback must outlive the call
+                data.family, data.measure = _family(family, z.shape[1])._c(), chosen._c()
             else:
                 codes = {"softmax_cross_entropy": 1, "bernoulli": 2, "gaussian_mean": 3}
                 name = metric or "softmax_cross_entropy"
@@ -270,6 +272,9 @@ class NaturalGradientOptimizer(_Owned):
             status = L.lib().ng_optimizer_update(*arguments, pointer(update), ctypes.byref(report))
         if callback_error:
             raise callback_error[0]
+        for item in keep:
+            if isinstance(item, Measure):
+                item._raise_pending()
         L.call(status)
         solve = None
         if report.has_solve:

@@ -93,3 +93,33 @@ def test_builder_errors(context, rng):
         ng.exact_fisher(jacobians, "poisson", probabilities=np.full((2, 3), 1 / 3), context=context)
     with pytest.raises(ValueError, match="sigma"):
         ng.exact_fisher(jacobians, "gaussian_mean", context=context)
+
+
+def test_custom_measure_through_a_callback(context, rng):
+    # D = 3/2 |z - z'|^2 has the metric 3I; the numerical Hessian recovers it.
+    measure = ng.Measure.custom(lambda z, w: 1.5 * float(np.sum((z - w) ** 2)))
+    assert np.allclose(ng.output_metric("vector", measure, np.array([0.3, -1.2, 2.0])), 3 * np.eye(3), atol=1e-6)
+    # KL between univariate Gaussians in (mu, sigma), written by hand, matches the built-in.
+    def kl(z, w):
+        (m1, s1), (m2, s2) = z, w
+        if s1 <= 0 or s2 <= 0:
+            return float("nan")
+        return float(np.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5)
+
+    z = np.array([0.4, 1.3])
+    assert np.allclose(ng.output_metric("gaussian", ng.Measure.custom(kl), z), ng.output_metric("gaussian", "kl", z),
+                       rtol=1e-6, atol=1e-8)
+    # The formal-metric factor with it: F = (1/N) sum J^T (3I) J.
+    j = rng.standard_normal((4, 2, 5))
+    outputs = rng.standard_normal((4, 2))
+    factor = ng.formal_metric_factor(j, outputs, "vector", measure, context=context)
+    reference = 3 * np.einsum("nap,naq->pq", j, j) / 4
+    assert relative_error(ng.DenseCurvature(factor).apply(np.eye(5)), reference) < 1e-6
+
+
+def test_custom_measure_errors_propagate():
+    def broken(z, w):
+        raise ZeroDivisionError("inside D")
+
+    with pytest.raises(ZeroDivisionError, match="inside D"):
+        ng.output_metric("vector", ng.Measure.custom(broken), np.array([1.0, 2.0]))

@@ -211,14 +211,25 @@ enum {
     /** Squared Wasserstein-2 between Gaussians. */
     NG_MEASURE_W2 = 7,
     /** 1/2 |z - z'|^2: the identity. */
-    NG_MEASURE_EUCLIDEAN = 8
+    NG_MEASURE_EUCLIDEAN = 8,
+    /** The caller's D(z, z') (`divergence`, `user`), differentiated numerically (central
+     *  differences with Richardson extrapolation); at most 64 outputs. */
+    NG_MEASURE_CUSTOM = 9
 };
 
-/** A similarity measure: kind NG_MEASURE_*, and f''(1) for NG_MEASURE_F_DIVERGENCE. */
+/** D(z, z') for a custom measure: `length` values each. Called on the calling thread during
+ *  the call that uses the measure, many times (O(length^2) per output z); return NaN where
+ *  D is undefined (the step is then skipped or the call fails naming z). */
+typedef double (*ng_divergence_callback)(const double *z, const double *z_prime, int64_t length, void *user);
+
+/** A similarity measure: kind NG_MEASURE_*, f''(1) for NG_MEASURE_F_DIVERGENCE, the
+ *  callback and its `user` pointer for NG_MEASURE_CUSTOM (else NULL). */
 typedef struct ng_measure {
     int32_t kind;
     int32_t reserved; /* set to 0 */
     double f_second_derivative;
+    ng_divergence_callback divergence;
+    void *user;
 } ng_measure;
 
 /** The formal natural-gradient factor of a similarity measure: rows B(z_i) J_i with
