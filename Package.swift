@@ -10,6 +10,8 @@ let package = Package(
         // Float64 references, SplitMix64, error measures, text tables and timing, shared by
         // the tests, `ngrad bench`/`tune` and the benchmark package (Benchmarks/).
         .library(name: "NaturalGradientTestSupport", targets: ["NaturalGradientTestSupport"]),
+        // The C ABI (include/naturalgradient.h) as a shared library, for C, C++ and Python.
+        .library(name: "NaturalGradientC", type: .dynamic, targets: ["NaturalGradientC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -87,6 +89,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        // MARK: The C ABI: the public header (a C target, so the Swift side compiles against
+        // the very struct layouts C callers see) and its `@_cdecl` implementation.
+        .target(name: "CNaturalGradient"),
+        .target(name: "NaturalGradientC", dependencies: ["CNaturalGradient", "NaturalGradient", "COpenCL"]),
 
         // MARK: Tests
         .testTarget(name: "OpenCLHostTests", dependencies: ["OpenCLHost", "NaturalGradientTestSupport"]),
