@@ -68,7 +68,7 @@ def test_negative_or_nan_damping(curvature):
 
 
 def test_method_and_options(curvature):
-    with pytest.raises(ValueError, match="cholesky needs a dense curvature"):
+    with pytest.raises(ValueError, match="cholesky does not fit ImplicitCurvature"):
         ng.solve(curvature, np.ones(33), 0.1, method="cholesky")
     with pytest.raises(ValueError, match="method"):
         ng.solve(curvature, np.ones(33), 0.1, method="newton")
