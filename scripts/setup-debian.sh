@@ -12,6 +12,8 @@ packages=(
     pkg-config
     liblapacke-dev       # LAPACKE: float64 dense solves on the host (CLAPACK)
     libopenblas-dev      # the BLAS/LAPACK behind it
+    libopenmpi-dev       # Open MPI headers and pkg-config file (CMPI, NaturalGradientDistributed)
+    openmpi-bin          # mpirun, for scripts/test-mpi.sh
 )
 if [[ "${1:-}" == "--benchmarks" ]]; then
     packages+=(libclblast-dev)
