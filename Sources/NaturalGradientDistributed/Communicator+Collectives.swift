@@ -137,3 +137,36 @@ public final class PendingAllreduce<T: CommunicableScalar> {
         storage.deallocate()
     }
 }
+
+extension Communicator {
+    /// Every rank's `values` one after another in rank order (`MPI_Allgatherv`), where rank r
+    /// passes `counts[r]` values and every rank knows `counts` (no count exchange).
+    public func allgather<T: CommunicableScalar>(_ values: [T], counts: [Int]) throws -> [T] {
+        guard counts.count == size, counts.allSatisfy({ $0 >= 0 }) else {
+            throw MPIError.invalidArgument(name: "counts", reason: "needs \(size) non-negative counts, got \(counts)")
+        }
+        guard values.count == counts[rank] else {
+            throw MPIError.invalidArgument(
+                name: "values", reason: "rank \(rank) passes \(values.count) values, counts says \(counts[rank])")
+        }
+        let total = counts.reduce(0, +)
+        _ = try mpiCount(total, "counts")
+        guard total > 0 else { return [] }
+        let receiveCounts = counts.map { Int32($0) }
+        var offset = 0
+        let offsets = counts.map { count -> Int32 in
+            defer { offset += count }
+            return Int32(offset)
+        }
+        return try [T](unsafeUninitializedCapacity: total) { gathered, initialized in
+            try values.withUnsafeBufferPointer { local in
+                try check(
+                    MPI_Allgatherv(
+                        local.baseAddress, Int32(values.count), T.datatype, gathered.baseAddress, receiveCounts, offsets,
+                        T.datatype, handle),
+                    "MPI_Allgatherv")
+            }
+            initialized = total
+        }
+    }
+}

@@ -57,29 +57,29 @@ extension Communicator {
         }
     }
 
-    /// Runs `body` (this rank's local part of a collective step), then tells every rank
-    /// whether any rank failed and whether all passed the same `shape`, in one small
-    /// allgather. A failure or a mismatch throws on every rank, so no rank is left waiting
-    /// in the collective that would have followed: the failing rank rethrows its own error,
-    /// the others throw `MPIError.ranksDisagree`.
-    func collectively<R>(_ name: String, shape: [Int], _ body: () throws -> R) throws -> R {
-        var result: Result<R, any Error>
-        do { result = .success(try body()) } catch { result = .failure(error) }
-        let failed: Int64 = if case .failure = result { 1 } else { 0 }
+    /// Runs `validate` (this rank's checks before a collective step), then tells every rank
+    /// in one small allgather whether any rank failed, whether all passed the same `shape`,
+    /// and the sum of their `samples`, which it returns. A failure or a mismatch throws on
+    /// every rank, so no rank is left waiting in the collective that would have followed:
+    /// the failing rank rethrows its own error, the others throw `MPIError.ranksDisagree`.
+    func collectively(_ name: String, shape: [Int], samples: Int = 0, _ validate: () throws -> Void) throws -> Int {
+        var failure: (any Error)?
+        do { try validate() } catch { failure = error }
         // A fixed width on every rank, whatever the shape's length: MPI needs equal counts.
-        let local = [failed, Int64(shape.count), Self.digest(shape)]
+        let local: [Int64] = [failure == nil ? 0 : 1, Int64(shape.count), Self.digest(shape), Int64(samples)]
+        let width = local.count
         let all = try allgather(integers: local)
-        let reports = (0..<size).map { Array(all[($0 * 3)..<($0 * 3 + 3)]) }
-        if case let .failure(error) = result { throw error }
+        let reports = (0..<size).map { Array(all[($0 * width)..<(($0 + 1) * width)]) }
+        if let failure { throw failure }
         let failing = reports.indices.filter { reports[$0][0] != 0 }
         if !failing.isEmpty {
             throw MPIError.ranksDisagree(name: name, reason: "rank(s) \(failing) failed before the collective")
         }
-        if let other = reports.firstIndex(where: { $0.dropFirst() != local.dropFirst() }) {
+        if let other = reports.firstIndex(where: { $0[1...2] != local[1...2] }) {
             throw MPIError.ranksDisagree(
                 name: name, reason: "rank \(rank) passed the shape \(shape), rank \(other) a different one")
         }
-        return try result.get()
+        return Int(reports.reduce(0) { $0 + $1[3] })
     }
 
     /// FNV-1a over the values: the same on every rank (Swift's `Hasher` is seeded per process).
