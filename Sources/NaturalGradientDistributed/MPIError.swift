@@ -13,7 +13,7 @@ public enum MPIError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .callFailed(function, code, message): "\(function) failed with error \(code): \(message)"
         case let .ranksDisagree(name, reason): "the ranks disagree on \(name): \(reason)"
-        case let .invalidArgument(name, reason): "invalid argument \(name): \(reason)"
+        case let .invalidArgument(name, reason): "invalid argument '\(name)': \(reason)"
         }
     }
 }
