@@ -1,3 +1,4 @@
+import Foundation
 import NaturalGradientDistributed
 import OpenCLHost
 import TestSupport
@@ -29,6 +30,7 @@ final class CheckRunner {
     /// `relativeError(values, reference) < bound`, with the error in the message.
     func expectClose<T: DeviceScalar>(_ name: String, _ values: [T], _ reference: [Double], bound: Double) throws {
         let error = values.count == reference.count ? relativeError(values, reference) : .infinity
+        if communicator.rank == 0, getenv("NGRAD_MPI_CHECK_VERBOSE") != nil { print("\(name): \(error)") }
         try expect(name, error < bound, "relative error \(error), bound \(bound)")
     }
 
