@@ -112,3 +112,68 @@ extension CheckRunner {
         try expectIdentical("optimizer parameters after 3 steps \(label)", parameters)
     }
 }
+
+extension CheckRunner {
+    /// `NaturalGradientOptimizer` with K-FAC summed over the ranks (a
+    /// `CurvatureBuilder(buildFromLayers:)`) and KAISA's inverses: three steps with a moving
+    /// average equal one process's built-in K-FAC on the global batch.
+    func checkKFACOptimizer<T: CommunicableScalar>(_: T.Type, context: Context) throws {
+        let p = communicator.size
+        let label = "\(T.self) p=\(p)"
+        let shapes = [LayerShape(outputs: 5, inputs: 9), LayerShape(outputs: 3, inputs: 6), LayerShape(outputs: 1, inputs: 4)]
+        let dimension = shapes.reduce(0) { $0 + $1.outputs * $1.inputs }
+        var options = NaturalGradientOptimizerOptions(curvature: .kfac(layers: shapes))
+        options.damping = .fixed(0.05)
+        options.curvatureDecay = 0.5
+        options.stepSize = .learningRate(0.3)
+        options.momentum = 0.5
+        let communicator = self.communicator
+        let builder = CurvatureBuilder<T>(buildFromLayers: { layers, samples in
+            let curvature = DistributedCurvature(
+                try KroneckerCurvature<T>(context: context, shapes: shapes.map { ($0.outputs, $0.inputs) }),
+                communicator: communicator)
+            try curvature.accumulate(layers, samples: samples, weights: nil, alpha: nil, beta: 0)
+            return curvature
+        })
+        let distributed = try NaturalGradientOptimizer<T>(
+            context: context, dimension: dimension, options: options, curvature: builder)
+        let single = try NaturalGradientOptimizer<T>(context: context, dimension: dimension, options: options)
+        var parameters: [T] = randomValues(dimension, seed: 71)
+        var reference = parameters
+        var methods: [SolveMethod] = []
+        for step in 0..<3 {
+            let samples = 13 + step
+            let share = (communicator.rank * samples / p)..<((communicator.rank + 1) * samples / p)
+            var global: [LayerStatistics<T>] = []
+            var local: [LayerStatistics<T>] = []
+            for (index, shape) in shapes.enumerated() {
+                let a: [T] = randomValues(samples * shape.inputs, seed: UInt64(300 + 10 * step + index))
+                let g: [T] = randomValues(samples * shape.outputs, seed: UInt64(400 + 10 * step + index))
+                global.append(LayerStatistics(activations: a, outputGradients: g))
+                local.append(
+                    LayerStatistics(
+                        activations: Array(a[(share.lowerBound * shape.inputs)..<(share.upperBound * shape.inputs)]),
+                        outputGradients: Array(g[(share.lowerBound * shape.outputs)..<(share.upperBound * shape.outputs)])))
+            }
+            let gradient: [T] = randomValues(dimension, seed: UInt64(500 + step))
+            let report = try distributed.step(
+                parameters: &parameters, gradient: gradient, curvature: .layers(local, samples: share.count))
+            methods.append(report.method)
+            try single.step(parameters: &reference, gradient: gradient, curvature: .layers(global, samples: samples))
+        }
+        try expect("the K-FAC optimizer solved with kfac (KAISA) \(label)", methods.allSatisfy { $0 == .kfac }, "\(methods)")
+        try expectClose(
+            "optimizer, 3 K-FAC steps, factors summed over the ranks \(label)", parameters, T.widened(reference),
+            bound: tolerance(for: T.self))
+        try expectIdentical("K-FAC optimizer parameters after 3 steps \(label)", parameters)
+
+        // A layer builder with a factor-based configuration is refused by name.
+        var factorOptions = NaturalGradientOptimizerOptions(curvature: .empiricalFisher)
+        factorOptions.representation = .dense
+        var refusal = ""
+        do {
+            _ = try NaturalGradientOptimizer<T>(context: context, dimension: dimension, options: factorOptions, curvature: builder)
+        } catch { refusal = "\(error)" }
+        try expect("a layer builder without K-FAC is refused \(label)", refusal.contains("'curvature'"), refusal)
+    }
+}
