@@ -4,6 +4,7 @@
 //   mpirun -np 2 ngrad-mpi-check --fail-on-rank R rank R passes a bad factor: the job must end
 //                                                 with its message (MPI_Abort), not hang
 //   mpirun -np 2 ngrad-mpi-check --kill-rank R    rank R dies without MPI_Finalize
+//   mpirun -np 2 ngrad-mpi-check --bench          α-β constants and a K-FAC step (Benchmarks/NOTES.md)
 import Foundation
 import NaturalGradient
 import NaturalGradientDistributed
@@ -42,6 +43,11 @@ communicator.abortingOnError {
         let curvature = DistributedCurvature(try DenseCurvature<Float>(context: context, dimension: 33), communicator: communicator)
         try curvature.accumulate(factor, alpha: nil, beta: 0)
         try communicator.barrier()
+    }
+    if arguments.contains("--bench") {
+        try DistributedBenchmark(communicator: communicator, context: context).run()
+        try Communicator.finalize()
+        exit(0)
     }
     try runner.checkErrors()
     try runner.checkCollectives(Float.self)
