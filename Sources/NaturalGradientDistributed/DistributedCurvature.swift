@@ -10,7 +10,7 @@ import OpenCLHost
 /// all rows would hold (to rounding). Everything else (apply, diagonal, trace, preferred
 /// method, exact inverse) is the base representation's, so CG, PCG, the direct solvers,
 /// `NaturalGradientSolver` and `NaturalGradientOptimizer` (through a `CurvatureBuilder`) work
-/// unchanged; the inverse comes from `SummableCurvature.makeInverse(damping:communicator:)`
+/// unchanged; the inverse comes from `SummableCurvature.makeInverse(damping:communicator:gradientWorkers:)`
 /// (K-FAC spreads its layers over the ranks).
 ///
 /// Each rank's factor (or K-FAC statistics) carries that rank's own sample count; the mean
@@ -23,14 +23,18 @@ public final class DistributedCurvature<Base: SummableCurvature>: CurvatureOpera
     public let base: Base
     /// The ranks the statistics are summed over.
     public let communicator: Communicator
+    /// Where an inverse that is spread over the ranks (K-FAC's) preconditions the gradient.
+    public let gradientWorkers: GradientWorkers
     /// The global sample count of the last accumulation (`Σ_r N_r`), 0 before the first.
     public private(set) var globalSamples = 0
 
     /// Wraps `base`, which must hold the same statistics on every rank (zero, for instance,
-    /// as the representations' `init(context:…)` make them).
-    public init(_ base: Base, communicator: Communicator) {
+    /// as the representations' `init(context:…)` make them). `gradientWorkers` is KAISA's
+    /// memory/communication trade-off for K-FAC; other representations ignore it.
+    public init(_ base: Base, communicator: Communicator, gradientWorkers: GradientWorkers = .all) {
         self.base = base
         self.communicator = communicator
+        self.gradientWorkers = gradientWorkers
     }
 
     public var context: Context { base.context }
@@ -45,9 +49,9 @@ public final class DistributedCurvature<Base: SummableCurvature>: CurvatureOpera
     public func preferredMethod(damping: Double) -> SolveMethod { base.preferredMethod(damping: damping) }
     public var inverseMethod: SolveMethod? { base.inverseMethod }
 
-    /// The base's inverse for the ranks (`SummableCurvature.makeInverse(damping:communicator:)`).
+    /// The base's inverse for the ranks (`SummableCurvature.makeInverse(damping:communicator:gradientWorkers:)`).
     public func makeInverse(damping: Element) throws -> any CurvatureInverse<Element> {
-        try base.makeInverse(damping: damping, communicator: communicator)
+        try base.makeInverse(damping: damping, communicator: communicator, gradientWorkers: gradientWorkers)
     }
 
     /// The local step of a distributed accumulation: checks the arguments on every rank at

@@ -90,13 +90,17 @@ public protocol SummableCurvature<Element>: CurvatureOperator where Element: Com
 
     /// `(F + λI)⁻¹` when every rank holds the same F. The default factors
     /// `makeInverse(damping:)` redundantly on every rank (identical inputs, identical
-    /// inverses, no communication); K-FAC spreads its layers over the ranks instead.
-    func makeInverse(damping: Element, communicator: Communicator) throws -> any CurvatureInverse<Element>
+    /// inverses, no communication) and ignores `gradientWorkers`; K-FAC spreads its layers
+    /// over the ranks instead.
+    func makeInverse(damping: Element, communicator: Communicator, gradientWorkers: GradientWorkers) throws
+        -> any CurvatureInverse<Element>
 }
 
 extension SummableCurvature {
     /// `makeInverse(damping:)` on every rank.
-    public func makeInverse(damping: Element, communicator _: Communicator) throws -> any CurvatureInverse<Element> {
+    public func makeInverse(damping: Element, communicator _: Communicator, gradientWorkers _: GradientWorkers) throws
+        -> any CurvatureInverse<Element>
+    {
         try makeInverse(damping: damping)
     }
 
@@ -149,9 +153,11 @@ extension KroneckerCurvature: SummableCurvature where Element: CommunicableScala
             })
     }
 
-    /// KAISA: each layer's inversion on one rank, the inverses gathered by every rank
-    /// (`DistributedKroneckerSolver`).
-    public func makeInverse(damping: Element, communicator: Communicator) throws -> any CurvatureInverse<Element> {
-        try DistributedKroneckerSolver(curvature: self, communicator: communicator, damping: damping)
+    /// KAISA: each layer's inversion on one rank (`DistributedKroneckerSolver`).
+    public func makeInverse(damping: Element, communicator: Communicator, gradientWorkers: GradientWorkers) throws
+        -> any CurvatureInverse<Element>
+    {
+        try DistributedKroneckerSolver(
+            curvature: self, communicator: communicator, damping: damping, gradientWorkers: gradientWorkers)
     }
 }

@@ -81,7 +81,7 @@ struct DistributedBenchmark {
         if communicator.rank == 0 {
             print("| ranks | α (µs) | β (GB/s) | accumulate + sum (ms) | KAISA invert + gather (ms) | solve (ms) | gradient average (ms) | step (ms) | bytes per step per rank | predicted communication (ms) |")
             print(String(
-                format: "| %d | %.1f | %.2f | %.2f | %.2f | %.2f | %.3f | %.2f | %.0f | %.3f |", p, alpha * 1e6,
+                format: "| %ld | %.1f | %.2f | %.2f | %.2f | %.2f | %.3f | %.2f | %.0f | %.3f |", p, alpha * 1e6,
                 beta > 0 ? 1e-9 / beta : 0, accumulate * 1e3, invert * 1e3, solve * 1e3, average * 1e3,
                 (accumulate + invert + solve + average) * 1e3, maxBytes, predicted * 1e3))
             print("P = \(dimension), factor triangles \(factorValues) values, owners \(owners)")

@@ -118,6 +118,22 @@ extension CheckRunner {
             bound: tolerance(for: T.self))
         try expectIdentical("KAISA solve \(label)", try x.buffer.download())
 
+        // Gradient workers = owners (KAISA's fraction 1/p): each rank keeps its own layers'
+        // inverses only, and the solve gathers the preconditioned segments.
+        let owners = try DistributedKroneckerSolver(
+            curvature: distributed.base, communicator: communicator, damping: damping, gradientWorkers: .owners)
+        let ownersX = try owners.solve(b)
+        try expectClose(
+            "KAISA solve with gradient workers = owners \(label)", try ownersX.buffer.download(),
+            try expected.buffer.downloadFloat64(), bound: tolerance(for: T.self))
+        try expectIdentical("KAISA solve with gradient workers = owners \(label)", try ownersX.buffer.download())
+        let held = shapes.indices.filter { owners.owners[$0] == communicator.rank }.reduce(0) {
+            $0 + shapes[$1].inputs * shapes[$1].inputs + shapes[$1].outputs * shapes[$1].outputs
+        }
+        try expect(
+            "gradient workers = owners holds only this rank's inverses \(label)", owners.heldInverseValues == held,
+            "\(owners.heldInverseValues) vs \(held)")
+
         // The assignment rule on known costs: largest first, to the least-loaded rank.
         try expect(
             "balanced assignment of costs [1, 5, 3, 3] over 2 ranks is [0, 0, 1, 1]",

@@ -117,9 +117,9 @@ extension CheckRunner {
     /// `NaturalGradientOptimizer` with K-FAC summed over the ranks (a
     /// `CurvatureBuilder(buildFromLayers:)`) and KAISA's inverses: three steps with a moving
     /// average equal one process's built-in K-FAC on the global batch.
-    func checkKFACOptimizer<T: CommunicableScalar>(_: T.Type, context: Context) throws {
+    func checkKFACOptimizer<T: CommunicableScalar>(_: T.Type, context: Context, gradientWorkers: GradientWorkers) throws {
         let p = communicator.size
-        let label = "\(T.self) p=\(p)"
+        let label = "\(T.self) p=\(p) gradient workers \(gradientWorkers)"
         let shapes = [LayerShape(outputs: 5, inputs: 9), LayerShape(outputs: 3, inputs: 6), LayerShape(outputs: 1, inputs: 4)]
         let dimension = shapes.reduce(0) { $0 + $1.outputs * $1.inputs }
         var options = NaturalGradientOptimizerOptions(curvature: .kfac(layers: shapes))
@@ -131,7 +131,7 @@ extension CheckRunner {
         let builder = CurvatureBuilder<T>(buildFromLayers: { layers, samples in
             let curvature = DistributedCurvature(
                 try KroneckerCurvature<T>(context: context, shapes: shapes.map { ($0.outputs, $0.inputs) }),
-                communicator: communicator)
+                communicator: communicator, gradientWorkers: gradientWorkers)
             try curvature.accumulate(layers, samples: samples, weights: nil, alpha: nil, beta: 0)
             return curvature
         })

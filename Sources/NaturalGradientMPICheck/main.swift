@@ -55,14 +55,16 @@ communicator.abortingOnError {
     try runner.checkKFAC(Float.self, context: context)
     try runner.checkImplicit(Float.self, context: context)
     try runner.checkOptimizer(Float.self, context: context)
-    try runner.checkKFACOptimizer(Float.self, context: context)
+    try runner.checkKFACOptimizer(Float.self, context: context, gradientWorkers: .all)
+    try runner.checkKFACOptimizer(Float.self, context: context, gradientWorkers: .owners)
     if context.device.supportsFloat64 {
         try runner.checkCollectives(Double.self)
         try runner.checkAccumulation(Double.self, context: context)
         try runner.checkKFAC(Double.self, context: context)
         try runner.checkImplicit(Double.self, context: context)
         try runner.checkOptimizer(Double.self, context: context)
-        try runner.checkKFACOptimizer(Double.self, context: context)
+        try runner.checkKFACOptimizer(Double.self, context: context, gradientWorkers: .all)
+        try runner.checkKFACOptimizer(Double.self, context: context, gradientWorkers: .owners)
     } else if communicator.rank == 0 {
         print("float64 checks skipped: \(context.device.name) has no cl_khr_fp64")
     }
