@@ -21,6 +21,9 @@ extension Communicator {
     /// Sums `values` element-wise over all ranks in place, adding the ranks' contributions
     /// in rank order (in float64, rounded once to `T`), so every rank holds bitwise-identical
     /// results. Every rank passes the same count.
+    // Specialised: the per-element loop must not go through the generic witness tables.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func sumInRankOrder<T: CommunicableScalar>(_ values: inout [T]) throws {
         let n = values.count
         _ = try mpiCount(n, "values")

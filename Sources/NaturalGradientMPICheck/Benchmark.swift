@@ -33,6 +33,11 @@ struct DistributedBenchmark {
         let n = 4 << 20
         var large: [Float] = randomValues(n, seed: 1)
         let largeTime = try median(5) { try communicator.sumInRankOrder(&large) }
+        var plain = large
+        let plainTime = try median(5) { try communicator.allreduce(&plain) }
+        if communicator.rank == 0 {
+            print("16 MiB: sumInRankOrder \(largeTime * 1e3) ms, MPI_Allreduce \(plainTime * 1e3) ms; 1 value: \(alphaTime * 1e6) µs")
+        }
         let wireBytes = p > 1 ? 2 * Double(p - 1) / Double(p) * Double(n * 4) : 0
         let steps = p > 1 ? 2 * Double(p - 1) : 0
         let alpha = steps > 0 ? alphaTime / steps : 0
@@ -72,7 +77,7 @@ struct DistributedBenchmark {
         let layerValues = shapes.map { $0.inputs * ($0.inputs + 1) / 2 + $0.outputs * ($0.outputs + 1) / 2 }
         let own = zip(owners, layerValues).filter { $0.0 == communicator.rank }.reduce(0) { $0 + $1.1 }
         let received = Double(factorValues - own) * s
-        let bytes = sumBytes(factorValues) + received + sumBytes(dimension + 1) + Double(32 * p)
+        let bytes = p > 1 ? sumBytes(factorValues) + received + sumBytes(dimension + 1) + Double(32 * p) : 0
         let predicted = p > 1
             ? (2 * Double(p - 1) * alpha + sumBytes(factorValues) * beta) + (Double(p - 1) * alpha + received * beta)
                 + (2 * Double(p - 1) * alpha + sumBytes(dimension + 1) * beta) + Double(p - 1) * alpha
@@ -80,10 +85,13 @@ struct DistributedBenchmark {
         let maxBytes = try communicator.allgather([bytes]).max() ?? bytes
         if communicator.rank == 0 {
             print("| ranks | α (µs) | β (GB/s) | accumulate + sum (ms) | KAISA invert + gather (ms) | solve (ms) | gradient average (ms) | step (ms) | bytes per step per rank | predicted communication (ms) |")
-            print(String(
-                format: "| %ld | %.1f | %.2f | %.2f | %.2f | %.2f | %.3f | %.2f | %.0f | %.3f |", p, alpha * 1e6,
-                beta > 0 ? 1e-9 / beta : 0, accumulate * 1e3, invert * 1e3, solve * 1e3, average * 1e3,
-                (accumulate + invert + solve + average) * 1e3, maxBytes, predicted * 1e3))
+            func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+            let cells = [
+                "\(p)", f(alpha * 1e6, 1), f(beta > 0 ? 1e-9 / beta : 0, 2), f(accumulate * 1e3, 2), f(invert * 1e3, 2),
+                f(solve * 1e3, 2), f(average * 1e3, 3), f((accumulate + invert + solve + average) * 1e3, 2), f(maxBytes, 0),
+                f(predicted * 1e3, 3),
+            ]
+            print("| " + cells.joined(separator: " | ") + " |")
             print("P = \(dimension), factor triangles \(factorValues) values, owners \(owners)")
         }
     }
