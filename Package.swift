@@ -105,5 +105,6 @@ if withMPI {
             name: "NaturalGradientMPICheck",
             dependencies: ["NaturalGradientDistributed", "NaturalGradient", "TestSupport"]
         ),
+        .testTarget(name: "NaturalGradientDistributedTests", dependencies: ["NaturalGradientMPICheck"]),
     ]
 }
