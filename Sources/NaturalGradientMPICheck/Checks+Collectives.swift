@@ -74,6 +74,20 @@ extension CheckRunner {
         } catch let error as MPIError {
             try expect("allgather with too few counts throws invalidArgument(counts)", "\(error)".contains("'counts'"), "\(error)")
         }
+        // An error inside MPI comes back as a Swift error naming the call and MPI's message
+        // (MPI_ERRORS_RETURN): the last rank (a leaf of every broadcast tree from rank 0, so
+        // no rank waits on it) receives into a buffer one value too short.
+        if communicator.size > 1 {
+            let last = communicator.rank == communicator.size - 1
+            var received = [Double](repeating: 0, count: last ? 2 : 3)
+            if communicator.rank == 0 { received = [1, 2, 3] }
+            var failure = ""
+            do { try communicator.broadcast(&received, root: 0) } catch { failure = "\(error)" }
+            try expect(
+                "a truncated broadcast throws MPIError.callFailed naming MPI_Bcast and MPI's message on that rank only",
+                last ? failure.hasPrefix("MPI_Bcast failed with error") && failure.contains("truncat") : failure.isEmpty,
+                failure)
+        }
         // A rank left in a collective by an error would hang here (the script's timeout fails it).
         try communicator.barrier()
     }
