@@ -1,5 +1,11 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
+
+// The MPI targets need Open MPI (`libopenmpi-dev`, installed by scripts/setup-debian.sh).
+// Nothing else depends on them: without MPI, build the other products by name
+// (`swift build --product ngrad`) or set NGRAD_WITHOUT_MPI=1 to leave the MPI targets out.
+let withMPI = ProcessInfo.processInfo.environment["NGRAD_WITHOUT_MPI"] == nil
 
 let package = Package(
     name: "NaturalGradient",
@@ -108,3 +114,28 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+if withMPI {
+    package.products += [
+        .library(name: "NaturalGradientDistributed", targets: ["NaturalGradientDistributed"]),
+        .executable(name: "ngrad-mpi-check", targets: ["NaturalGradientMPICheck"]),
+    ]
+    package.targets += [
+        // MARK: MPI (Open MPI's pkg-config name is `ompi`); shim.h turns its handle macros into functions.
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
+
+        // MARK: Data-parallel curvature, products, CG and K-FAC over MPI (Docs/Distributed.md).
+        .target(name: "NaturalGradientDistributed", dependencies: ["NaturalGradient", "CMPI"]),
+
+        // MARK: The distributed checks, run under mpirun by scripts/test-mpi.sh.
+        .executableTarget(
+            name: "NaturalGradientMPICheck",
+            dependencies: ["NaturalGradientDistributed", "NaturalGradient", "NaturalGradientTestSupport"]
+        ),
+        .testTarget(name: "NaturalGradientDistributedTests", dependencies: ["NaturalGradientMPICheck"]),
+    ]
+}

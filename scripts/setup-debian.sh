@@ -13,6 +13,8 @@ packages=(
     liblapacke-dev       # LAPACKE: float64 dense solves on the host (CLAPACK)
     libopenblas-dev      # the BLAS/LAPACK behind it
     zlib1g-dev           # zlib: gzipped data files and streams (CZlib)
+    libopenmpi-dev       # Open MPI headers and pkg-config file (CMPI, NaturalGradientDistributed)
+    openmpi-bin          # mpirun, for scripts/test-mpi.sh
 )
 if [[ "${1:-}" == "--benchmarks" ]]; then
     packages+=(libclblast-dev)

@@ -27,6 +27,20 @@ public struct CurvatureBuilder<Element: DeviceScalar> {
         restoring = restore
     }
 
+    /// A builder of a representation made from K-FAC's per-layer statistics (for an
+    /// optimizer configured with `.kfac(layers:)`): `build` makes it from a refresh's layers
+    /// and sample count; `restore` as for a factor-based builder. `NaturalGradientDistributed`
+    /// passes one that sums the statistics over MPI ranks.
+    public init(
+        buildFromLayers build: @escaping (_ layers: [KFACLayer<Element>], _ samples: Int) throws
+            -> any CurvatureOperator<Element>,
+        restore: @escaping (SavedCurvature) throws -> any CurvatureOperator<Element> = { _ in
+            throw NaturalGradientError.invalidArgument(name: "state", reason: "this curvature builder cannot restore")
+        }
+    ) {
+        self.init(fromFactor: nil, fromLayers: build, restoring: restore)
+    }
+
     private init(
         fromFactor: ((CurvatureFactor<Element>) throws -> any CurvatureOperator<Element>)?,
         fromLayers: (([KFACLayer<Element>], Int) throws -> any CurvatureOperator<Element>)?,

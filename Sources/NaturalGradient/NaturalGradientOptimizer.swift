@@ -53,9 +53,10 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
     }
 
     /// An optimizer that holds its curvature in the caller's representation: `curvature`
-    /// builds it from each refresh's factor (an empirical or exact Fisher; K-FAC has its own
-    /// representation) and rebuilds it from a saved state. `options.representation` is not
-    /// used; `options.method` must fit the representation (checked at the first solve).
+    /// builds it from each refresh's factor (an empirical or exact Fisher), or from K-FAC's
+    /// layer statistics for `.kfac(layers:)` (`CurvatureBuilder(buildFromLayers:restore:)`),
+    /// and rebuilds it from a saved state. `options.representation` is not used;
+    /// `options.method` must fit the representation (checked at the first solve).
     /// - Throws: `NaturalGradientError.invalidArgument` naming the first unusable option.
     public init(
         context: Context, dimension: Int, options: NaturalGradientOptimizerOptions, curvature: CurvatureBuilder<Element>
@@ -64,9 +65,13 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
         checked.representation = .dense
         checked.method = .automatic
         try checked.validate(dimension: dimension)
-        if case .kfac = options.curvature {
+        let takesLayers: Bool = if case .kfac = options.curvature { true } else { false }
+        if takesLayers != (curvature.fromLayers != nil) {
             throw NaturalGradientError.invalidArgument(
-                name: "curvature", reason: "a curvature builder takes factors; K-FAC has its own representation")
+                name: "curvature",
+                reason: takesLayers
+                    ? "K-FAC needs a builder from layer statistics, CurvatureBuilder(buildFromLayers:restore:)"
+                    : "a builder from layer statistics needs the K-FAC curvature (.kfac(layers:))")
         }
         self.context = context
         self.dimension = dimension
