@@ -54,16 +54,14 @@ public final class FisherAccumulation<Element: DeviceScalar> {
         let packedCount: Int
     }
 
-    /// - Parameter tuning: overrides of the kernel's tunables (`RM`, `VW`; `RM` must divide `VW`).
-    public init(context: Context, tuning: [String: Int] = [:]) throws {
+    /// - Parameter tunables: the micro-tile (default: the tuning cache's for this device,
+    ///   else the device defaults); throws when outside the family's valid space.
+    public init(context: Context, tunables: AccumulationTunables? = nil) throws {
         self.context = context
-        let configuration = KernelConfiguration(
-            .fisherAccumulation, element: Element.self, device: context.device, defines: tuning)
-        let rows = configuration.defines["RM"] ?? 8
-        let columns = configuration.defines["VW"] ?? 16
-        try require(
-            [2, 4, 8, 16].contains(columns) && rows > 0 && columns % rows == 0, "tuning",
-            "VW must be 2, 4, 8 or 16 and RM must divide it, got RM \(rows), VW \(columns)")
+        let tunables = try (tunables ?? .resolved(for: context.device, element: Element.self))
+            .validated(on: context.device, element: Element.self)
+        let configuration = KernelConfiguration(tunables, element: Element.self)
+        let (rows, columns) = (tunables.rows, tunables.columns)
         let program = try context.build(configuration).program
         packKernel = try program.makeKernel(named: "pack_panels")
         blocksKernel = try program.makeKernel(named: "accumulate_blocks")

@@ -129,10 +129,13 @@ struct TuningCacheTests {
         let (m, p) = (7, 33)
         let u: [Float] = randomValues(m * p, seed: 77)
         let factor = try CurvatureFactor(matrix: Buffer(context: context, copying: u), rows: m, dimension: p, samples: m)
-        for tuning in [["RM": 2, "VW": 4], ["RM": 4, "VW": 8], ["RM": 16, "VW": 16]] {
+        for tuning in [
+            AccumulationTunables(rows: 2, columns: 4), AccumulationTunables(rows: 4, columns: 8),
+            AccumulationTunables(rows: 16, columns: 16),
+        ] {
             let output = try Buffer<Float>(context: context, count: p * p)
             try output.fill(.nan)
-            try FisherAccumulation<Float>(context: context, tuning: tuning).accumulate(factor, into: output)
+            try FisherAccumulation<Float>(context: context, tunables: tuning).accumulate(factor, into: output)
             let values = try output.download()
             var worst = 0.0
             for i in 0..<p {
