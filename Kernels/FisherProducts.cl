@@ -110,23 +110,27 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
                 }
             }
         }
+        // The scalar tail columns [tail, dim) go to items in turn (more than WGS of them
+        // when WGS < VW), so every WGS is correct.
         for (uint r = 0; r < RB; ++r) {
             for (uint j = 0; j < KB; ++j) {
                 REAL sum = lane_sum(dots[r][j]);
-                if (r < count && item < dim - tail) {
-                    const uint c = tail + item;
-                    sum += u[(size_t)(m0 + r) * ldu + c] * x[(size_t)j * dim + c];
+                if (r < count) {
+                    for (uint c = tail + item; c < dim; c += WGS) {
+                        sum += u[(size_t)(m0 + r) * ldu + c] * x[(size_t)j * dim + c];
+                    }
                 }
                 scratch[(r * KB + j) * WGS + item] = sum;
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (item < RB * KB) {
-            const uint r = item / KB;
+        // RB * KB coefficients, each item taking every WGS-th (a group may be smaller).
+        for (uint e = item; e < RB * KB; e += WGS) {
+            const uint r = e / KB;
             REAL sum = 0;
-            for (uint i = 0; i < WGS; ++i) sum += scratch[item * WGS + i];
+            for (uint i = 0; i < WGS; ++i) sum += scratch[e * WGS + i];
             const REAL weight = r < count && weighted ? w[m0 + r] : (REAL)1;
-            coefficients[item] = r < count ? alpha * weight * sum : (REAL)0;
+            coefficients[e] = r < count ? alpha * weight * sum : (REAL)0;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -151,8 +155,7 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
 #pragma unroll
             for (uint j = 0; j < KB; ++j) VSTORE(sums[j], v, y + (size_t)j * dim);
         }
-        if (item < dim - tail) {
-            const uint c = tail + item;
+        for (uint c = tail + item; c < dim; c += WGS) {
             for (uint j = 0; j < KB; ++j) {
                 REAL sum = firstBlock ? (REAL)0 : y[(size_t)j * dim + c];
                 for (uint r = 0; r < count; ++r) sum += coefficients[r * KB + j] * u[(size_t)(m0 + r) * ldu + c];
@@ -274,7 +277,7 @@ void row_dots(const uint cols, __global const REAL* a, __global const REAL* x, c
     REALV dots = (REALV)(0);
     FOR_COLUMN_VECTORS(v, vectors) { dots += VLOAD(v, row) * VLOAD(v, x); }
     REAL sum = lane_sum(dots);
-    if (item < cols - tail) sum += row[tail + item] * x[tail + item];
+    for (uint c = tail + item; c < cols; c += WGS) sum += row[c] * x[c];
     scratch[item] = sum;
     barrier(CLK_LOCAL_MEM_FENCE);
     if (item == 0) {
