@@ -178,8 +178,8 @@ __kernel void implicit_product_finish(const uint dim, const uint groups, __globa
     y[index] = sum + lambda * x[index];
 }
 
-// Block-diagonal dense product: for every block b (blocks[3 b + 0..2] = offset, size,
-// fOffset), y_j[offset + i] = sum_c F_b[i][c] x_j[offset + c] + lambda x_j[offset + i].
+// Block-diagonal dense product: for every block b (blocks[DENSE_FIELDS b + DENSE_<field>] =
+// OFFSET, SIZE, F_OFFSET: DenseBlockField in DescriptorLayout.swift), y_j[offset + i] = sum_c F_b[i][c] x_j[offset + c] + lambda x_j[offset + i].
 // Memory-bound: every matrix element is read once for all KB vectors. One work-group per
 // (block, first row) task (tasks[2 t + 0..1]) owns DRB consecutive rows of the block; its
 // DWGS items split the columns in VW-wide vectors (contiguous runs per item on CPUs,
@@ -206,15 +206,15 @@ void block_dense_product(const uint dim, __global const uint* tasks, __global co
     __local REAL scratch[DRB * KB * DWGS];
     const uint item = get_local_id(0);
     const uint task = get_group_id(0);
-    __global const ulong* block = blocks + 3 * tasks[2 * task];
+    __global const ulong* block = blocks + DENSE_FIELDS * tasks[2 * task];
     const uint i0 = tasks[2 * task + 1];
-    const ulong offset = block[0];
-    const uint size = (uint)block[1];
+    const ulong offset = block[DENSE_OFFSET];
+    const uint size = (uint)block[DENSE_SIZE];
     const uint count = min((uint)DRB, size - i0);
     // Rows past the block's end (count < DRB) re-read its last row; their sums are dropped.
     __global const REAL* rows[DRB];
 #pragma unroll
-    for (uint r = 0; r < DRB; ++r) rows[r] = f + block[2] + (size_t)min(i0 + r, size - 1) * size;
+    for (uint r = 0; r < DRB; ++r) rows[r] = f + block[DENSE_F_OFFSET] + (size_t)min(i0 + r, size - 1) * size;
     __global const REAL* xs = x + offset;
     const uint vectors = size / VW;
     const uint tail = vectors * VW;

@@ -207,7 +207,15 @@ public final class BlockDenseProduct<Element: DeviceScalar> {
         for (index, block) in blocks.enumerated() {
             for row in stride(from: 0, to: block.size, by: rowsPerGroup) { tasks += [UInt32(index), UInt32(row)] }
         }
-        let descriptors = blocks.flatMap { [UInt64($0.offset), UInt64($0.size), UInt64($0.matrixOffset)] }
+        let descriptors = blocks.flatMap { block in
+            DenseBlockField.row { field in
+                switch field {
+                case .offset: UInt64(block.offset)
+                case .size: UInt64(block.size)
+                case .matrixOffset: UInt64(block.matrixOffset)
+                }
+            }
+        }
         let table = (
             tasks: try Buffer(context: context, copying: tasks), blocks: try Buffer(context: context, copying: descriptors),
             count: tasks.count / 2

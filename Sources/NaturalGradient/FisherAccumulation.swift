@@ -135,11 +135,18 @@ public final class FisherAccumulation<Element: DeviceScalar> {
         var descriptors: [UInt64] = []
         var packedCount = 0
         for (index, block) in blocks.enumerated() {
-            descriptors += [
-                UInt64(block.factorOffset), UInt64(block.rowStride), UInt64(block.rows), UInt64(block.dimension),
-                UInt64(block.outputOffset), block.weightOffset.map(UInt64.init) ?? UInt64.max, UInt64(packedCount),
-                UInt64(block.columnStride),
-            ]
+            descriptors += AccumulationBlockField.row { field in
+                switch field {
+                case .factorOffset: UInt64(block.factorOffset)
+                case .rowStride: UInt64(block.rowStride)
+                case .rows: UInt64(block.rows)
+                case .dimension: UInt64(block.dimension)
+                case .outputOffset: UInt64(block.outputOffset)
+                case .weightOffset: block.weightOffset.map(UInt64.init) ?? UInt64.max
+                case .packOffset: UInt64(packedCount)
+                case .columnStride: UInt64(block.columnStride)
+                }
+            }
             packedCount += roundUp(block.dimension, toMultipleOf: microTile.columns) * block.rows
             for j0 in stride(from: 0, to: block.dimension, by: microTile.columns) {
                 let lastRow = min(block.dimension - 1, j0 + microTile.columns - 1)

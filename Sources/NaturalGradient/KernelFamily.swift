@@ -21,6 +21,16 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     /// The shared header (`Common.cl`) prepended to every family.
     static let commonFile = "Common.cl"
 
+    /// The positions of the family's descriptor tables (`DescriptorLayout`), as defines.
+    var layoutDefines: [String: Int] {
+        switch self {
+        case .fisherAccumulation: AccumulationBlockField.defines
+        case .fisherProducts: DenseBlockField.defines
+        case .kronecker: KroneckerLayerField.defines
+        case .vector, .reduction, .outputMetrics, .conjugateGradient: [:]
+        }
+    }
+
     /// The embedded OpenCL C text of the family's file, after `Common.cl`.
     public func source() throws -> ProgramSource {
         // Only a stale build can miss a file: SwiftPM re-lists a path dependency's files
@@ -54,7 +64,8 @@ package struct KernelConfiguration: Hashable, Sendable, CustomStringConvertible 
         family = Tunables.family
         elementTypeName = Element.openCLTypeName
         requiresFloat64 = Element.requiresFloat64
-        defines = tunables.defines.merging(planDefines) { _, plan in plan }
+        defines = tunables.defines.merging(Tunables.family.layoutDefines) { tunable, _ in tunable }
+            .merging(planDefines) { _, plan in plan }
     }
 
     /// The configuration for `Element`: the defaults chosen from the device's properties,
@@ -84,7 +95,7 @@ package struct KernelConfiguration: Hashable, Sendable, CustomStringConvertible 
         _ family: KernelFamily, element: Element.Type, device: Device
     ) -> [String: Int] {
         func defaults<Tunables: KernelTunables>(_: Tunables.Type) -> [String: Int] {
-            Tunables.defaults(for: device, element: element).defines
+            KernelConfiguration(Tunables.defaults(for: device, element: element), element: element).defines
         }
         return defaults(family.tunablesType)
     }

@@ -123,10 +123,17 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         var descriptors: [UInt64] = []
         var right = 0, left = 0
         for layer in layers {
-            descriptors += [
-                UInt64(layer.parameterOffset), UInt64(layer.outputs), UInt64(layer.inputs), UInt64(layer.gOffset),
-                UInt64(layer.aOffset), UInt64(right), UInt64(left),
-            ]
+            descriptors += KroneckerLayerField.row { field in
+                switch field {
+                case .parameterOffset: UInt64(layer.parameterOffset)
+                case .outputs: UInt64(layer.outputs)
+                case .inputs: UInt64(layer.inputs)
+                case .gOffset: UInt64(layer.gOffset)
+                case .aOffset: UInt64(layer.aOffset)
+                case .rightGroup: UInt64(right)
+                case .leftGroup: UInt64(left)
+                }
+            }
             right += tiles(layer.inputs, layer.outputs)
             left += tiles(layer.outputs, layer.inputs)
         }

@@ -94,6 +94,12 @@ public struct TuningCache: Sendable {
             (entries, state) = ([], .missing)
             return
         }
+        // A FIFO or a device would block or never end a read: only a regular file is read.
+        var status = stat()
+        guard stat(location.path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            (entries, state) = ([], .ignored(reason: "not a regular file"))
+            return
+        }
         guard let data = FileManager.default.contents(atPath: location.path) else {
             (entries, state) = ([], .ignored(reason: "unreadable"))
             return
@@ -231,7 +237,15 @@ public struct TuningCache: Sendable {
     /// The file a store writes for `location`: itself, or where a symbolic link points
     /// (resolved fully); throws unless that is a regular file or absent.
     static func writableTarget(_ location: URL) throws -> URL {
-        let target = location.resolvingSymlinksInPath()
+        // Follow links by hand: Foundation leaves a link to a missing file unresolved.
+        var target = location
+        for _ in 0..<32 {
+            guard let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: target.path) else { break }
+            target =
+                destination.hasPrefix("/")
+                ? URL(fileURLWithPath: destination)
+                : target.deletingLastPathComponent().appendingPathComponent(destination)
+        }
         var status = stat()
         guard lstat(target.path, &status) == 0 else {
             if errno == ENOENT { return target }
