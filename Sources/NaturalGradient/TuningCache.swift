@@ -2,14 +2,15 @@ import Foundation
 import OpenCLHost
 
 /// Kernel parameters that `ngrad tune` measured as fastest on a device, kept in the user's
-/// cache directory and applied automatically by every `KernelConfiguration` afterwards.
+/// cache directory and applied automatically by every launch plan afterwards.
 ///
 /// One JSON file holds entries keyed by device name, driver version, kernel family and
-/// element type. Entries are applied on top of the defaults chosen from the device's
-/// properties (`KernelConfiguration.deviceDefaults`) and under any explicit `tuning:`
-/// override. The file is only ever a hint: a missing, unreadable, corrupt or foreign file,
-/// an entry for another device or driver, and an entry whose values are outside the
-/// kernel's valid space are all ignored (the defaults apply).
+/// element type; an entry's `defines` object holds the family's `KernelTunables` by define
+/// name, decoded over the device defaults (`KernelTunables.defaults`). A caller's explicit
+/// `tunables:` wins over the cache. The file is only ever a hint: a missing, unreadable,
+/// corrupt, foreign or non-regular file, an entry for another device or driver, and an
+/// entry whose values are outside the family's valid space are all ignored (the defaults
+/// apply). Stores lock and merge (see `storing`), so concurrent writers lose nothing.
 ///
 /// Location: `$NGRAD_TUNING_CACHE` (a file path; `off`, `none`, `0` or `disabled`
 /// disables the cache), else `$XDG_CACHE_HOME/naturalgradient/tuning.json`, else
