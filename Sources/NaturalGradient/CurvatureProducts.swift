@@ -65,7 +65,7 @@ public final class ImplicitProduct<Element: DeviceScalar> {
         // the result are the same whatever threads the device runs.
         let budget = max(1, (256 << 20) / (dimension * x.count * MemoryLayout<Element>.stride))
         let blocks = (factor.rows + plan.rowBlock - 1) / plan.rowBlock
-        let wanted = max(1, min(tunables.groups ?? Self.defaultGroups, blocks, budget))
+        let wanted = max(1, min(tunables.groups ?? defaultGroups(blocks: blocks), blocks, budget))
         let rowsPerGroup = roundUp((factor.rows + wanted - 1) / wanted, toMultipleOf: plan.rowBlock)
         let groups = (factor.rows + rowsPerGroup - 1) / rowsPerGroup
         let partials = try scratch(count: groups * dimension * x.count)
@@ -104,9 +104,14 @@ public final class ImplicitProduct<Element: DeviceScalar> {
         return plan
     }
 
-    /// Work-groups per pass without a `GROUPS` tunable: a constant (16 groups of at least
-    /// one row block each), so the result does not depend on the device's thread count.
-    static var defaultGroups: Int { 16 }
+    /// Work-groups per pass without a `GROUPS` tunable, from the problem (its row blocks)
+    /// and the device's kind alone, never its compute-unit count, so the result does not
+    /// depend on the device's thread count: on CPUs two row blocks per group, at most 16
+    /// groups (each group's partial result is P values the finish re-reads); on GPUs one
+    /// block per group, at most 256 (a group per compute unit and more).
+    private func defaultGroups(blocks: Int) -> Int {
+        context.device.kind == .cpu ? min(16, (blocks + 1) / 2) : min(256, blocks)
+    }
 
     private func scratch(count: Int) throws -> Buffer<Element> {
         if let partials, partials.count >= count { return partials }
