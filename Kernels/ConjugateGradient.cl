@@ -72,19 +72,17 @@ void cg_update(const uint dim, __global const REAL* steps,
     const uint item = get_local_id(0);
     __global REAL* out = partials + ((size_t)column * groups + group) * PARTIALS;
     const uint columns = get_global_size(1);
-    if (steps[column] == (REAL)0) {
-        // Uniform over the work-group (one column per group row), so no barrier is skipped
-        // by only some items.
-        if (item == 0) out[0] = out[1] = out[2] = out[3] = 0;
-        return;
-    }
+    // A frozen column reads and writes nothing (its length counts as 0) and reports zero
+    // sums. No early return: every item runs the same barriers whatever the data (an
+    // early return before the group reduction hung PoCL's cg_curvature at WGS <= 16).
+    const uint n = steps[column] == (REAL)0 ? 0 : dim;
     const REAL a = steps[columns + column];
     const REAL bt = steps[2 * columns + column];
     const size_t offset = (size_t)column * dim;
 #if CONTIGUOUS
     const uint t = group * WGS + item;
     REALV ruv = (REALV)(0), rrv = (REALV)(0), xrv = (REALV)(0), xbv = (REALV)(0);
-    FOR_ITEM_VECTORS(v, t, dim, groups * WGS) {
+    FOR_ITEM_VECTORS(v, t, n, groups * WGS) {
         const REALV pv = VLOAD(v, u + offset) + bt * VLOAD(v, p + offset);
         const REALV sv = VLOAD(v, w + offset) + bt * VLOAD(v, s + offset);
         const REALV xv = VLOAD(v, x + offset) + a * pv;
@@ -101,12 +99,13 @@ void cg_update(const uint dim, __global const REAL* steps,
         xbv += xv * VLOAD(v, b + offset);
     }
     REAL ru = lane_sum(ruv), rr = lane_sum(rrv), xr = lane_sum(xrv), xb = lane_sum(xbv);
-    {
-        const size_t i = ITEM_TAIL(t, dim);
-        if (i < dim) {
+    // The scalar elements past the last whole vector, one per item in turn (a launch may
+    // have fewer items than the tail has elements).
+    for (size_t i = ITEM_TAIL(t, n); i < n; i += (size_t)groups * WGS) {
+        {
 #else
     REAL ru = 0, rr = 0, xr = 0, xb = 0;
-    for (size_t i = (size_t)group * WGS + item; i < dim; i += (size_t)groups * WGS) {
+    for (size_t i = (size_t)group * WGS + item; i < n; i += (size_t)groups * WGS) {
         {
 #endif
             const size_t e = offset + i;
@@ -145,20 +144,17 @@ void cg_curvature(const uint dim, __global const REAL* steps, __global const REA
     const uint groups = get_num_groups(0);
     const uint item = get_local_id(0);
     __global REAL* out = partials + ((size_t)column * groups + group) * PARTIALS + 4;
-    if (steps[column] == (REAL)0) {
-        if (item == 0) out[0] = 0;
-        return;
-    }
+    const uint n = steps[column] == (REAL)0 ? 0 : dim;  // frozen: as in cg_update
     const size_t offset = (size_t)column * dim;
 #if CONTIGUOUS
     const uint t = group * WGS + item;
     REALV wuv = (REALV)(0);
-    FOR_ITEM_VECTORS(v, t, dim, groups * WGS) { wuv += VLOAD(v, w + offset) * VLOAD(v, u + offset); }
+    FOR_ITEM_VECTORS(v, t, n, groups * WGS) { wuv += VLOAD(v, w + offset) * VLOAD(v, u + offset); }
     REAL wu = lane_sum(wuv);
-    if (ITEM_TAIL(t, dim) < dim) wu += w[offset + ITEM_TAIL(t, dim)] * u[offset + ITEM_TAIL(t, dim)];
+    for (size_t i = ITEM_TAIL(t, n); i < n; i += (size_t)groups * WGS) wu += w[offset + i] * u[offset + i];
 #else
     REAL wu = 0;
-    for (size_t i = (size_t)group * WGS + item; i < dim; i += (size_t)groups * WGS) {
+    for (size_t i = (size_t)group * WGS + item; i < n; i += (size_t)groups * WGS) {
         wu += w[offset + i] * u[offset + i];
     }
 #endif

@@ -21,10 +21,11 @@
 //
 // Table layouts (host: FisherAccumulation.swift):
 //   tasks[3 t + 0..2]   = block, i0, j0 of micro-tile t
-//   blocks[8 b + 0..7]  = uOffset, ldu (row stride), rows, dim, fOffset, wOffset (NO_WEIGHTS:
-//                         unweighted), packOffset (where the block's strips start in
-//                         `packed`), ldc (column stride: 1 for U, M to read Uᵀ of a
-//                         row-major M x P matrix without a transposed copy)
+//   blocks[BLOCK_FIELDS b + BLOCK_<field>]: the fields of AccumulationBlockField
+//     (DescriptorLayout.swift), whose indices the host passes as defines: U_OFFSET, LDU
+//     (row stride), ROWS, DIM, F_OFFSET, W_OFFSET (NO_WEIGHTS: unweighted), PACK_OFFSET
+//     (where the block's strips start in `packed`), LDC (column stride: 1 for U, M to read
+//     Uᵀ of a row-major M x P matrix without a transposed copy)
 // beta == 0 never reads F, so F may hold garbage (or NaN) before the first chunk.
 
 #ifndef RM
@@ -37,7 +38,6 @@
 #define REALV CONCAT(REAL, VW)
 #define VLOAD CONCAT(vload, VW)
 #define NO_WEIGHTS ((ulong)-1)
-#define FIELDS 8
 
 // packed[packOffset + (s rows + k) VW + c] = sqrt(w_k) U[k][s VW + c], or 0 past dim.
 // One work-item per packed element of all blocks; `total` is the packed length.
@@ -46,17 +46,17 @@ __kernel void pack_panels(const ulong total, const uint blockCount, __global con
     const size_t e = get_global_id(0);
     if (e >= total) return;
     uint b = 0;
-    while (b + 1 < blockCount && blocks[FIELDS * (b + 1) + 6] <= e) ++b;
-    __global const ulong* block = blocks + FIELDS * b;
-    const ulong rows = block[2];
-    const ulong local_ = e - block[6];
+    while (b + 1 < blockCount && blocks[BLOCK_FIELDS * (b + 1) + BLOCK_PACK_OFFSET] <= e) ++b;
+    __global const ulong* block = blocks + BLOCK_FIELDS * b;
+    const ulong rows = block[BLOCK_ROWS];
+    const ulong local_ = e - block[BLOCK_PACK_OFFSET];
     const ulong c = local_ % VW;
     const ulong k = (local_ / VW) % rows;
     const ulong column = (local_ / VW / rows) * VW + c;
     REAL value = 0;
-    if (column < block[3]) {
-        value = u[block[0] + k * block[1] + column * block[7]];
-        if (block[5] != NO_WEIGHTS) value *= sqrt(w[block[5] + k]);
+    if (column < block[BLOCK_DIM]) {
+        value = u[block[BLOCK_U_OFFSET] + k * block[BLOCK_LDU] + column * block[BLOCK_LDC]];
+        if (block[BLOCK_W_OFFSET] != NO_WEIGHTS) value *= sqrt(w[block[BLOCK_W_OFFSET] + k]);
     }
     packed[e] = value;
 }
@@ -65,15 +65,15 @@ __kernel void accumulate_blocks(const uint taskCount, __global const uint* tasks
                                 __global const REAL* packed, __global REAL* f, const REAL alpha, const REAL beta) {
     const uint task = get_global_id(0);
     if (task >= taskCount) return;
-    __global const ulong* block = blocks + FIELDS * tasks[3 * task];
+    __global const ulong* block = blocks + BLOCK_FIELDS * tasks[3 * task];
     const ulong i0 = tasks[3 * task + 1];
     const ulong j0 = tasks[3 * task + 2];
-    const ulong rows = block[2];
-    const ulong dim = block[3];
-    __global const REAL* panel = packed + block[6];
+    const ulong rows = block[BLOCK_ROWS];
+    const ulong dim = block[BLOCK_DIM];
+    __global const REAL* panel = packed + block[BLOCK_PACK_OFFSET];
     __global const REAL* columnStrip = panel + (j0 / VW) * rows * VW;
     __global const REAL* rowStrip = panel + (i0 / VW) * rows * VW + i0 % VW;
-    __global REAL* out = f + block[4];
+    __global REAL* out = f + block[BLOCK_F_OFFSET];
 
     // Fully unrolled so that the RM accumulators live in registers (without the pragma,
     // LLVM for PoCL kept them on the stack: 2-3x slower).

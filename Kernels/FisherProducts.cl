@@ -110,23 +110,27 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
                 }
             }
         }
+        // The scalar tail columns [tail, dim) go to items in turn (more than WGS of them
+        // when WGS < VW), so every WGS is correct.
         for (uint r = 0; r < RB; ++r) {
             for (uint j = 0; j < KB; ++j) {
                 REAL sum = lane_sum(dots[r][j]);
-                if (r < count && item < dim - tail) {
-                    const uint c = tail + item;
-                    sum += u[(size_t)(m0 + r) * ldu + c] * x[(size_t)j * dim + c];
+                if (r < count) {
+                    for (uint c = tail + item; c < dim; c += WGS) {
+                        sum += u[(size_t)(m0 + r) * ldu + c] * x[(size_t)j * dim + c];
+                    }
                 }
                 scratch[(r * KB + j) * WGS + item] = sum;
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (item < RB * KB) {
-            const uint r = item / KB;
+        // RB * KB coefficients, each item taking every WGS-th (a group may be smaller).
+        for (uint e = item; e < RB * KB; e += WGS) {
+            const uint r = e / KB;
             REAL sum = 0;
-            for (uint i = 0; i < WGS; ++i) sum += scratch[item * WGS + i];
+            for (uint i = 0; i < WGS; ++i) sum += scratch[e * WGS + i];
             const REAL weight = r < count && weighted ? w[m0 + r] : (REAL)1;
-            coefficients[item] = r < count ? alpha * weight * sum : (REAL)0;
+            coefficients[e] = r < count ? alpha * weight * sum : (REAL)0;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -151,8 +155,7 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
 #pragma unroll
             for (uint j = 0; j < KB; ++j) VSTORE(sums[j], v, y + (size_t)j * dim);
         }
-        if (item < dim - tail) {
-            const uint c = tail + item;
+        for (uint c = tail + item; c < dim; c += WGS) {
             for (uint j = 0; j < KB; ++j) {
                 REAL sum = firstBlock ? (REAL)0 : y[(size_t)j * dim + c];
                 for (uint r = 0; r < count; ++r) sum += coefficients[r * KB + j] * u[(size_t)(m0 + r) * ldu + c];
@@ -175,8 +178,8 @@ __kernel void implicit_product_finish(const uint dim, const uint groups, __globa
     y[index] = sum + lambda * x[index];
 }
 
-// Block-diagonal dense product: for every block b (blocks[3 b + 0..2] = offset, size,
-// fOffset), y_j[offset + i] = sum_c F_b[i][c] x_j[offset + c] + lambda x_j[offset + i].
+// Block-diagonal dense product: for every block b (blocks[DENSE_FIELDS b + DENSE_<field>] =
+// OFFSET, SIZE, F_OFFSET: DenseBlockField in DescriptorLayout.swift), y_j[offset + i] = sum_c F_b[i][c] x_j[offset + c] + lambda x_j[offset + i].
 // Memory-bound: every matrix element is read once for all KB vectors. One work-group per
 // (block, first row) task (tasks[2 t + 0..1]) owns DRB consecutive rows of the block; its
 // DWGS items split the columns in VW-wide vectors (contiguous runs per item on CPUs,
@@ -203,15 +206,15 @@ void block_dense_product(const uint dim, __global const uint* tasks, __global co
     __local REAL scratch[DRB * KB * DWGS];
     const uint item = get_local_id(0);
     const uint task = get_group_id(0);
-    __global const ulong* block = blocks + 3 * tasks[2 * task];
+    __global const ulong* block = blocks + DENSE_FIELDS * tasks[2 * task];
     const uint i0 = tasks[2 * task + 1];
-    const ulong offset = block[0];
-    const uint size = (uint)block[1];
+    const ulong offset = block[DENSE_OFFSET];
+    const uint size = (uint)block[DENSE_SIZE];
     const uint count = min((uint)DRB, size - i0);
     // Rows past the block's end (count < DRB) re-read its last row; their sums are dropped.
     __global const REAL* rows[DRB];
 #pragma unroll
-    for (uint r = 0; r < DRB; ++r) rows[r] = f + block[2] + (size_t)min(i0 + r, size - 1) * size;
+    for (uint r = 0; r < DRB; ++r) rows[r] = f + block[DENSE_F_OFFSET] + (size_t)min(i0 + r, size - 1) * size;
     __global const REAL* xs = x + offset;
     const uint vectors = size / VW;
     const uint tail = vectors * VW;
@@ -274,7 +277,7 @@ void row_dots(const uint cols, __global const REAL* a, __global const REAL* x, c
     REALV dots = (REALV)(0);
     FOR_COLUMN_VECTORS(v, vectors) { dots += VLOAD(v, row) * VLOAD(v, x); }
     REAL sum = lane_sum(dots);
-    if (item < cols - tail) sum += row[tail + item] * x[tail + item];
+    for (uint c = tail + item; c < cols; c += WGS) sum += row[c] * x[c];
     scratch[item] = sum;
     barrier(CLK_LOCAL_MEM_FENCE);
     if (item == 0) {

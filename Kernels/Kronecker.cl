@@ -27,8 +27,9 @@
 // Every size is handled: rows and columns past the edge are clamped on load and masked on
 // store; the k tail past the last full vector (or slice) is summed separately / zeroed.
 //
-// layers[FIELDS l + 0..6] = vOffset (the layer's start in each vector), rows, cols, gOffset,
-// aOffset, and the first group of the layer in the right and the left launch;
+// layers[LAYER_FIELDS l + LAYER_<field>]: KroneckerLayerField (DescriptorLayout.swift), the
+// indices passed as defines: V_OFFSET (the layer's start in each vector), ROWS, COLS,
+// G_OFFSET, A_OFFSET, and RIGHT_GROUP / LEFT_GROUP (its first group in each launch);
 // dampings[2 l + 0..1] = gammaG, gammaA.
 // Global size: (groups of all layers * WGX * WGY, vectors); local size (WGX * WGY, 1).
 //
@@ -64,16 +65,15 @@
 #define TM (WGY * RM)
 #define TN (WGX * RN)
 #define ITEMS (WGX * WGY)
-#define FIELDS 7
 #define REALV CONCAT(REAL, VW)
 #define VLOAD CONCAT(vload, VW)
 
-// The layer whose groups include `group`: the last l with layers[FIELDS l + field] <= group.
+// The layer whose groups include `group`: the last l with layers[LAYER_FIELDS l + field] <= group.
 inline uint find_layer(const uint layerCount, __global const ulong* layers, const ulong group, const uint field) {
     uint lo = 0, hi = layerCount;
     while (hi - lo > 1) {
         const uint mid = (lo + hi) / 2;
-        if (layers[FIELDS * mid + field] <= group) lo = mid; else hi = mid;
+        if (layers[LAYER_FIELDS * mid + field] <= group) lo = mid; else hi = mid;
     }
     return lo;
 }
@@ -183,21 +183,21 @@ inline void symmetric_nt_tile(const ulong K, const ulong N, __global const REAL*
 }
 
 // One stage for the work-group's layer: C = (S + gamma I) R^T with S the layer's G (left,
-// rows x rows) or A (right, cols x cols). Descriptor field 5 (right) or 6 (left) holds the
+// rows x rows) or A (right, cols x cols). Descriptor field RIGHT_GROUP or LEFT_GROUP holds the
 // layer's first group in that stage's launch. Whole groups leave together (the same
 // condition for every item), before any barrier.
 inline void kronecker_stage(const uint left, const uint dim, const uint layerCount, __global const ulong* layers,
                             __global const REAL* dampings, __global const REAL* factors, __global const REAL* r,
                             __global REAL* c, __local REAL* sTile, __local REAL* rTile) {
-    const uint groupField = left ? 6 : 5;
+    const uint groupField = left ? LAYER_LEFT_GROUP : LAYER_RIGHT_GROUP;
     const ulong group = get_group_id(0);
     const uint layer = find_layer(layerCount, layers, group, groupField);
-    __global const ulong* d = layers + FIELDS * layer;
-    const ulong m = left ? d[1] : d[2], n = left ? d[2] : d[1];
+    __global const ulong* d = layers + LAYER_FIELDS * layer;
+    const ulong m = left ? d[LAYER_ROWS] : d[LAYER_COLS], n = left ? d[LAYER_COLS] : d[LAYER_ROWS];
     const ulong tile = group - d[groupField];
     if (tile >= ((m + TM - 1) / TM) * ((n + TN - 1) / TN)) return;
-    const size_t base = (size_t)get_global_id(1) * dim + d[0];
-    symmetric_nt_tile(m, n, factors + d[left ? 3 : 4], r + base, dampings[2 * layer + (left ? 0 : 1)], c + base, tile,
+    const size_t base = (size_t)get_global_id(1) * dim + d[LAYER_V_OFFSET];
+    symmetric_nt_tile(m, n, factors + d[left ? LAYER_G_OFFSET : LAYER_A_OFFSET], r + base, dampings[2 * layer + (left ? 0 : 1)], c + base, tile,
                       sTile, rTile);
 }
 

@@ -58,14 +58,16 @@ public final class ConjugateGradient<Element: DeviceScalar> {
     /// to show the drift the confirmation guards against).
     var confirmsConvergence = true
 
-    public init(context: Context) throws {
+    /// - Parameter tunables: the kernels' tunables (default: the tuning cache's for this
+    ///   device, else the device defaults); throws when outside the family's valid space.
+    public init(context: Context, tunables: ConjugateGradientTunables? = nil) throws {
         self.context = context
         let built = try context.buildFixedGroupKernels(
-            KernelConfiguration(.conjugateGradient, element: Element.self, device: context.device),
+            tunables ?? .resolved(for: context.device, element: Element.self), element: Element.self,
             names: ["cg_update", "cg_curvature"])
         updateKernel = built.kernels[0]
         curvatureKernel = built.kernels[1]
-        groupSize = built.groupSize
+        groupSize = built.tunables.groupSize
         vectors = try VectorOperations(context: context)
     }
 
@@ -254,9 +256,16 @@ public final class ConjugateGradient<Element: DeviceScalar> {
         return state
     }
 
+    /// Work-groups of the fused kernels: enough for every element, at most `maxGroups`.
+    /// Derived from the dimension and the tunables alone (never the device's compute-unit
+    /// count), so the partial sums, and with them every bit of a solve, are the same on a
+    /// device whatever its thread count.
     private func groups(for dimension: Int) -> Int {
-        max(1, min(max(1, min(1024, context.device.computeUnits * 8)), (dimension + groupSize - 1) / groupSize))
+        max(1, min(Self.maxGroups, (dimension + groupSize - 1) / groupSize))
     }
+
+    /// The most work-groups per column of the fused kernels.
+    static var maxGroups: Int { 256 }
 
     private func launchUpdate(
         _ state: State, preconditioner: Buffer<Element>?, columns: [Column], alpha: [Element], beta: [Element]

@@ -13,9 +13,9 @@ public final class ImplicitProduct<Element: DeviceScalar> {
 
     /// The context everything runs on.
     public let context: Context
-    /// The tunables in effect beyond the device defaults (`WGS`, `VW`, `RB`, `CONTIGUOUS`, `GROUPS`):
-    /// the tuning cache's values for this device, then the `tuning:` overrides.
-    public let tuning: [String: Int]
+    /// The tunables in effect: the caller's, else the tuning cache's for this device, else
+    /// the device defaults.
+    public let tunables: ProductTunables
     private var plans: [PlanKey: Plan] = [:]
     private var partials: Buffer<Element>?
 
@@ -31,13 +31,13 @@ public final class ImplicitProduct<Element: DeviceScalar> {
         let rowBlock: Int
     }
 
-    /// - Parameter tuning: overrides of the kernel's tunables and `GROUPS` (work-groups per
-    ///   pass); where it leaves them out, `TuningCache.current`'s values for this device apply.
-    public init(context: Context, tuning: [String: Int] = [:]) throws {
+    /// - Parameter tunables: the kernel's tunables and `GROUPS` (work-groups per pass);
+    ///   nil: `TuningCache.current`'s for this device, else the device defaults. Throws when
+    ///   they are outside the family's valid space.
+    public init(context: Context, tunables: ProductTunables? = nil) throws {
         self.context = context
-        let tuned = TuningCache.current.defines(
-            for: context.device, family: .fisherProducts, element: Element.openCLTypeName)
-        self.tuning = tuned.merging(tuning) { _, override in override }
+        self.tunables = try (tunables ?? .resolved(for: context.device, element: Element.self))
+            .validated(on: context.device, element: Element.self)
         _ = try plan(vectors: 1, dimension: 1)
     }
 
@@ -59,11 +59,13 @@ public final class ImplicitProduct<Element: DeviceScalar> {
     ) throws {
         let plan = try plan(vectors: x.count, dimension: factor.dimension)
         let dimension = factor.dimension
-        // Enough groups to fill the device, no more than there are row blocks, and
-        // partial results of at most 256 MiB.
+        // `GROUPS` groups (default `defaultGroups`), no more than there are row blocks, and
+        // partial results of at most 256 MiB: from the problem and the tunables alone, never
+        // the device's compute units, so the partials' summation order and every bit of
+        // the result are the same whatever threads the device runs.
         let budget = max(1, (256 << 20) / (dimension * x.count * MemoryLayout<Element>.stride))
         let blocks = (factor.rows + plan.rowBlock - 1) / plan.rowBlock
-        let wanted = max(1, min(tuning["GROUPS"] ?? 2 * context.device.computeUnits, blocks, budget))
+        let wanted = max(1, min(tunables.groups ?? defaultGroups(blocks: blocks), blocks, budget))
         let rowsPerGroup = roundUp((factor.rows + wanted - 1) / wanted, toMultipleOf: plan.rowBlock)
         let groups = (factor.rows + rowsPerGroup - 1) / rowsPerGroup
         let partials = try scratch(count: groups * dimension * x.count)
@@ -81,8 +83,8 @@ public final class ImplicitProduct<Element: DeviceScalar> {
     /// the group's partial result must stay in L2, so RB·P·KB stays within 1 MiB (measured on
     /// a 2 MiB-L2 Xeon: RB = 4 at P = 65536 beat 8 by 30%); GPUs stream and take 8 rows.
     private func rowBlock(vectors: Int, dimension: Int) -> Int {
-        if let override = tuning["RB"] { return override }
-        let limit = max(1, 8 / vectors)
+        if let override = tunables.rowBlock { return override }
+        let limit = max(1, ImplicitProductRowBlock.maximum / vectors)
         guard context.device.kind == .cpu else { return limit }
         let fitting = (1 << 20) / max(1, dimension * vectors * MemoryLayout<Element>.stride)
         return max(1, min(limit, largestPowerOfTwo(atMost: max(1, fitting))))
@@ -93,15 +95,22 @@ public final class ImplicitProduct<Element: DeviceScalar> {
         let rowBlock = rowBlock(vectors: vectors, dimension: dimension)
         let key = PlanKey(vectors: vectors, rowBlock: rowBlock)
         if let plan = plans[key] { return plan }
-        let configuration = KernelConfiguration(
-            .fisherProducts, element: Element.self, device: context.device, defines: ["KB": vectors, "RB": rowBlock]
-        ).overriding(tuning.filter { $0.key != "GROUPS" && $0.key != "RB" })
         let built = try context.buildFixedGroupKernels(
-            configuration, names: ["implicit_product_partial", "implicit_product_finish"])
+            tunables, element: Element.self, planDefines: ["KB": vectors, "RB": rowBlock],
+            names: ["implicit_product_partial", "implicit_product_finish"])
         let plan = Plan(
-            partial: built.kernels[0], finish: built.kernels[1], groupSize: built.groupSize, rowBlock: rowBlock)
+            partial: built.kernels[0], finish: built.kernels[1], groupSize: built.tunables.groupSize, rowBlock: rowBlock)
         plans[key] = plan
         return plan
+    }
+
+    /// Work-groups per pass without a `GROUPS` tunable, from the problem (its row blocks)
+    /// and the device's kind alone, never its compute-unit count, so the result does not
+    /// depend on the device's thread count: on CPUs two row blocks per group, at most 16
+    /// groups (each group's partial result is P values the finish re-reads); on GPUs one
+    /// block per group, at most 256 (a group per compute unit and more).
+    private func defaultGroups(blocks: Int) -> Int {
+        context.device.kind == .cpu ? min(16, (blocks + 1) / 2) : min(256, blocks)
     }
 
     private func scratch(count: Int) throws -> Buffer<Element> {
@@ -140,19 +149,24 @@ public final class BlockDenseProduct<Element: DeviceScalar> {
     public let context: Context
     private var plans: [Int: Plan] = [:]
     private var tables: [TableKey: (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)] = [:]
-    /// Overrides of the kernel's tunables (tests).
-    let defines: [String: Int]
+    /// The kernel's tunables.
+    let tunables: ProductTunables
 
     private struct Plan { let kernel: Kernel; let groupSize: Int; let rowsPerGroup: Int }
     private struct TableKey: Hashable { let blocks: [DenseBlock]; let rowsPerGroup: Int }
 
-    public convenience init(context: Context) throws {
-        try self.init(context: context, defines: [:])
+    /// - Parameter tunables: the kernel's tunables (`DRB`, `DWGS`, `VW`, `CONTIGUOUS`); nil:
+    ///   the tuning cache's for this device, else the device defaults.
+    public init(context: Context, tunables: ProductTunables? = nil) throws {
+        self.context = context
+        self.tunables = try (tunables ?? .resolved(for: context.device, element: Element.self))
+            .validated(on: context.device, element: Element.self)
     }
 
-    init(context: Context, defines: [String: Int]) throws {
-        self.context = context
-        self.defines = defines
+    /// The device defaults with `defines` replacing some of them (tests).
+    convenience init(context: Context, defines: [String: Int]) throws {
+        try self.init(
+            context: context, tunables: ProductTunables.defaults(for: context.device, element: Element.self).overriding(defines))
     }
 
     /// `y ← (F + λI) x` for every vector; `blocks` must tile `0..<x.dimension` in order.
@@ -175,18 +189,18 @@ public final class BlockDenseProduct<Element: DeviceScalar> {
 
     private func plan(vectors: Int) throws -> Plan {
         if let plan = plans[vectors] { return plan }
-        var configuration = KernelConfiguration(
-            .fisherProducts, element: Element.self, device: context.device, defines: defines.merging(["KB": vectors]) { _, kb in kb })
-        while true {
-            let kernel = try context.build(configuration).program.makeKernel(named: "block_dense_product")
-            let groupSize = configuration.defines["DWGS"] ?? configuration.defines["WGS"] ?? 256
-            if groupSize <= kernel.info.maxWorkGroupSize || groupSize == 1 {
-                let plan = Plan(kernel: kernel, groupSize: groupSize, rowsPerGroup: max(1, configuration.defines["DRB"] ?? 4))
-                plans[vectors] = plan
-                return plan
-            }
-            configuration = configuration.overriding(["DWGS": largestPowerOfTwo(atMost: kernel.info.maxWorkGroupSize)])
+        let built = try context.buildKernels(
+            tunables, element: Element.self, planDefines: ["KB": vectors], names: ["block_dense_product"],
+            groupSize: \.denseGroupSize
+        ) { tunables, limit in
+            var smaller = tunables
+            smaller.denseGroupSize = largestPowerOfTwo(atMost: limit)
+            return smaller
         }
+        let plan = Plan(
+            kernel: built.kernels[0], groupSize: built.tunables.denseGroupSize, rowsPerGroup: built.tunables.denseRows)
+        plans[vectors] = plan
+        return plan
     }
 
     private func taskTable(for blocks: [DenseBlock], rowsPerGroup: Int) throws
@@ -198,7 +212,15 @@ public final class BlockDenseProduct<Element: DeviceScalar> {
         for (index, block) in blocks.enumerated() {
             for row in stride(from: 0, to: block.size, by: rowsPerGroup) { tasks += [UInt32(index), UInt32(row)] }
         }
-        let descriptors = blocks.flatMap { [UInt64($0.offset), UInt64($0.size), UInt64($0.matrixOffset)] }
+        let descriptors = blocks.flatMap { block in
+            DenseBlockField.row { field in
+                switch field {
+                case .offset: UInt64(block.offset)
+                case .size: UInt64(block.size)
+                case .matrixOffset: UInt64(block.matrixOffset)
+                }
+            }
+        }
         let table = (
             tasks: try Buffer(context: context, copying: tasks), blocks: try Buffer(context: context, copying: descriptors),
             count: tasks.count / 2

@@ -54,16 +54,14 @@ public final class FisherAccumulation<Element: DeviceScalar> {
         let packedCount: Int
     }
 
-    /// - Parameter tuning: overrides of the kernel's tunables (`RM`, `VW`; `RM` must divide `VW`).
-    public init(context: Context, tuning: [String: Int] = [:]) throws {
+    /// - Parameter tunables: the micro-tile (default: the tuning cache's for this device,
+    ///   else the device defaults); throws when outside the family's valid space.
+    public init(context: Context, tunables: AccumulationTunables? = nil) throws {
         self.context = context
-        let configuration = KernelConfiguration(
-            .fisherAccumulation, element: Element.self, device: context.device, defines: tuning)
-        let rows = configuration.defines["RM"] ?? 8
-        let columns = configuration.defines["VW"] ?? 16
-        try require(
-            [2, 4, 8, 16].contains(columns) && rows > 0 && columns % rows == 0, "tuning",
-            "VW must be 2, 4, 8 or 16 and RM must divide it, got RM \(rows), VW \(columns)")
+        let tunables = try (tunables ?? .resolved(for: context.device, element: Element.self))
+            .validated(on: context.device, element: Element.self)
+        let configuration = KernelConfiguration(tunables, element: Element.self)
+        let (rows, columns) = (tunables.rows, tunables.columns)
         let program = try context.build(configuration).program
         packKernel = try program.makeKernel(named: "pack_panels")
         blocksKernel = try program.makeKernel(named: "accumulate_blocks")
@@ -137,11 +135,18 @@ public final class FisherAccumulation<Element: DeviceScalar> {
         var descriptors: [UInt64] = []
         var packedCount = 0
         for (index, block) in blocks.enumerated() {
-            descriptors += [
-                UInt64(block.factorOffset), UInt64(block.rowStride), UInt64(block.rows), UInt64(block.dimension),
-                UInt64(block.outputOffset), block.weightOffset.map(UInt64.init) ?? UInt64.max, UInt64(packedCount),
-                UInt64(block.columnStride),
-            ]
+            descriptors += AccumulationBlockField.row { field in
+                switch field {
+                case .factorOffset: UInt64(block.factorOffset)
+                case .rowStride: UInt64(block.rowStride)
+                case .rows: UInt64(block.rows)
+                case .dimension: UInt64(block.dimension)
+                case .outputOffset: UInt64(block.outputOffset)
+                case .weightOffset: block.weightOffset.map(UInt64.init) ?? UInt64.max
+                case .packOffset: UInt64(packedCount)
+                case .columnStride: UInt64(block.columnStride)
+                }
+            }
             packedCount += roundUp(block.dimension, toMultipleOf: microTile.columns) * block.rows
             for j0 in stride(from: 0, to: block.dimension, by: microTile.columns) {
                 let lastRow = min(block.dimension - 1, j0 + microTile.columns - 1)

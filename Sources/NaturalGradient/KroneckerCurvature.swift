@@ -69,12 +69,20 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
 
     /// Zero factors for layers of the given `(outputs, inputs)` shapes.
     public convenience init(context: Context, shapes: [(outputs: Int, inputs: Int)]) throws {
-        try self.init(context: context, shapes: shapes, defines: [:])
+        try self.init(context: context, shapes: shapes, tunables: nil)
     }
 
-    /// The same with `defines` overriding the kernels' tunables (tests cover the GPU path on
+    /// The same with the device defaults' `defines` replaced (tests cover the GPU path on
     /// any device this way).
-    init(context: Context, shapes: [(outputs: Int, inputs: Int)], defines: [String: Int]) throws {
+    convenience init(context: Context, shapes: [(outputs: Int, inputs: Int)], defines: [String: Int]) throws {
+        try self.init(
+            context: context, shapes: shapes,
+            tunables: KroneckerTunables.defaults(for: context.device, element: Element.self).overriding(defines))
+    }
+
+    /// The same with the kernels' `tunables` (nil: the tuning cache's for this device, else
+    /// the device defaults); throws when they are outside the family's valid space.
+    init(context: Context, shapes: [(outputs: Int, inputs: Int)], tunables: KroneckerTunables?) throws {
         try require(!shapes.isEmpty, "shapes", "is empty")
         var layers: [Layer] = []
         var parameters = 0
@@ -93,34 +101,39 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         factors = try Buffer(context: context, count: offset)
         try factors.fill(0)
         accumulation = try FisherAccumulation(context: context)
-        var configuration = KernelConfiguration(
-            .kronecker, element: Element.self, device: context.device, defines: defines)
-        var kernels: (right: Kernel, left: Kernel)
-        while true {
-            let program = try context.build(configuration).program
-            kernels = (try program.makeKernel(named: "kronecker_right"), try program.makeKernel(named: "kronecker_left"))
-            let items = (configuration.defines["WGX"] ?? 16) * (configuration.defines["WGY"] ?? 16)
-            let limit = min(kernels.right.info.maxWorkGroupSize, kernels.left.info.maxWorkGroupSize)
-            let wgy = configuration.defines["WGY"] ?? 16
-            if items <= limit || wgy == 1 { break }
-            configuration = configuration.overriding(["WGY": wgy / 2])
+        let built = try context.buildKernels(
+            tunables ?? .resolved(for: context.device, element: Element.self), element: Element.self,
+            names: ["kronecker_right", "kronecker_left"], groupSize: \.groupSize
+        ) { tunables, _ in
+            // Halve the rows of the group (the columns keep loads coalesced) until it fits.
+            guard tunables.groupRows > 1 else { return nil }
+            var smaller = tunables
+            smaller.groupRows /= 2
+            return smaller
         }
-        rightKernel = kernels.right
-        leftKernel = kernels.left
-        let tunables = configuration.defines
-        let tileRows = (tunables["WGY"] ?? 16) * (tunables["RM"] ?? 4)
-        let tileColumns = (tunables["WGX"] ?? 16) * (tunables["RN"] ?? 4)
-        groupSize = (tunables["WGX"] ?? 16) * (tunables["WGY"] ?? 16)
+        rightKernel = built.kernels[0]
+        leftKernel = built.kernels[1]
+        let tunables = built.tunables
+        let tileRows = tunables.groupRows * tunables.tileRows
+        let tileColumns = tunables.groupColumns * tunables.tileColumns
+        groupSize = tunables.groupSize
         // Both stages compute a K x N result in TM x TN tiles: right K = inputs, N = outputs;
         // left K = outputs, N = inputs.
         func tiles(_ k: Int, _ n: Int) -> Int { ((k + tileRows - 1) / tileRows) * ((n + tileColumns - 1) / tileColumns) }
         var descriptors: [UInt64] = []
         var right = 0, left = 0
         for layer in layers {
-            descriptors += [
-                UInt64(layer.parameterOffset), UInt64(layer.outputs), UInt64(layer.inputs), UInt64(layer.gOffset),
-                UInt64(layer.aOffset), UInt64(right), UInt64(left),
-            ]
+            descriptors += KroneckerLayerField.row { field in
+                switch field {
+                case .parameterOffset: UInt64(layer.parameterOffset)
+                case .outputs: UInt64(layer.outputs)
+                case .inputs: UInt64(layer.inputs)
+                case .gOffset: UInt64(layer.gOffset)
+                case .aOffset: UInt64(layer.aOffset)
+                case .rightGroup: UInt64(right)
+                case .leftGroup: UInt64(left)
+                }
+            }
             right += tiles(layer.inputs, layer.outputs)
             left += tiles(layer.outputs, layer.inputs)
         }

@@ -34,21 +34,47 @@ func uint32(_ value: Int, _ name: String) throws -> UInt32 {
     return converted
 }
 
+/// Tunables with one fixed (`reqd_work_group_size`) work-group size, `WGS`.
+protocol FixedGroupSizeTunables: KernelTunables {
+    var groupSize: Int { get set }
+}
+
+extension ReductionTunables: FixedGroupSizeTunables {}
+extension ConjugateGradientTunables: FixedGroupSizeTunables {}
+extension ProductTunables: FixedGroupSizeTunables {}
+
 extension Context {
-    /// Kernels of a family whose work-group size is fixed at compile time (`WGS` with
-    /// `reqd_work_group_size`): builds `configuration`, and where a kernel allows fewer
-    /// work-items than `WGS` (registers, local memory), rebuilds with the kernel's limit.
-    func buildFixedGroupKernels(_ configuration: KernelConfiguration, names: [String]) throws
-        -> (kernels: [Kernel], groupSize: Int)
-    {
-        var configuration = configuration
+    /// The one build-shrink-rebuild loop: builds `tunables` (with the plan's defines) and
+    /// makes the kernels `names`; where a kernel allows fewer work-items than
+    /// `groupSize(tunables)` (registers, local memory), rebuilds with `shrink(tunables,
+    /// limit)` until the kernels take the group size or `shrink` has nothing smaller.
+    /// Validates `tunables` first, so a caller's value outside the family's space throws.
+    func buildKernels<Tunables: KernelTunables, Element: DeviceScalar>(
+        _ tunables: Tunables, element: Element.Type, planDefines: [String: Int] = [:], names: [String],
+        groupSize: (Tunables) -> Int, shrink: (Tunables, _ limit: Int) -> Tunables?
+    ) throws -> (kernels: [Kernel], tunables: Tunables) {
+        var tunables = try tunables.validated(on: device, element: element)
         while true {
-            let program = try build(configuration).program
+            let program = try build(KernelConfiguration(tunables, element: element, planDefines: planDefines)).program
             let kernels = try names.map { try program.makeKernel(named: $0) }
-            let groupSize = configuration.defines["WGS"] ?? 1
-            let limit = kernels.map(\.info.maxWorkGroupSize).min() ?? groupSize
-            if groupSize <= limit || groupSize == 1 { return (kernels, groupSize) }
-            configuration = configuration.overriding(["WGS": largestPowerOfTwo(atMost: limit)])
+            let limit = kernels.map(\.info.maxWorkGroupSize).min() ?? groupSize(tunables)
+            guard groupSize(tunables) > limit, let smaller = shrink(tunables, limit), groupSize(smaller) < groupSize(tunables)
+            else { return (kernels, tunables) }
+            tunables = smaller
+        }
+    }
+
+    /// `buildKernels` for the families whose group size is `WGS`: shrinks it to the largest
+    /// power of two the kernels allow.
+    func buildFixedGroupKernels<Tunables: FixedGroupSizeTunables, Element: DeviceScalar>(
+        _ tunables: Tunables, element: Element.Type, planDefines: [String: Int] = [:], names: [String]
+    ) throws -> (kernels: [Kernel], tunables: Tunables) {
+        try buildKernels(
+            tunables, element: element, planDefines: planDefines, names: names, groupSize: \.groupSize
+        ) { tunables, limit in
+            var smaller = tunables
+            smaller.groupSize = largestPowerOfTwo(atMost: limit)
+            return smaller
         }
     }
 }

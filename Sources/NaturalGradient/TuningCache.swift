@@ -2,14 +2,15 @@ import Foundation
 import OpenCLHost
 
 /// Kernel parameters that `ngrad tune` measured as fastest on a device, kept in the user's
-/// cache directory and applied automatically by every `KernelConfiguration` afterwards.
+/// cache directory and applied automatically by every launch plan afterwards.
 ///
 /// One JSON file holds entries keyed by device name, driver version, kernel family and
-/// element type. Entries are applied on top of the defaults chosen from the device's
-/// properties (`KernelConfiguration.deviceDefaults`) and under any explicit `tuning:`
-/// override. The file is only ever a hint: a missing, unreadable, corrupt or foreign file,
-/// an entry for another device or driver, and an entry whose values are outside the
-/// kernel's valid space are all ignored (the defaults apply).
+/// element type; an entry's `defines` object holds the family's `KernelTunables` by define
+/// name, decoded over the device defaults (`KernelTunables.defaults`). A caller's explicit
+/// `tunables:` wins over the cache. The file is only ever a hint: a missing, unreadable,
+/// corrupt, foreign or non-regular file, an entry for another device or driver, and an
+/// entry whose values are outside the family's valid space are all ignored (the defaults
+/// apply). Stores lock and merge (see `storing`), so concurrent writers lose nothing.
 ///
 /// Location: `$NGRAD_TUNING_CACHE` (a file path; `off`, `none`, `0` or `disabled`
 /// disables the cache), else `$XDG_CACHE_HOME/naturalgradient/tuning.json`, else
@@ -29,13 +30,14 @@ public struct TuningCache: Sendable {
         public var family: String
         /// `float` or `double`.
         public var element: String
-        /// The tuned values: `-D` defines, plus host-side launch parameters such as `GROUPS`.
-        public var defines: [String: Int]
+        /// The tuned values by define name, plus host-side launch parameters such as
+        /// `GROUPS` (the JSON field `defines`); decoded into the family's `KernelTunables`.
+        var defines: [String: Int]
         /// When and how it was measured (informational).
         public var date: String?
         public var note: String?
 
-        public init(
+        init(
             device: String, driverVersion: String, family: String, element: String, defines: [String: Int],
             date: String? = nil, note: String? = nil
         ) {
@@ -47,6 +49,9 @@ public struct TuningCache: Sendable {
             self.date = date
             self.note = note
         }
+
+        /// The tuned values as `NAME=value` pairs in name order.
+        public var values: String { defines.keys.sorted().map { "\($0)=\(defines[$0] ?? 0)" }.joined(separator: " ") }
 
         func matches(device: String, driverVersion: String, family: String, element: String) -> Bool {
             self.device == device && self.driverVersion == driverVersion && self.family == family
@@ -90,6 +95,12 @@ public struct TuningCache: Sendable {
             (entries, state) = ([], .missing)
             return
         }
+        // A FIFO or a device would block or never end a read: only a regular file is read.
+        var status = stat()
+        guard stat(location.path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            (entries, state) = ([], .ignored(reason: "not a regular file"))
+            return
+        }
         guard let data = FileManager.default.contents(atPath: location.path) else {
             (entries, state) = ([], .ignored(reason: "unreadable"))
             return
@@ -129,78 +140,159 @@ public struct TuningCache: Sendable {
         return URL(fileURLWithPath: base).appendingPathComponent("naturalgradient/tuning.json")
     }
 
-    /// The valid tuned values for `family` and `element` on `device` (empty when there are
-    /// none, or when the stored ones are outside the kernel's valid space).
-    public func defines(for device: Device, family: KernelFamily, element: String) -> [String: Int] {
+    /// The valid tuned values for `family` and `element` on `device`, by define name
+    /// (empty when there are none, or when the stored ones are outside the kernel's space).
+    func defines(for device: Device, family: KernelFamily, element: String) -> [String: Int] {
         guard
-            let entry = entries.last(where: {
-                $0.matches(
-                    device: device.name, driverVersion: device.driverVersion, family: family.rawValue, element: element)
-            }), Self.isValid(entry.defines, family: family, device: device)
+            let entry = entry(device: device, family: family, element: element),
+            Self.isValid(entry.defines, family: family, device: device, element: element)
         else { return [:] }
         return entry.defines
     }
 
+    /// Whether the cache holds valid tuned values for `family` and `element` on `device`.
+    public func isTuned(_ family: KernelFamily, on device: Device, element: String) -> Bool {
+        !defines(for: device, family: family, element: element).isEmpty
+    }
+
+    /// The stored tunables of `Tunables`' family for `element` on `device`, over the device
+    /// defaults; nil when there are none or they are outside the family's valid space.
+    public func tunables<Tunables: KernelTunables, Element: DeviceScalar>(
+        _: Tunables.Type, for device: Device, element: Element.Type
+    ) -> Tunables? {
+        guard let entry = entry(device: device, family: Tunables.family, element: Element.openCLTypeName),
+            let tunables = try? Tunables.defaults(for: device, element: element).overriding(entry.defines),
+            tunables.violation(on: device, element: element) == nil
+        else { return nil }
+        return tunables
+    }
+
+    private func entry(device: Device, family: KernelFamily, element: String) -> Entry? {
+        entries.last {
+            $0.matches(device: device.name, driverVersion: device.driverVersion, family: family.rawValue, element: element)
+        }
+    }
+
+    /// Writes `tunables` for `element` on `device`; see `storing(_:for:family:element:note:)`.
+    @discardableResult
+    public func storing<Tunables: KernelTunables, Element: DeviceScalar>(
+        _ tunables: Tunables, for device: Device, element _: Element.Type, note: String? = nil
+    ) throws -> TuningCache {
+        try storing(
+            tunables.encodedValues, for: device, family: Tunables.family, element: Element.openCLTypeName, note: note)
+    }
+
     /// Writes `defines` for `family` and `element` on `device`, replacing an older entry for
     /// the same key and keeping every other entry; an ignored (corrupt or foreign) file is
-    /// replaced. Writes a temporary file and renames it into place. Returns the new cache.
+    /// replaced. Returns the new cache.
+    ///
+    /// Safe against concurrent writers (two `ngrad tune` runs): under an exclusive `flock`
+    /// on `<file>.lock` beside the cache it re-reads the file, merges this entry into what
+    /// is there now (not into this snapshot) and writes a temporary file that it renames
+    /// into place. The rename only ever replaces a regular file: where the cache path is a
+    /// symbolic link, the link is kept and its target is written (the same way); where the
+    /// path or the link's target is anything but a regular file (a device, a directory, a
+    /// FIFO), nothing is written and the call throws.
     @discardableResult
-    public func storing(
+    func storing(
         _ defines: [String: Int], for device: Device, family: KernelFamily, element: String, note: String? = nil
     ) throws -> TuningCache {
         guard let location else { throw NaturalGradientError.invalidArgument(name: "cache", reason: "is disabled") }
-        guard Self.isValid(defines, family: family, device: device) else {
+        guard Self.isValid(defines, family: family, device: device, element: element) else {
             throw NaturalGradientError.invalidArgument(
                 name: "defines", reason: "\(defines) is outside \(family.rawValue)'s tunable space")
         }
         let entry = Entry(
             device: device.name, driverVersion: device.driverVersion, family: family.rawValue, element: element,
             defines: defines, date: ISO8601DateFormatter().string(from: Date()), note: note)
-        var kept = entries.filter {
-            !$0.matches(device: entry.device, driverVersion: entry.driverVersion, family: entry.family, element: element)
-        }
-        kept.append(entry)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(File(format: Self.formatName, version: Self.formatVersion, entries: kept))
-        let directory = location.deletingLastPathComponent()
+        let target = try Self.writableTarget(location)
+        let directory = target.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let temporary = directory.appendingPathComponent(".\(location.lastPathComponent).\(getpid()).tmp")
-        try data.write(to: temporary)
-        if rename(temporary.path, location.path) != 0 {
-            try? FileManager.default.removeItem(at: temporary)
-            throw NaturalGradientError.invalidArgument(
-                name: "cache", reason: "cannot write \(location.path) (errno \(errno))")
+        return try Self.withLock(beside: target) {
+            let current = TuningCache(location: target)
+            var kept = current.entries.filter {
+                !$0.matches(device: entry.device, driverVersion: entry.driverVersion, family: entry.family, element: element)
+            }
+            kept.append(entry)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = try encoder.encode(File(format: Self.formatName, version: Self.formatVersion, entries: kept))
+            // Checked again under the lock: the path may have changed since.
+            _ = try Self.writableTarget(target)
+            let temporary = directory.appendingPathComponent(".\(target.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
+            do {
+                try data.write(to: temporary)
+            } catch {
+                throw NaturalGradientError.invalidArgument(name: "cache", reason: "cannot write \(temporary.path): \(error.localizedDescription)")
+            }
+            if rename(temporary.path, target.path) != 0 {
+                let code = errno
+                try? FileManager.default.removeItem(at: temporary)
+                throw NaturalGradientError.invalidArgument(
+                    name: "cache", reason: "cannot replace \(target.path): \(String(cString: strerror(code)))")
+            }
+            return TuningCache(location: location)
         }
-        return TuningCache(location: location)
     }
 
-    /// Host-side launch parameters that are not `-D` defines of the kernel file.
-    static let hostParameters: Set<String> = ["GROUPS"]
+    /// The file a store writes for `location`: itself, or where a symbolic link points
+    /// (resolved fully); throws unless that is a regular file or absent.
+    static func writableTarget(_ location: URL) throws -> URL {
+        // Follow links by hand: Foundation leaves a link to a missing file unresolved.
+        var target = location
+        for _ in 0..<32 {
+            guard let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: target.path) else { break }
+            target =
+                destination.hasPrefix("/")
+                ? URL(fileURLWithPath: destination)
+                : target.deletingLastPathComponent().appendingPathComponent(destination)
+        }
+        var status = stat()
+        guard lstat(target.path, &status) == 0 else {
+            if errno == ENOENT { return target }
+            throw NaturalGradientError.invalidArgument(
+                name: "cache", reason: "cannot inspect \(target.path): \(String(cString: strerror(errno)))")
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw NaturalGradientError.invalidArgument(
+                name: "cache",
+                reason: "\(target.path) is not a regular file; the tuning cache only ever replaces a regular file")
+        }
+        return target
+    }
 
-    /// Whether `defines` lie in `family`'s tunable space on `device`, so that a stale or
-    /// hand-edited cache can never build a kernel that the launch code does not expect.
-    public static func isValid(_ defines: [String: Int], family: KernelFamily, device: Device) -> Bool {
-        func groupSize(_ value: Int) -> Bool {
-            value >= 1 && value <= device.maxWorkGroupSize && value & (value - 1) == 0
+    /// Runs `body` holding an exclusive `flock` on `<file>.lock` (created if missing).
+    private static func withLock<T>(beside file: URL, _ body: () throws -> T) throws -> T {
+        let lockPath = file.path + ".lock"
+        let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw NaturalGradientError.invalidArgument(
+                name: "cache", reason: "cannot open the lock file \(lockPath): \(String(cString: strerror(errno)))")
         }
-        switch family {
-        case .fisherAccumulation:
-            guard Set(defines.keys).isSubset(of: ["RM", "VW"]) else { return false }
-            let rows = defines["RM"] ?? 1
-            let columns = defines["VW"] ?? 16
-            return [1, 2, 4, 8, 16].contains(rows) && [2, 4, 8, 16].contains(columns) && columns % rows == 0
-        case .fisherProducts:
-            guard Set(defines.keys).isSubset(of: ["WGS", "GROUPS"]) else { return false }
-            if let wgs = defines["WGS"], !groupSize(wgs) || wgs < 8 { return false }
-            if let groups = defines["GROUPS"], !(1...4096).contains(groups) { return false }
-            return true
-        case .reduction, .conjugateGradient:
-            guard Set(defines.keys).isSubset(of: ["WGS"]) else { return false }
-            if let wgs = defines["WGS"], !groupSize(wgs) || wgs < 8 { return false }
-            return true
-        case .vector, .kronecker, .outputMetrics:
-            return defines.isEmpty
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw NaturalGradientError.invalidArgument(
+                    name: "cache", reason: "cannot lock \(lockPath): \(String(cString: strerror(errno)))")
+            }
         }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
+    }
+
+    /// Whether `defines` lie in `family`'s tunable space on `device` (each value admitted,
+    /// every rule across them kept), so that a stale or hand-edited cache can never build a
+    /// kernel that computes wrong results: the family's `KernelTunables` rule.
+    static func isValid(_ defines: [String: Int], family: KernelFamily, device: Device, element: String = "float")
+        -> Bool
+    {
+        func valid<Tunables: KernelTunables, Element: DeviceScalar>(_: Tunables.Type, _ type: Element.Type) -> Bool {
+            guard let tunables = try? Tunables.defaults(for: device, element: type).overriding(defines) else {
+                return false
+            }
+            return tunables.violation(on: device, element: type) == nil
+        }
+        return element == Double.openCLTypeName
+            ? valid(family.tunablesType, Double.self) : valid(family.tunablesType, Float.self)
     }
 }

@@ -15,8 +15,10 @@ public final class VectorOperations<Element: DeviceScalar> {
     public let elementwiseGroupSize: Int
     /// Work-items per group of the reduction (a power of two).
     public let reductionGroupSize: Int
-    /// The most work-groups stage 1 of the reduction uses.
-    public let maxReductionGroups: Int
+    /// The most work-groups stage 1 of the reduction uses: a constant, not the device's
+    /// compute-unit count, so that the summation order (and so every bit of a result)
+    /// depends only on the length and the tunables, whatever threads the device runs.
+    public let maxReductionGroups = 256
 
     private let scaleKernel: Kernel
     private let axpyKernel: Kernel
@@ -26,8 +28,9 @@ public final class VectorOperations<Element: DeviceScalar> {
     private let partials: Buffer<Element>
     private let hostResult: Buffer<Element>
 
-    /// Builds (or reuses) the programs for `Element` on the context's device.
-    public init(context: Context) throws {
+    /// Builds (or reuses) the programs for `Element` on the context's device, with
+    /// `tunables` for the reduction (default: the tuning cache's or the device's).
+    public init(context: Context, tunables: ReductionTunables? = nil) throws {
         self.context = context
         let device = context.device
         let vector = try context.build(KernelConfiguration(.vector, element: Element.self, device: device)).program
@@ -37,12 +40,11 @@ public final class VectorOperations<Element: DeviceScalar> {
         elementwiseGroupSize = workGroupSize(for: axpyKernel.info)
 
         let reduction = try context.buildFixedGroupKernels(
-            KernelConfiguration(.reduction, element: Element.self, device: device),
+            tunables ?? .resolved(for: device, element: Element.self), element: Element.self,
             names: ["dot_partial", "sum_partials"])
         dotKernel = reduction.kernels[0]
         sumKernel = reduction.kernels[1]
-        reductionGroupSize = reduction.groupSize
-        maxReductionGroups = max(1, min(1024, device.computeUnits * 8))
+        reductionGroupSize = reduction.tunables.groupSize
         partials = try Buffer(context: context, count: maxReductionGroups)
         hostResult = try Buffer(context: context, count: 1)
     }

@@ -51,11 +51,12 @@ public final class WoodburySolver<Element: DeviceScalar>: CurvatureInverse, Expo
         }
         gram = (0..<(rows * rows)).map { sum[$0] * scales[$0 / rows] * scales[$0 % rows] }
 
-        let configuration = KernelConfiguration(.fisherProducts, element: Element.self, device: context.device)
-        let built = try context.buildFixedGroupKernels(configuration, names: ["row_dots"])
+        let built = try context.buildFixedGroupKernels(
+            ProductTunables.resolved(for: context.device, element: Element.self), element: Element.self,
+            names: ["row_dots", "column_combination"])
         rowDots = built.kernels[0]
-        groupSize = built.groupSize
-        columnCombination = try context.build(configuration).program.makeKernel(named: "column_combination")
+        groupSize = built.tunables.groupSize
+        columnCombination = built.kernels[1]
         vectors = try VectorOperations(context: context)
     }
 

@@ -79,7 +79,7 @@ struct BenchCommand: ParsableCommand {
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         let cache = TuningCache.current
         let tuned = [KernelFamily.fisherAccumulation, .fisherProducts].filter {
-            !cache.defines(for: device, family: $0, element: "float").isEmpty
+            cache.isTuned($0, on: device, element: "float")
         }
         let cacheNote =
             tuned.isEmpty

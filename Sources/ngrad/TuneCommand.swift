@@ -80,58 +80,32 @@ struct TuneCommand: ParsableCommand {
             print("state:        \(describe(cache.state))")
             var table = TextTable(["device", "driver", "file", "type", "values", "date"])
             for entry in cache.entries {
-                table.append([
-                    entry.device, entry.driverVersion, entry.family, entry.element,
-                    entry.defines.keys.sorted().map { "\($0)=\(entry.defines[$0] ?? 0)" }.joined(separator: " "),
-                    entry.date ?? "-",
-                ])
+                table.append([entry.device, entry.driverVersion, entry.family, entry.element, entry.values, entry.date ?? "-"])
             }
             print(cache.entries.isEmpty ? "no entries" : table.render())
             return
         }
 
         let device = try deviceOptions.selectDevice()
-        let context = try Context(device: device)
+        if precision == .double && !device.supportsFloat64 {
+            throw ValidationError("\(device.name) does not support double precision (cl_khr_fp64)")
+        }
         let interactive = isatty(STDERR_FILENO) != 0
-        var tuner = KernelTuner(context: context, size: size, warmup: warmup, repetitions: repetitions)
+        var tuner = try KernelTuner(context: Context(device: device), size: size, warmup: warmup, repetitions: repetitions)
         tuner.progress = { message in
             let line = "tuning \(message)"
             FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
         }
         var searches: [KernelTuner.Search] = []
-        let doubles = precision != .float && device.supportsFloat64
-        if precision == .double && !device.supportsFloat64 {
-            throw ValidationError("\(device.name) does not support double precision (cl_khr_fp64)")
-        }
-        if precision != .double {
-            searches.append(try tuner.tuneAccumulation(Float.self))
-            searches.append(try tuner.tuneImplicitProduct(Float.self))
-        }
-        if doubles {
-            searches.append(try tuner.tuneAccumulation(Double.self))
-            searches.append(try tuner.tuneImplicitProduct(Double.self))
-        }
+        if precision != .double { searches += try tuner.searches(Float.self) }
+        if precision != .float && device.supportsFloat64 { searches += try tuner.searches(Double.self) }
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
 
-        var stored = false
-        var current = cache
         // Tiny sizes say nothing about real ones: their winners go only to a cache that
         // NGRAD_TUNING_CACHE names explicitly (tests), never to the user's default one.
         let explicitCache = !(ProcessInfo.processInfo.environment[TuningCache.environmentVariable] ?? "").isEmpty
         let skipStore = dryRun || (size == .tiny && !explicitCache)
-        if !skipStore, cache.location != nil {
-            for search in searches {
-                guard let winner = search.winner,
-                    let family = KernelFamily.allCases.first(where: { $0.rawValue == search.family })
-                else { continue }
-                current = try current.storing(
-                    winner.defines, for: device, family: family, element: search.element,
-                    note: String(
-                        format: "ngrad tune --size %@: %@ at M=%d P=%d, median %.3f ms", size.rawValue, search.operation,
-                        search.rows, search.dimension, winner.medianSeconds * 1e3))
-                stored = true
-            }
-        }
+        let stored = !skipStore && cache.location != nil ? try tuner.store(searches, in: cache).stored : false
 
         if json {
             try printJSON(
@@ -144,8 +118,7 @@ struct TuneCommand: ParsableCommand {
         var table = TextTable(["kernel", "type", "M", "P", "candidate", "median ms", "min-max ms", "error", "result"])
         for search in searches {
             for (index, candidate) in search.candidates.enumerated() {
-                let values = candidate.defines.keys.sorted().map { "\($0)=\(candidate.defines[$0] ?? 0)" }
-                    .joined(separator: " ")
+                let values = candidate.tunables.description
                 let result =
                     candidate.rejection.map { "rejected: \($0)" }
                     ?? (candidate.winner ? "winner" : "ok") + (candidate.isDefault ? " (default)" : "")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import NaturalGradientTestSupport
 
@@ -129,10 +130,13 @@ struct TuningCacheTests {
         let (m, p) = (7, 33)
         let u: [Float] = randomValues(m * p, seed: 77)
         let factor = try CurvatureFactor(matrix: Buffer(context: context, copying: u), rows: m, dimension: p, samples: m)
-        for tuning in [["RM": 2, "VW": 4], ["RM": 4, "VW": 8], ["RM": 16, "VW": 16]] {
+        for tuning in [
+            AccumulationTunables(rows: 2, columns: 4), AccumulationTunables(rows: 4, columns: 8),
+            AccumulationTunables(rows: 16, columns: 16),
+        ] {
             let output = try Buffer<Float>(context: context, count: p * p)
             try output.fill(.nan)
-            try FisherAccumulation<Float>(context: context, tuning: tuning).accumulate(factor, into: output)
+            try FisherAccumulation<Float>(context: context, tunables: tuning).accumulate(factor, into: output)
             let values = try output.download()
             var worst = 0.0
             for i in 0..<p {
@@ -144,6 +148,79 @@ struct TuningCacheTests {
             }
             #expect(worst < 1e-5, "\(tuning)")
         }
+    }
+
+    /// Two writers storing different keys into one file at once (as two `ngrad tune` runs,
+    /// float and double): the lock and the merge keep every entry of both.
+    @Test func concurrentWritersKeepEveryEntry() throws {
+        let device = try TestDevice.context().device
+        let file = temporaryFile()
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
+        let rounds = 12
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { writer in
+            let element = writer == 0 ? "float" : "double"
+            for round in 0..<rounds {
+                // Each store starts from its own stale snapshot, as a separate process would.
+                let stale = TuningCache(location: file)
+                let family: KernelFamily = round % 2 == 0 ? .fisherAccumulation : .reduction
+                let defines = family == .reduction ? ["WGS": 1 << (round % 4 + 3)] : ["RM": 2, "VW": 4]
+                let note = "writer \(writer) round \(round)"
+                do {
+                    try stale.storing(defines, for: device, family: family, element: element, note: note)
+                } catch {
+                    failures.withLock { $0.append("\(note): \(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        let merged = TuningCache(location: file)
+        #expect(merged.state == .loaded)
+        // Both writers' keys: 2 families x 2 element types, each its writer's last round.
+        #expect(merged.entries.count == 4, "\(merged.entries.map(\.note))")
+        for element in ["float", "double"] {
+            for family in [KernelFamily.fisherAccumulation, .reduction] {
+                #expect(!merged.defines(for: device, family: family, element: element).isEmpty, "\(family) \(element)")
+            }
+        }
+        // The lock file stays beside the cache; no temporary file is left behind.
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: file.deletingLastPathComponent().path)
+        #expect(Set(leftovers) == ["tuning.json", "tuning.json.lock"], "\(leftovers)")
+    }
+
+    /// A store never renames over anything but a regular file: through a symbolic link it
+    /// writes the link's target (the link stays), and a FIFO or a directory at the path is
+    /// refused and left as it was.
+    @Test func storeWritesThroughSymlinksAndRefusesNonRegularFiles() throws {
+        let device = try TestDevice.context().device
+        let directory = temporaryFile().deletingLastPathComponent()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+
+        let target = directory.appendingPathComponent("real.json")
+        let link = directory.appendingPathComponent("link.json")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: target)
+        let cache = try TuningCache(location: link)
+            .storing(["RM": 4, "VW": 8], for: device, family: .fisherAccumulation, element: "float")
+        #expect(cache.entries.count == 1)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link.path) == target.path)
+        #expect(TuningCache(location: target).entries.count == 1)
+
+        let fifo = directory.appendingPathComponent("fifo.json")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        let folder = directory.appendingPathComponent("folder.json")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let linkToFifo = directory.appendingPathComponent("fifo-link.json")
+        try FileManager.default.createSymbolicLink(at: linkToFifo, withDestinationURL: fifo)
+        for path in [fifo, folder, linkToFifo] {
+            #expect(throws: NaturalGradientError.self, "\(path.lastPathComponent)") {
+                try TuningCache(location: path)
+                    .storing(["RM": 4, "VW": 8], for: device, family: .fisherAccumulation, element: "float")
+            }
+        }
+        var status = stat()
+        #expect(lstat(fifo.path, &status) == 0 && status.st_mode & S_IFMT == S_IFIFO)
+        #expect(lstat(folder.path, &status) == 0 && status.st_mode & S_IFMT == S_IFDIR)
     }
 
     private func write(_ entries: [TuningCache.Entry], to file: URL) throws {

@@ -115,13 +115,7 @@ struct Benchmarks: ParsableCommand {
         if let spec = ProcessInfo.processInfo.environment["NGRAD_AB"] {
             let sections = spec.split(separator: ";", omittingEmptySubsequences: false)
             let parts = sections[0].split(separator: ",").compactMap { Int($0) }
-            func tuning(_ text: Substring) -> [String: Int] {
-                Dictionary(uniqueKeysWithValues: text.split(separator: ":").map { pair in
-                    let kv = pair.split(separator: "=")
-                    return (String(kv[0]), Int(kv[1])!)
-                })
-            }
-            try abImplicitProduct(context: context, rows: parts[0], dimension: parts[1], a: tuning(sections[1]), b: tuning(sections[2]), rounds: parts[2])
+            try abImplicitProduct(context: context, rows: parts[0], dimension: parts[1], a: String(sections[1]), b: String(sections[2]), rounds: parts[2])
             return
         }
         let fp64 = device.supportsFloat64

@@ -1,0 +1,310 @@
+import OpenCLHost
+
+// One tunables struct per kernel file. The coding keys are the files' define names; the
+// `#ifndef` defaults in the `.cl` files are only fallbacks for a build without the host.
+
+/// The size of one element in bytes (local-memory rules).
+private func elementBytes<Element: DeviceScalar>(_: Element.Type) -> Int { MemoryLayout<Element>.stride }
+
+/// The default work-group size of the families with a fixed (`reqd_work_group_size`) one.
+private func familyGroupSize(_ device: Device) -> Int { largestPowerOfTwo(atMost: min(256, device.maxWorkGroupSize)) }
+
+/// Every power of two the device's work-groups can hold.
+private func groupSizes(_ device: Device) -> [Int] { powersOfTwo(1...max(1, device.maxWorkGroupSize)) }
+
+/// A rule that `bytes` of local memory per work-group fit the device.
+private func localMemoryViolation(_ bytes: Int, _ what: String, _ device: Device) -> String? {
+    UInt64(bytes) <= device.localMemoryBytes
+        ? nil : "\(what) needs \(bytes) bytes of local memory, \(device.name) has \(device.localMemoryBytes)"
+}
+
+/// `Vector.cl`: element-wise kernels without tunables.
+public struct VectorTunables: KernelTunables {
+    public static var family: KernelFamily { .vector }
+    public init() {}
+    public static func defaults<Element: DeviceScalar>(for _: Device, element _: Element.Type) -> Self { Self() }
+    public static func admittedValues<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> [TunableValues] { [] }
+}
+
+/// `OutputMetrics.cl`: one work-item per row, no tunables.
+public struct OutputMetricTunables: KernelTunables {
+    public static var family: KernelFamily { .outputMetrics }
+    public init() {}
+    public static func defaults<Element: DeviceScalar>(for _: Device, element _: Element.Type) -> Self { Self() }
+    public static func admittedValues<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> [TunableValues] { [] }
+}
+
+/// `Reduction.cl`: the two-stage dot product's work-group size.
+public struct ReductionTunables: KernelTunables {
+    public static var family: KernelFamily { .reduction }
+    /// `WGS`: work-items per group, a power of two.
+    public var groupSize: Int
+
+    enum CodingKeys: String, CodingKey { case groupSize = "WGS" }
+
+    public init(groupSize: Int) { self.groupSize = groupSize }
+
+    public static func defaults<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> Self {
+        Self(groupSize: familyGroupSize(device))
+    }
+
+    public static func admittedValues<Element: DeviceScalar>(on device: Device, element _: Element.Type) -> [TunableValues] {
+        [TunableValues("WGS", groupSizes(device))]
+    }
+
+    public func crossRuleViolation<Element: DeviceScalar>(on device: Device, element: Element.Type) -> String? {
+        localMemoryViolation(groupSize * elementBytes(element), "WGS=\(groupSize)", device)
+    }
+}
+
+/// `ConjugateGradient.cl`: the fused CG updates and dot products.
+public struct ConjugateGradientTunables: KernelTunables {
+    public static var family: KernelFamily { .conjugateGradient }
+    /// `WGS`: work-items per group, a power of two.
+    public var groupSize: Int
+    /// `CONTIGUOUS`: 1 gives each work-item a contiguous run of vectors (CPUs), 0 interleaves (GPUs).
+    public var contiguous: Int
+    /// `VW`: the vector width of contiguous runs.
+    public var vectorWidth: Int
+
+    enum CodingKeys: String, CodingKey {
+        case groupSize = "WGS", contiguous = "CONTIGUOUS", vectorWidth = "VW"
+    }
+
+    public init(groupSize: Int, contiguous: Int, vectorWidth: Int) {
+        (self.groupSize, self.contiguous, self.vectorWidth) = (groupSize, contiguous, vectorWidth)
+    }
+
+    /// CPUs: contiguous runs of 512-bit vectors per work-item (the interleaved loop ran
+    /// scalar on PoCL); GPUs interleave items for coalesced access.
+    public static func defaults<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> Self {
+        let cpu = device.kind == .cpu
+        return Self(
+            groupSize: familyGroupSize(device), contiguous: cpu ? 1 : 0,
+            vectorWidth: cpu ? 64 / MemoryLayout<Element>.stride : 1)
+    }
+
+    public static func admittedValues<Element: DeviceScalar>(on device: Device, element _: Element.Type) -> [TunableValues] {
+        [TunableValues("WGS", groupSizes(device)), TunableValues("CONTIGUOUS", [0, 1]), TunableValues("VW", [1, 2, 4, 8, 16])]
+    }
+
+    public func crossRuleViolation<Element: DeviceScalar>(on device: Device, element: Element.Type) -> String? {
+        localMemoryViolation(4 * groupSize * elementBytes(element), "WGS=\(groupSize)", device)
+    }
+}
+
+/// `FisherAccumulation.cl`: the RM x VW micro-tile of one work-item.
+public struct AccumulationTunables: KernelTunables {
+    public static var family: KernelFamily { .fisherAccumulation }
+    /// `RM`: rows of a micro-tile; must divide `columns`.
+    public var rows: Int
+    /// `VW`: columns of a micro-tile, an OpenCL vector width.
+    public var columns: Int
+
+    enum CodingKeys: String, CodingKey { case rows = "RM", columns = "VW" }
+
+    public init(rows: Int, columns: Int) { (self.rows, self.columns) = (rows, columns) }
+
+    /// CPUs: a 16 x 16 float micro-tile (16 accumulators of one 512-bit register each)
+    /// measured 124 GFLOP/s on PoCL against 87 for 8 x 16; doubles take 8 x 8. GPUs get a
+    /// 4 x 4 register tile, since 256 accumulators per work-item would spill.
+    public static func defaults<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> Self {
+        guard device.kind == .cpu else { return Self(rows: 4, columns: 4) }
+        let lanes = 64 / MemoryLayout<Element>.stride
+        return Self(rows: lanes, columns: lanes)
+    }
+
+    public static func admittedValues<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> [TunableValues] {
+        [TunableValues("RM", [1, 2, 4, 8, 16]), TunableValues("VW", [2, 4, 8, 16])]
+    }
+
+    public func crossRuleViolation<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> String? {
+        columns % rows == 0 ? nil : "RM=\(rows) does not divide VW=\(columns)"
+    }
+
+    public static func searchSpace<Element: DeviceScalar>(for device: Device, element: Element.Type) -> [Self] {
+        let base = defaults(for: device, element: element)
+        var space = [base]
+        for columns in [4, 8, 16] {
+            for rows in [2, 4, 8, 16] where rows <= columns && columns % rows == 0 {
+                let candidate = Self(rows: rows, columns: columns)
+                if candidate != base { space.append(candidate) }
+            }
+        }
+        return space
+    }
+}
+
+/// `FisherProducts.cl`: the implicit, block-dense and Woodbury row products.
+public struct ProductTunables: KernelTunables {
+    public static var family: KernelFamily { .fisherProducts }
+    /// `WGS`: work-items per group of the row-reducing kernels, a power of two.
+    public var groupSize: Int
+    /// `VW`: vector width of the column loops.
+    public var vectorWidth: Int
+    /// `CONTIGUOUS`: 1 gives each work-item a contiguous run of column vectors (CPUs).
+    public var contiguous: Int
+    /// `REVERSE`: 1 (with `CONTIGUOUS`) sweeps the implicit update backwards.
+    public var reverse: Int
+    /// `RB`: factor rows per block of the implicit product; nil: chosen per problem from
+    /// the cache sizes (see `ImplicitProduct`).
+    public var rowBlock: Int?
+    /// `DRB`: rows per work-group of `block_dense_product`.
+    public var denseRows: Int
+    /// `DWGS`: work-items per group of `block_dense_product`, a power of two.
+    public var denseGroupSize: Int
+    /// `GROUPS` (host): work-groups per implicit-product pass; nil: from the problem size.
+    public var groups: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case groupSize = "WGS", vectorWidth = "VW", contiguous = "CONTIGUOUS", reverse = "REVERSE", rowBlock = "RB"
+        case denseRows = "DRB", denseGroupSize = "DWGS", groups = "GROUPS"
+    }
+
+    public init(
+        groupSize: Int, vectorWidth: Int, contiguous: Int, reverse: Int, rowBlock: Int? = nil, denseRows: Int,
+        denseGroupSize: Int, groups: Int? = nil
+    ) {
+        (self.groupSize, self.vectorWidth, self.contiguous, self.reverse) = (groupSize, vectorWidth, contiguous, reverse)
+        (self.rowBlock, self.denseRows, self.denseGroupSize, self.groups) = (rowBlock, denseRows, denseGroupSize, groups)
+    }
+
+    public static var hostParameters: Set<String> { ["GROUPS"] }
+
+    /// The most right-hand sides one pass handles (`KB`, set per plan by the host).
+    static let maxVectorsPerPass = 8
+
+    /// CPUs stream a contiguous run of columns per work-item (PoCL runs a group's items one
+    /// after another) and sweep the update backwards, so the rows it re-reads were the dot
+    /// phase's last (shortest reuse distance in L2: +0-13% at P = 100000); GPUs interleave
+    /// items for coalesced loads. block_dense_product: DRB rows per group (CPUs 16: 8
+    /// measured 0.12-0.67x ssymv, 16 0.52-0.99x in one busy run); on CPUs 16 items (a row is
+    /// a few kilobytes, so 256 items would each get less than one vector), on GPUs the
+    /// family's group size and 2 rows.
+    public static func defaults<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> Self {
+        let groupSize = familyGroupSize(device)
+        let cpu = device.kind == .cpu
+        return Self(
+            groupSize: groupSize, vectorWidth: cpu ? 64 / MemoryLayout<Element>.stride : 4, contiguous: cpu ? 1 : 0,
+            reverse: cpu ? 1 : 0, denseRows: cpu ? 16 : 2, denseGroupSize: cpu ? min(16, groupSize) : groupSize)
+    }
+
+    public static func admittedValues<Element: DeviceScalar>(on device: Device, element _: Element.Type) -> [TunableValues] {
+        [
+            TunableValues("WGS", groupSizes(device)), TunableValues("VW", [1, 2, 4, 8, 16]),
+            TunableValues("CONTIGUOUS", [0, 1]), TunableValues("REVERSE", [0, 1]), TunableValues("RB", Array(1...16)),
+            TunableValues("DRB", Array(1...32)), TunableValues("DWGS", groupSizes(device)),
+            TunableValues("GROUPS", Array(1...4096)),
+        ]
+    }
+
+    /// Local scratch: RB·KB·WGS (+ RB·KB) of the implicit product and DRB·KB·DWGS of the
+    /// dense product, at the largest KB a pass uses.
+    public func crossRuleViolation<Element: DeviceScalar>(on device: Device, element: Element.Type) -> String? {
+        let kb = Self.maxVectorsPerPass
+        let rb = rowBlock ?? ImplicitProductRowBlock.maximum
+        return localMemoryViolation(
+            (rb * kb * groupSize + rb * kb) * elementBytes(element), "RB=\(rb) x KB=\(kb) x WGS=\(groupSize)", device)
+            ?? localMemoryViolation(
+                denseRows * kb * denseGroupSize * elementBytes(element),
+                "DRB=\(denseRows) x KB=\(kb) x DWGS=\(denseGroupSize)", device)
+    }
+
+    /// The implicit product's work-group size and groups per pass.
+    public static func searchSpace<Element: DeviceScalar>(for device: Device, element: Element.Type) -> [Self] {
+        let base = defaults(for: device, element: element)
+        var space = [base]
+        for groupSize in [64, 128, 256] where groupSize <= device.maxWorkGroupSize {
+            for groups in [8, 32, 128] {
+                var candidate = base
+                (candidate.groupSize, candidate.groups) = (groupSize, groups)
+                if candidate != base { space.append(candidate) }
+            }
+        }
+        return space
+    }
+}
+
+/// The implicit product's row-block bounds (shared by the plan and the local-memory rule).
+enum ImplicitProductRowBlock {
+    /// The most rows per block the plan chooses by itself.
+    static let maximum = 8
+}
+
+/// `Kronecker.cl`: the TM x TN group tile of `(S + γI) Rᵀ` (CLBlast's xgemm shape).
+public struct KroneckerTunables: KernelTunables {
+    public static var family: KernelFamily { .kronecker }
+    /// `LOCAL_TILES`: 1 stages k-slices in local memory (GPUs), 0 streams from global memory (CPUs).
+    public var localTiles: Int
+    /// `RM`, `RN`: a work-item's register tile.
+    public var tileRows: Int
+    public var tileColumns: Int
+    /// `WGX`, `WGY`: work-items of a group along the result's columns and rows.
+    public var groupColumns: Int
+    public var groupRows: Int
+    /// `VW`: vector width along k without local tiles.
+    public var vectorWidth: Int
+    /// `KT`: the k-slice staged in local memory with local tiles.
+    public var slice: Int
+
+    enum CodingKeys: String, CodingKey {
+        case localTiles = "LOCAL_TILES", tileRows = "RM", tileColumns = "RN", groupColumns = "WGX", groupRows = "WGY"
+        case vectorWidth = "VW", slice = "KT"
+    }
+
+    public init(
+        localTiles: Int, tileRows: Int, tileColumns: Int, groupColumns: Int, groupRows: Int, vectorWidth: Int, slice: Int
+    ) {
+        (self.localTiles, self.tileRows, self.tileColumns) = (localTiles, tileRows, tileColumns)
+        (self.groupColumns, self.groupRows, self.vectorWidth, self.slice) = (groupColumns, groupRows, vectorWidth, slice)
+    }
+
+    /// Work-items per group.
+    var groupSize: Int { groupColumns * groupRows }
+
+    /// CPUs: each work-item streams 4 rows of each operand along k in 512-bit vectors (16
+    /// vector accumulators), 128 items per group so a group's 32 + 64 rows stay in L2.
+    /// GPUs: 64 x 64 group tiles staged in local memory in k-slices of 16, 4 x 4 scalars per
+    /// item (CLBlast's xgemm shape), fewer items where the device caps the group size.
+    public static func defaults<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> Self {
+        guard device.kind == .cpu else {
+            let rows = min(16, max(1, largestPowerOfTwo(atMost: max(16, device.maxWorkGroupSize)) / 16))
+            return Self(localTiles: 1, tileRows: 4, tileColumns: 4, groupColumns: 16, groupRows: rows, vectorWidth: 16, slice: 16)
+        }
+        return Self(
+            localTiles: 0, tileRows: 4, tileColumns: 4, groupColumns: 16, groupRows: 8,
+            vectorWidth: 64 / MemoryLayout<Element>.stride, slice: 16)
+    }
+
+    public static func admittedValues<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> [TunableValues] {
+        [
+            TunableValues("LOCAL_TILES", [0, 1]), TunableValues("RM", Array(1...8)), TunableValues("RN", Array(1...8)),
+            TunableValues("WGX", powersOfTwo(1...32)), TunableValues("WGY", powersOfTwo(1...32)),
+            TunableValues("VW", [2, 4, 8, 16]), TunableValues("KT", Array(1...32)),
+        ]
+    }
+
+    public func crossRuleViolation<Element: DeviceScalar>(on device: Device, element: Element.Type) -> String? {
+        if groupSize > device.maxWorkGroupSize {
+            return "WGX=\(groupColumns) x WGY=\(groupRows) exceeds \(device.name)'s \(device.maxWorkGroupSize) work-items"
+        }
+        guard localTiles == 1 else { return nil }
+        return localMemoryViolation(
+            (groupRows * tileRows + groupColumns * tileColumns) * slice * elementBytes(element), "the local tiles", device)
+    }
+}
+
+extension KernelFamily {
+    /// The family's tunables type.
+    var tunablesType: any KernelTunables.Type {
+        switch self {
+        case .vector: VectorTunables.self
+        case .reduction: ReductionTunables.self
+        case .fisherAccumulation: AccumulationTunables.self
+        case .fisherProducts: ProductTunables.self
+        case .kronecker: KroneckerTunables.self
+        case .outputMetrics: OutputMetricTunables.self
+        case .conjugateGradient: ConjugateGradientTunables.self
+        }
+    }
+}
