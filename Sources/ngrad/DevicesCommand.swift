@@ -1,9 +1,12 @@
 import ArgumentParser
+import Foundation
 import NaturalGradient
 import NaturalGradientTestSupport
 
-/// `ngrad devices`: every OpenCL device with the properties kernels are planned from. With
-/// no device at all it says how to install one and exits 3 (the device-failure status).
+/// `ngrad devices`: every OpenCL device with the properties kernels are planned from, and the
+/// host BLAS/LAPACK the float64 factorisations run on (with a warning and its fix when
+/// OpenBLAS fell back to kernels below the CPU). With no device at all it says how to install
+/// one and exits 3 (the device-failure status).
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
@@ -33,6 +36,10 @@ struct DevicesCommand: ParsableCommand {
         let supportsFloat64: Bool
         let isPoCL: Bool
         let isDefault: Bool
+        /// The host's BLAS and LAPACK (the same for every device: the host-side factorisations
+        /// of any device's solves run there). In each entry so that the JSON stays one array
+        /// of devices.
+        let hostBLAS: HostBLAS
     }
 
     func run() throws {
@@ -47,6 +54,11 @@ struct DevicesCommand: ParsableCommand {
             throw OpenCLError.noDevices(reason: found)
         }
         let defaultDevice = try? DeviceSelector.automatic.select(from: devices)
+        let hostBLAS = HostBLAS.current(environment: ProcessInfo.processInfo.environment)
+        // On standard error, so that it shows with --json too and never corrupts the report.
+        if let warning = hostBLAS.assessment.warning {
+            FileHandle.standardError.write(Data("ngrad: warning: \(warning)\n".utf8))
+        }
         let reports = devices.map { device in
             Report(
                 index: device.index, name: device.name, vendor: device.vendor, type: device.kind.rawValue,
@@ -56,7 +68,8 @@ struct DevicesCommand: ParsableCommand {
                 globalMemoryBytes: device.globalMemoryBytes, maxAllocationBytes: device.maxAllocationBytes,
                 localMemoryBytes: device.localMemoryBytes, maxWorkGroupSize: device.maxWorkGroupSize,
                 preferredWorkGroupMultiple: try? device.probePreferredWorkGroupMultiple(),
-                supportsFloat64: device.supportsFloat64, isPoCL: device.isPoCL, isDefault: device == defaultDevice)
+                supportsFloat64: device.supportsFloat64, isPoCL: device.isPoCL, isDefault: device == defaultDevice,
+                hostBLAS: hostBLAS)
         }
         if json {
             try printJSON(reports)
@@ -77,5 +90,9 @@ struct DevicesCommand: ParsableCommand {
         }
         try StandardOutput.print(table.render())
         try StandardOutput.print("* default device (override with --device or NGRAD_DEVICE)")
+        try StandardOutput.print("host BLAS: \(hostBLAS.summary)")
+        if let coreType = hostBLAS.assessment.recommendedCoreType {
+            try StandardOutput.print("host BLAS: generic core for this CPU; run with OPENBLAS_CORETYPE=\(coreType)")
+        }
     }
 }

@@ -17,6 +17,41 @@ struct DiagnosticsCommandTests {
         #expect(devices.allSatisfy { ($0["maxWorkGroupSize"] as? Int ?? 0) > 0 && $0["name"] is String })
     }
 
+    /// Every device entry carries the host BLAS; forcing OpenBLAS's generic core on a CPU
+    /// with AVX2 or AVX-512 prints the warning with the fix (the core is what OpenBLAS
+    /// reports, so the check holds whichever CPU runs the test).
+    @Test func devicesReportTheHostBLASAndWarnOnAGenericCore() throws {
+        let json = try runNgrad(["devices", "--json"], environment: ["OPENBLAS_CORETYPE": "Prescott"])
+        #expect(json.status == 0, "\(json.stderr)")
+        let devices = try #require(
+            try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        let blas = try #require(devices.first?["hostBLAS"] as? [String: Any])
+        for key in ["lapackLibrary", "blasLibrary", "openBLASCore", "openBLASThreads", "openBLASConfiguration",
+                    "cpuLevel", "environment", "coreMatchesCPU", "recommendedCoreType", "warning"] {
+            #expect(blas.keys.contains(key), "\(key) missing from \(blas)")
+        }
+        #expect((blas["environment"] as? [String: String])?["OPENBLAS_CORETYPE"] == "Prescott")
+        let core = try #require(blas["openBLASCore"] as? String, "the host BLAS is not OpenBLAS")
+        #expect(core == "Prescott")
+        let cpu = blas["cpuLevel"] as? String
+        let table = try runNgrad(["devices"], environment: ["OPENBLAS_CORETYPE": "Prescott"])
+        #expect(table.stdout.contains("host BLAS:") && table.stdout.contains("core Prescott"), "\(table.stdout)")
+        if cpu == "AVX2" || cpu == "AVX-512" {
+            let fix = "OPENBLAS_CORETYPE=\(cpu == "AVX2" ? "Haswell" : "SkylakeX")"
+            #expect(blas["coreMatchesCPU"] as? Bool == false)
+            #expect(blas["recommendedCoreType"] as? String == (cpu == "AVX2" ? "Haswell" : "SkylakeX"))
+            for output in [json.stderr, table.stderr] {
+                #expect(output.contains("warning:") && output.contains("Prescott") && output.contains(fix), "\(output)")
+            }
+            #expect(table.stdout.contains(fix))
+        } else {
+            #expect(!json.stderr.contains("warning:"))
+        }
+        // The core the CPU is recognised as carries no warning (on this project's machines).
+        let plain = try runNgrad(["devices"], environment: ["OPENBLAS_CORETYPE": cpu == "AVX-512" ? "SkylakeX" : "Haswell"])
+        if cpu == "AVX2" || cpu == "AVX-512" { #expect(!plain.stderr.contains("warning:"), "\(plain.stderr)") }
+    }
+
     @Test func kernelsCompileEveryFamily() throws {
         let result = try runNgrad(["kernels", "--precision", "float", "--json"])
         #expect(result.status == 0, "\(result.stderr)")

@@ -88,6 +88,8 @@ struct Benchmarks: ParsableCommand {
     }
 
     func run() throws {
+        // Before anything is measured (and before OpenCL starts threads): may re-run the suite.
+        let peer = PeerCore.current
         let selector = try DeviceSelector.resolve(explicit: device, environment: ProcessInfo.processInfo.environment)
         let context = try Context(selector: selector)
         var settings = Settings(warmup: warmup, repetitions: repetitions)
@@ -102,6 +104,7 @@ struct Benchmarks: ParsableCommand {
         print("platform: \(context.device.platform.version), driver \(context.device.driverVersion)")
         print("host:     \(cpu), \(cores) cores")
         print("OpenBLAS: \(OpenBLAS.configuration) (core \(OpenBLAS.coreName), \(OpenBLAS.threads) threads)")
+        print("peer:     \(peer.header)")
         print("load:     \(initialLoad) (1, 5, 15 min) at start")
         print("suite:    \(suite.rawValue)")
         print(
@@ -224,6 +227,7 @@ struct Benchmarks: ParsableCommand {
                 platform: context.device.platform.version, driverVersion: context.device.driverVersion,
                 computeUnits: context.device.computeUnits, hostCPU: cpu, hostCores: cores,
                 openBLAS: OpenBLAS.configuration, openBLASCore: OpenBLAS.coreName, openBLASThreads: OpenBLAS.threads,
+                openBLASPeer: peer,
                 suite: suite.rawValue, warmup: warmup, repetitions: repetitions, solverWarmup: settings.solverWarmup,
                 solverRepetitions: settings.solverRepetitions, inputCopies: settings.copies,
                 peakResidentBytes: peakResidentBytes(), cases: cases, targets: targets, hostCeilings: ceilings)

@@ -172,9 +172,11 @@ struct CaseResult: Encodable {
         contestants.first { $0.contestant == contestant }
     }
 
-    /// How many times faster ours is than `peer` (median over median; > 1: ours is faster).
+    /// How many times faster ours is than `peer` (median over median; > 1: ours is faster);
+    /// NaN against an OpenBLAS that runs generic kernels (``PeerCore``).
     func speedRatio(over peer: Contestant) -> Double {
         guard let ours = result(.ours), let other = result(peer) else { return .nan }
+        if peer == .openBLAS && PeerCore.current.ratiosWithheld { return .nan }
         return other.medianSeconds / ours.medianSeconds
     }
 
@@ -341,6 +343,9 @@ struct Report: Encodable {
     let openBLAS: String
     let openBLASCore: String
     let openBLASThreads: Int
+    /// The peer's core checked against the CPU, whether the suite re-ran itself with
+    /// `OPENBLAS_CORETYPE`, and whether ratios against OpenBLAS are withheld.
+    let openBLASPeer: PeerCore
     let suite: String
     let warmup: Int
     let repetitions: Int
@@ -389,7 +394,9 @@ func renderTable(_ cases: [CaseResult]) -> String {
                 entry.gbytes.map { String(format: "%.1f", $0) } ?? (result.operation.unit == "GB/s" ? String(format: "%.1f", entry.rate) : "-"),
                 entry.rooflineFraction.map { String(format: "%.0f%%", $0 * 100) } ?? "-",
                 entry.contestant == .ours || entry.contestant == .oursPart
-                    ? "-" : ratio(result.speedRatio(over: entry.contestant)),
+                    ? "-"
+                    : entry.contestant == .openBLAS && PeerCore.current.ratiosWithheld
+                        ? "withheld" : ratio(result.speedRatio(over: entry.contestant)),
                 share(entry.interference),
             ])
         }
@@ -446,7 +453,9 @@ func renderMarkdown(_ cases: [CaseResult]) -> String {
     for result in cases {
         guard let ours = result.result(.ours) else { continue }
         let others = result.contestants.filter { $0.contestant != .ours && $0.contestant != .oursPart }.map { entry in
-            "\(entry.label) \(number(entry.medianSeconds * 1e3)) (\(number(entry.medianSeconds / ours.medianSeconds, 2))x)"
+            let withheld = entry.contestant == .openBLAS && PeerCore.current.ratiosWithheld
+            return "\(entry.label) \(number(entry.medianSeconds * 1e3)) "
+                + (withheld ? "(ratio withheld: generic OpenBLAS core)" : "(\(number(entry.medianSeconds / ours.medianSeconds, 2))x)")
         }
         lines.append(
             "| \(result.operation.rawValue) | \(result.element) | \(result.sizeLabel) | \(number(ours.medianSeconds * 1e3)) | "
@@ -483,7 +492,8 @@ func renderTargets(_ targets: [Target]) -> String {
             target.description, needed,
             target.measure == .timeRatio && target.measured.isFinite
                 ? String(format: "%.3fx", target.measured) : ratio(target.measured),
-            target.measured.isNaN ? "not run" : verdict,
+            target.peer == .openBLAS && PeerCore.current.ratiosWithheld
+                ? "withheld (generic OpenBLAS core)" : target.measured.isNaN ? "not run" : verdict,
         ])
     }
     return table.render()
