@@ -20,8 +20,10 @@ struct TrainCommand: ParsableCommand {
         version: NaturalGradientVersion.string
     )
 
-    @Option(name: .long, help: "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var methods: String = TrainMethod.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(
+        name: .long,
+        help: "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")) (default: all but kfac-fixed).")
+    var methods: String = TrainMethod.defaults.map(\.rawValue).joined(separator: ",")
 
     /// The bounds of the count options.
     static let stepRange = 1...100_000
