@@ -22,7 +22,7 @@ struct TrainCommand: ParsableCommand {
 
     @Option(
         name: .long,
-        help: "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")) (default: all but kfac-fixed).")
+        help: "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")) (default: all but kfac-adaptive).")
     var methods: String = TrainMethod.defaults.map(\.rawValue).joined(separator: ",")
 
     /// The bounds of the count options.
