@@ -292,13 +292,17 @@ public struct MLP: Sendable {
     }
 }
 
-/// `exp(x)` for x ≤ 0, within 3e-7 (relative) of the float64 exp above −87 (0 below, NaN stays
-/// NaN): `2^k · exp(r)` with |r| ≤ ln2/2 and exp(r) by its degree-6 Taylor polynomial, a
-/// form the compiler vectorises where libm's scalar `expf`/`tanhf` are calls per element.
+/// `exp(x)` for x ≤ 0, within 3e-7 (relative) of the float64 exp above −87 (0 below, NaN
+/// stays NaN): `2^k · exp(r)` with |r| ≤ ln2/2 and exp(r) by its degree-6 Taylor
+/// polynomial. Branch-free and without trapping integer conversions (k and 2^k come from
+/// the bits of `x·log₂e + 1.5·2²³`), so the loops that call it vectorise, where libm's
+/// scalar `expf`/`tanhf` are a call per element.
 @inline(__always)
 func expNonPositive(_ x: Float) -> Float {
-    let clamped = x > -87 ? x : -87  // also maps NaN to −87; the caller's NaN check restores it
-    let k = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+    let clamped = x > -87 ? x : -87  // also maps NaN to −87; restored below
+    let magic: Float = 12_582_912  // 1.5·2²³: adding it rounds to an integer in the low bits
+    let shifted = clamped * 1.442_695_04 + magic
+    let k = shifted - magic
     // Cody-Waite: ln 2 in two parts (the first exact with k), so r keeps float accuracy.
     let r = (clamped - k * 0.693_145_751_953_125) - k * 1.428_606_765_330_187e-6
     var p: Float = 1.0 / 720
@@ -308,7 +312,8 @@ func expNonPositive(_ x: Float) -> Float {
     p = p * r + 0.5
     p = p * r + 1
     p = p * r + 1
-    let e = p * Float(bitPattern: UInt32(Int32(k) + 127) << 23)
+    let exponent = (shifted.bitPattern &- magic.bitPattern &+ 127) &<< 23  // 2^k, k in [−126, 0]
+    let e = p * Float(bitPattern: exponent)
     return x.isNaN ? x : (x > -87 ? e : 0)
 }
 
