@@ -82,6 +82,7 @@ struct TrainCommand: ParsableCommand {
         }
         let device = try deviceOptions.selectDevice()
         let context = try Context(device: device)
+        MLP.preferOneBLASThread()
         let model = MLP(sizes: [DigitsData.features, 128, 64, DigitsData.classes])
         print(
             "digits: \(data.trainCount) train / \(data.testCount) test samples; MLP \(model.sizes.map(String.init).joined(separator: "-")) tanh, "

@@ -35,6 +35,15 @@ public struct MLP: Sendable {
         parameterCount = total
     }
 
+    /// Runs OpenBLAS on one thread unless `OPENBLAS_NUM_THREADS` says otherwise: the MLP's
+    /// products (at most 512 x 129 x 128) gain nothing from a second thread, and on a busy
+    /// machine OpenBLAS's waiting threads spun in `sched_yield` for about 40% of a training
+    /// run's samples (perf, load 7-11 on 2 vCPUs). Process-wide: call it from a command.
+    public static func preferOneBLASThread() {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil else { return }
+        openblas_set_num_threads(1)
+    }
+
     var classes: Int { sizes[sizes.count - 1] }
     var layerCount: Int { shapes.count }
 
