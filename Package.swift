@@ -37,6 +37,14 @@ let package = Package(
             providers: [.apt(["liblapacke-dev", "libopenblas-dev"])]
         ),
 
+        // MARK: CBLAS (OpenBLAS) for the examples' MLP: its forward and backward passes are
+        // batched sgemm calls.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+
         // MARK: zlib, to read gzipped data files and streams (`ngrad train --data`).
         .systemLibrary(
             name: "CZlib",
@@ -81,7 +89,7 @@ let package = Package(
         // first-order optimizers and data loader, and the Gaussian-process model selection.
         .target(
             name: "NaturalGradientExamples",
-            dependencies: ["NaturalGradient", "NaturalGradientTestSupport", "SVGCharts", "CZlib"]
+            dependencies: ["NaturalGradient", "NaturalGradientTestSupport", "SVGCharts", "CZlib", "CBLAS"]
         ),
 
         // MARK: Layer 4: the command-line tool (parses, calls the targets above, prints).

@@ -1,3 +1,4 @@
+import Foundation
 import OpenCLHost
 
 /// How a `NaturalGradientOptimizer` holds its curvature: it builds the representation from
@@ -143,10 +144,11 @@ extension SavedCurvature {
 
 extension NaturalGradientOptimizer {
     /// Builds the curvature from `input`, or averages it into the current one
-    /// (`F ← βF + (1 − β)F_batch`, β = `curvatureDecay`) where the representation accumulates.
+    /// (`F ← βF + (1 − β)F_batch`, β = `curvatureDecay`) where the representation accumulates;
+    /// with `curvatureBiasCorrection` the weights are those of `averageWeights`.
     func refreshCurvature(_ input: CurvatureInput<Element>) throws {
-        let beta = options.curvatureDecay
         let first = curvature == nil
+        let (beta, newWeight) = averageWeights()
         if case let .kfac(shapes) = options.curvature {
             guard case let .layers(statistics, samples) = input else {
                 throw NaturalGradientError.invalidArgument(
@@ -155,7 +157,7 @@ extension NaturalGradientOptimizer {
             let layers = try kfacLayers(statistics, samples: samples, shapes: shapes)
             if !first, let existing = curvature as? any LayerAccumulatingCurvature<Element> {
                 try existing.accumulate(
-                    layers, samples: samples, weights: nil, alpha: Element(float64: (1 - beta) / Double(samples)),
+                    layers, samples: samples, weights: nil, alpha: Element(float64: newWeight / Double(samples)),
                     beta: Element(float64: beta))
             } else if let fromLayers = builder.fromLayers {
                 curvature = try fromLayers(layers, samples)
@@ -168,7 +170,7 @@ extension NaturalGradientOptimizer {
         let factor = try makeFactor(input)
         if !first, let existing = curvature as? any FactorAccumulatingCurvature<Element> {
             try existing.accumulate(
-                factor, alpha: Element(float64: (1 - beta) / Double(factor.samples)), beta: Element(float64: beta))
+                factor, alpha: Element(float64: newWeight / Double(factor.samples)), beta: Element(float64: beta))
             return
         }
         guard let fromFactor = builder.fromFactor else {
@@ -178,12 +180,26 @@ extension NaturalGradientOptimizer {
         try require(
             built.dimension == dimension, "curvature",
             "the builder made dimension \(built.dimension), the model has \(dimension)")
-        if beta > 0, !(built is any FactorAccumulatingCurvature<Element>) {
+        if options.curvatureDecay > 0, !(built is any FactorAccumulatingCurvature<Element>) {
             throw NaturalGradientError.invalidArgument(
                 name: "curvatureDecay",
                 reason: "\(type(of: built)) keeps no moving average (it is not FactorAccumulatingCurvature); use 0")
         }
         curvature = built
+    }
+
+    /// The weights `(old, new)` of this refresh's `F ← old·F + new·F_batch`: `(β, 1 − β)`,
+    /// or with bias correction those that keep F the weight-normalised average. The k-th
+    /// refresh (k = stepCount / curvatureRefreshPeriod + 1, so a restored state needs no
+    /// extra field) has total weight `w_k = 1 − β^k`; `F_k = (β w_{k−1} F_{k−1} +
+    /// (1 − β) F_batch) / w_k`.
+    func averageWeights() -> (old: Double, new: Double) {
+        let beta = options.curvatureDecay
+        guard options.curvatureBiasCorrection, beta > 0 else { return (beta, 1 - beta) }
+        let k = Double(stepCount / options.curvatureRefreshPeriod + 1)
+        let total = 1 - pow(beta, k)
+        let previous = 1 - pow(beta, k - 1)
+        return (beta * previous / total, (1 - beta) / total)
     }
 
     /// K-FAC's per-layer statistics, checked against the shapes and uploaded.

@@ -89,6 +89,12 @@ public struct NaturalGradientOptimizerOptions: Sendable {
     /// `F ← βF + (1 − β)F_batch` (the first refresh takes `F_batch`). Dense, block-diagonal,
     /// diagonal and K-FAC only.
     public var curvatureDecay: Double = 0
+    /// Whether the moving average of `curvatureDecay` is normalised by its total weight
+    /// (KFAC-JAX's bias correction): after k refreshes the curvature is
+    /// `Σ_j β^{k−j}(1 − β) F_j / (1 − β^k)`, a weighted mean of the batch estimates, instead
+    /// of the plain average that keeps the first estimate at weight β^{k−1}. Off by default
+    /// (the plain average); no effect when `curvatureDecay` is 0.
+    public var curvatureBiasCorrection: Bool = false
     /// Rebuild (or average in) the curvature every this many steps (≥ 1); between refreshes
     /// `step` needs no curvature input.
     public var curvatureRefreshPeriod: Int = 1
@@ -112,7 +118,7 @@ public struct NaturalGradientOptimizerOptions: Sendable {
             tolerance: 1e-4, maxIterations: 50, progressRule: true),
         damping: DampingOption = .fixed(1e-3), stepSize: StepSizeRule = .learningRate(1), momentum: Double = 0,
         curvatureDecay: Double = 0, curvatureRefreshPeriod: Int = 1, inverseRefreshPeriod: Int = 1,
-        maxUpdateNorm: Double? = nil
+        maxUpdateNorm: Double? = nil, curvatureBiasCorrection: Bool = false
     ) {
         self.curvature = curvature
         self.representation = representation
@@ -125,6 +131,7 @@ public struct NaturalGradientOptimizerOptions: Sendable {
         self.curvatureRefreshPeriod = curvatureRefreshPeriod
         self.inverseRefreshPeriod = inverseRefreshPeriod
         self.maxUpdateNorm = maxUpdateNorm
+        self.curvatureBiasCorrection = curvatureBiasCorrection
     }
 
     /// Throws `NaturalGradientError.invalidArgument` naming the first unusable option, for

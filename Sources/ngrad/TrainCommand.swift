@@ -20,8 +20,10 @@ struct TrainCommand: ParsableCommand {
         version: NaturalGradientVersion.string
     )
 
-    @Option(name: .long, help: "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var methods: String = TrainMethod.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(
+        name: .long,
+        help: "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")) (default: all but kfac-adaptive).")
+    var methods: String = TrainMethod.defaults.map(\.rawValue).joined(separator: ",")
 
     /// The bounds of the count options.
     static let stepRange = 1...100_000
@@ -80,6 +82,7 @@ struct TrainCommand: ParsableCommand {
         }
         let device = try deviceOptions.selectDevice()
         let context = try Context(device: device)
+        MLP.preferOneBLASThread()
         let model = MLP(sizes: [DigitsData.features, 128, 64, DigitsData.classes])
         print(
             "digits: \(data.trainCount) train / \(data.testCount) test samples; MLP \(model.sizes.map(String.init).joined(separator: "-")) tanh, "
