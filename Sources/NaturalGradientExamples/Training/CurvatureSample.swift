@@ -35,7 +35,7 @@ public struct TrainingCurvatureSample: Sendable {
         dimension = model.parameterCount
         self.samples = n
         classes = model.classes
-        outputJacobians = model.outputJacobians(parameters, inputs: inputs, count: n)
+        outputJacobians = model.outputJacobians(parameters, pass, count: n)
         logits = pass.logits
         perSampleGradients = model.perSampleGradients(pass, outputGradients: dz)
         gradient = model.parameterGradient(pass, outputGradients: dz, scale: 1 / Float(n))
