@@ -17,31 +17,6 @@ struct DevicesCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
-    struct Report: Encodable {
-        let index: Int
-        let name: String
-        let vendor: String
-        let type: String
-        let platform: String
-        let driverVersion: String
-        let openCLVersion: String
-        let openCLCVersion: String
-        let computeUnits: Int
-        let maxClockMHz: Int
-        let globalMemoryBytes: UInt64
-        let maxAllocationBytes: UInt64
-        let localMemoryBytes: UInt64
-        let maxWorkGroupSize: Int
-        let preferredWorkGroupMultiple: Int?
-        let supportsFloat64: Bool
-        let isPoCL: Bool
-        let isDefault: Bool
-        /// The host's BLAS and LAPACK (the same for every device: the host-side factorisations
-        /// of any device's solves run there). In each entry so that the JSON stays one array
-        /// of devices.
-        let hostBLAS: HostBLAS
-    }
-
     func run() throws {
         let devices = try Device.all()
         if devices.isEmpty {
@@ -53,24 +28,12 @@ struct DevicesCommand: ParsableCommand {
                 : "the OpenCL platform\(platforms.count == 1 ? "" : "s") \(platforms.map { "'\($0.name)'" }.joined(separator: ", ")) list no device"
             throw OpenCLError.noDevices(reason: found)
         }
-        let defaultDevice = try? DeviceSelector.automatic.select(from: devices)
         let hostBLAS = HostBLAS.current(environment: ProcessInfo.processInfo.environment)
         // On standard error, so that it shows with --json too and never corrupts the report.
         if let warning = hostBLAS.assessment.warning {
             FileHandle.standardError.write(Data("ngrad: warning: \(warning)\n".utf8))
         }
-        let reports = devices.map { device in
-            Report(
-                index: device.index, name: device.name, vendor: device.vendor, type: device.kind.rawValue,
-                platform: device.platform.name, driverVersion: device.driverVersion,
-                openCLVersion: device.openCLVersion, openCLCVersion: device.openCLCVersion,
-                computeUnits: device.computeUnits, maxClockMHz: device.maxClockMHz,
-                globalMemoryBytes: device.globalMemoryBytes, maxAllocationBytes: device.maxAllocationBytes,
-                localMemoryBytes: device.localMemoryBytes, maxWorkGroupSize: device.maxWorkGroupSize,
-                preferredWorkGroupMultiple: try? device.probePreferredWorkGroupMultiple(),
-                supportsFloat64: device.supportsFloat64, isPoCL: device.isPoCL, isDefault: device == defaultDevice,
-                hostBLAS: hostBLAS)
-        }
+        let reports = DeviceReport.reports(for: devices, hostBLAS: hostBLAS)
         if json {
             try printJSON(reports)
             return

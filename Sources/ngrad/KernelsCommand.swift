@@ -28,23 +28,10 @@ struct KernelsCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
-    struct Row: Encodable {
-        let file: String
-        let element: String
-        let buildOptions: String
-        let kernel: String
-        let origin: String
-        let buildMilliseconds: Double
-        let maxWorkGroupSize: Int
-        let preferredWorkGroupMultiple: Int
-        let localMemoryBytes: UInt64
-        let privateMemoryBytes: UInt64
-    }
-
     func run() throws {
         let device = try deviceOptions.selectDevice()
         let context = try Context(device: device)
-        var rows: [Row] = []
+        var rows: [KernelReport] = []
         if let source {
             let text: String
             do {
@@ -54,17 +41,9 @@ struct KernelsCommand: ParsableCommand {
             }
             let name = URL(fileURLWithPath: source).lastPathComponent
             let built = try context.buildProgram(ProgramSource(name: name, text: text))
-            rows += try describe(built, element: "-")
+            rows += try KernelReport.describe(built, element: "-")
         } else {
-            for element in elementTypes(for: device) {
-                for family in KernelFamily.allCases {
-                    let configuration =
-                        element == "double"
-                        ? KernelConfiguration(family, element: Double.self, device: device)
-                        : KernelConfiguration(family, element: Float.self, device: device)
-                    rows += try describe(context.build(configuration), element: element)
-                }
-            }
+            rows = try KernelReport.builtIn(context: context, elements: elementTypes(for: device))
         }
         if json {
             try printJSON(rows)
@@ -94,19 +73,6 @@ struct KernelsCommand: ParsableCommand {
         case .float: ["float"]
         case .double: ["double"]
         case .all: device.supportsFloat64 ? ["float", "double"] : ["float"]
-        }
-    }
-
-    private func describe(_ built: BuiltProgram, element: String) throws -> [Row] {
-        let milliseconds = Double(built.duration.components.attoseconds) / 1e15
-            + Double(built.duration.components.seconds) * 1e3
-        return try built.program.kernelNames().map { name in
-            let info = try built.program.makeKernel(named: name).info
-            return Row(
-                file: built.program.source.name, element: element, buildOptions: built.program.options, kernel: name,
-                origin: built.origin.rawValue, buildMilliseconds: milliseconds,
-                maxWorkGroupSize: info.maxWorkGroupSize, preferredWorkGroupMultiple: info.preferredWorkGroupMultiple,
-                localMemoryBytes: info.localMemoryBytes, privateMemoryBytes: info.privateMemoryBytes)
         }
     }
 }
