@@ -149,10 +149,32 @@ enum DType: Int32, Sendable {
 /// The dtype of an element type.
 protocol BridgeScalar: DeviceScalar {
     static var dtype: DType { get }
+    /// How many of `values` are infinite or NaN. A requirement, not a generic loop over
+    /// `isFinite`: called through a generic context, that loop is not specialised and cost
+    /// about 15 ns a value (2.4 ms of a 10 ms K-FAC product at P = 165,514).
+    static func nonFiniteCount(_ values: UnsafeBufferPointer<Self>) -> Int
 }
 
-extension Float: BridgeScalar { static var dtype: DType { .float32 } }
-extension Double: BridgeScalar { static var dtype: DType { .float64 } }
+extension Float: BridgeScalar {
+    static var dtype: DType { .float32 }
+    static func nonFiniteCount(_ values: UnsafeBufferPointer<Float>) -> Int {
+        // All exponent bits set is infinity or NaN; the branch-free count vectorises.
+        let exponent: UInt32 = 0x7F80_0000
+        var bad = 0
+        for value in values { bad &+= value.bitPattern & exponent == exponent ? 1 : 0 }
+        return bad
+    }
+}
+
+extension Double: BridgeScalar {
+    static var dtype: DType { .float64 }
+    static func nonFiniteCount(_ values: UnsafeBufferPointer<Double>) -> Int {
+        let exponent: UInt64 = 0x7FF0_0000_0000_0000
+        var bad = 0
+        for value in values { bad &+= value.bitPattern & exponent == exponent ? 1 : 0 }
+        return bad
+    }
+}
 
 extension DType {
     /// `float(Float.self)` or `double(Double.self)`, whichever this dtype is: the one place
@@ -203,8 +225,7 @@ func elements<E: BridgeScalar>(_ pointer: UnsafeRawPointer?, count: Int, _ name:
 
 /// Throws `nonFiniteValues(name)` if `values` holds NaN or infinity.
 func requireFinite<E: BridgeScalar>(_ values: UnsafeBufferPointer<E>, _ name: String) throws {
-    var bad = 0
-    for value in values where !value.isFinite { bad += 1 }
+    let bad = E.nonFiniteCount(values)
     if bad > 0 { throw NaturalGradientError.nonFiniteValues(name: name, count: bad) }
 }
 
