@@ -120,3 +120,18 @@ def test_c_level_errors_name_the_argument(context):
 def test_unknown_device():
     with pytest.raises(ng.DeviceError, match="no-such-device"):
         ng.Context("no-such-device")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_count_per_dtype(context, dtype):
+    # The boundary counts non-finite values by their exponent bits: NaN (also a negative,
+    # payload-carrying one), +inf and -inf count; the largest finite value, subnormals and -0
+    # do not.
+    info = np.finfo(dtype)
+    u = np.ones((3, 7), dtype=dtype)
+    u.flat[[0, 4, 9, 13]] = [np.nan, np.inf, -np.inf, -np.nan]
+    u.flat[[1, 2, 3, 5]] = [info.max, -info.max, info.smallest_subnormal, -0.0]
+    with pytest.raises(ValueError, match="'matrix' holds 4 non-finite values"):
+        ng.Factor(u, context=context)
+    u.flat[[0, 4, 9, 13]] = 1
+    assert ng.Factor(u, context=context).shape == (3, 7)
