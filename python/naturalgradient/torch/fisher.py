@@ -306,11 +306,11 @@ class MonteCarloFisher(EmpiricalFisher):
         return output + noise * np.sqrt(0.5)
 
     def gradients(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> np.ndarray:
-        """Rows for ``samples`` draws per input, (samples*N, P), scaled by 1/sqrt(samples)
-        so the operator averages the draws."""
-        rows = [per_sample_gradients(self.model, self.loss, inputs, self.draw(inputs), self.params, self.chunk_size)
-                for _ in range(self.samples)]
-        out = np.concatenate(rows) if len(rows) > 1 else rows[0]
+        """Rows for ``samples`` draws per input, (samples*N, P) (draw-major), scaled by
+        1/sqrt(samples) so the operator averages the draws; one vmapped pass over all."""
+        repeated = inputs if self.samples == 1 else inputs.repeat(self.samples, *([1] * (inputs.ndim - 1)))
+        out = per_sample_gradients(self.model, self.loss, repeated, self.draw(repeated), self.params,
+                                   self.chunk_size)
         if self.samples > 1:
             out *= 1.0 / np.sqrt(self.samples)
         return out
