@@ -280,3 +280,25 @@ def test_kfac_trains_a_classifier_faster_than_plain_sgd(context):
             optimizer.step()
         losses[name] = float(nn.functional.cross_entropy(model(x), y).detach())
     assert losses["kfac"] < 0.8 * losses["sgd"]
+
+
+def test_natural_gradient_errors_name_the_problem(context):
+    model = mlp()
+    with pytest.raises(ValueError, match="give a loss, or a family and a measure"):
+        ngt.NaturalGradient(model, context=context)
+    with pytest.raises(ValueError, match="give a loss, or a family and a measure"):
+        ngt.NaturalGradient(model, nn.CrossEntropyLoss(), family="categorical", measure="kl", context=context)
+    with pytest.raises(ValueError, match="loss: .*NLLLoss"):
+        ngt.NaturalGradient(model, nn.NLLLoss(), context=context)
+    with pytest.raises(ValueError, match="chunk_size: 0"):
+        ngt.NaturalGradient(model, "cross_entropy", chunk_size=0, context=context)
+    natural = ngt.NaturalGradient(model, "cross_entropy", context=context)
+    x, _ = batch(12)
+    with pytest.raises(RuntimeError, match=r"no \.grad for \['0.weight', '0.bias'"):
+        natural.direction(x)
+    with pytest.raises(ValueError, match="gradient: 3 values, the parameters have 66"):
+        natural.direction(x, gradient=torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="model: parameters have dtypes"):
+        ngt.NaturalGradient(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2).double()), "mse", context=context)
+    with pytest.raises(ValueError, match="samples: 0"):
+        ngt.MonteCarloFisher(model, nn.CrossEntropyLoss(), samples=0, context=context)

@@ -9,7 +9,7 @@ made contiguous first (one copy).
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,23 +36,6 @@ def to_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """A NumPy result as a tensor on ``like``'s device (a view on the CPU)."""
     out = torch.from_numpy(np.ascontiguousarray(array))
     return out if like.device.type == "cpu" else out.to(like.device)
-
-
-def flatten(tensors: Iterable[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """The tensors flattened and concatenated (torch's parameter order) on the CPU."""
-    return torch.cat([t.detach().reshape(-1).to(device="cpu", dtype=dtype) for t in tensors])
-
-
-def unflatten(vector: torch.Tensor, shapes: Sequence[torch.Size]) -> list[torch.Tensor]:
-    """Views of ``vector`` in the given shapes."""
-    out, start = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape)) if len(shape) else 1
-        out.append(vector[start:start + size].view(shape))
-        start += size
-    if start != vector.numel():
-        raise ValueError(f"vector: {vector.numel()} values for parameters of {start}")
-    return out
 
 
 def working_dtype(parameters: Sequence[torch.Tensor], name: str = "model") -> torch.dtype:

@@ -26,7 +26,7 @@ from torch.func import functional_call, grad, jacrev, vmap
 
 from .. import ColumnReport, Factor, ImplicitCurvature, solve
 from .._context import Context
-from ..metrics import Family, FamilyLike, Measure, MeasureLike, exact_fisher, formal_metric_factor
+from ..metrics import FamilyLike, MeasureLike, exact_fisher, formal_metric_factor
 from ._tensors import host_array, numpy_dtype, to_tensor, working_dtype
 
 __all__ = ["NaturalGradient", "GGN", "per_sample_gradients", "EmpiricalFisher", "MonteCarloFisher"]
