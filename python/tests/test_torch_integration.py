@@ -257,8 +257,8 @@ def test_monte_carlo_fisher_is_seeded_and_averages_to_the_ggn(context):
     identity = np.eye(sum(p.numel() for p in model.parameters()))
     with ngt.GGN(model, loss, context=context).curvature(x) as ggn:
         expected = ggn.apply(identity)
-    with ngt.MonteCarloFisher(model, loss, samples=2000, seed=4, context=context).curvature(x) as mc:
-        assert relative(mc.apply(identity), expected) <= 0.05  # ~1/sqrt(2000 * 6)
+    with ngt.MonteCarloFisher(model, loss, samples=1000, seed=4, context=context).curvature(x) as mc:
+        assert relative(mc.apply(identity), expected) <= 0.05  # ~1/sqrt(1000 * 6); observed 0.022
 
 
 def test_kfac_trains_a_classifier_faster_than_plain_sgd(context):
