@@ -88,6 +88,23 @@ def test_kfac_step_writes_the_kfac_direction_into_grad(context):
     assert relative(kfac.parameter_vector().numpy(), before - 0.5 * expected) <= 1e-12
 
 
+@pytest.mark.parametrize("conv", ["expand", "reduce"])
+def test_kfac_step_on_a_cnn_uses_the_padded_conv_rows(context, conv):
+    torch.manual_seed(13)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(3 * 3 * 3, 4)).double()
+    x = torch.randn(5, 2, 6, 6, dtype=torch.float64)
+    y = torch.randint(0, 4, (5,))
+    kfac = ngt.KFAC(model, damping=0.1, conv=conv, context=context)
+    kfac.backward(model(x), y)
+    stats = kfac.statistics()
+    rows = {a.shape[0] for a, _ in stats} | {g.shape[0] for _, g in stats}
+    assert rows == {5 * 36 if conv == "expand" else 5}
+    gradient = kfac.flat().numpy().copy()
+    kfac.step()
+    assert relative(kfac.flat().numpy(), kfac_reference(kfac, stats, 0.1, gradient)) <= 1e-10
+
+
 def test_kfac_factor_decay_averages_each_factor(context):
     model = mlp(2)
     beta, damping = 0.6, 0.05
