@@ -140,7 +140,7 @@ def test_errors(context, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matches_curvlinops(context, dtype):
     """Our EKFAC equals curvlinops' EKFACLinearOperator (fisher_type="empirical", mean
-    reduction, loss_average="batch") on a tiny nn.Linear model: our per-sample output
+    reduction, weight and bias as one [W | b] block) on a tiny nn.Linear model: our per-sample output
     gradients are N times autograd's gradients of the batch-mean loss."""
     torch = pytest.importorskip("torch", reason="torch is not installed (the curvlinops comparison needs it)")
     curvlinops = pytest.importorskip("curvlinops", reason="curvlinops-for-pytorch is not installed")
@@ -158,14 +158,17 @@ def test_matches_curvlinops(context, dtype):
     loss_function = torch.nn.MSELoss(reduction="mean")
     params = [model.weight, model.bias]
     theirs = EKFACLinearOperator(
-        model, loss_function, params, [(X, y)], fisher_type="empirical", check_deterministic=False
+        model, loss_function, params, [(X, y)], fisher_type="empirical", check_deterministic=False,
+        separate_weight_and_bias=False,
     )
     # Our inputs: activations with the bias 1, per-sample output gradients of the per-sample
-    # losses. MSELoss(mean) averages over N * d_out entries, so its per-sample loss is
-    # (1/d_out) |f - y|^2 and the output gradient (2/d_out) (f - y).
+    # losses. MSELoss(mean) averages over N * d_out entries; curvlinops multiplies that loss
+    # by sqrt(d_out) before its empirical backward pass (`_maybe_adjust_loss_scale`) and
+    # rescales the covariances by N, so its per-sample output gradient is
+    # N * sqrt(d_out) * 2 (f - y) / (N d_out) = 2 (f - y) / sqrt(d_out).
     a = torch.cat([X, torch.ones(n, 1, dtype=torch_dtype)], dim=1).numpy()
     with torch.no_grad():
-        g = (2.0 / d_out * (model(X) - y)).numpy()
+        g = (2.0 / d_out**0.5 * (model(X) - y)).numpy()
     ours = ng.EKFACCurvature([(np.ascontiguousarray(a), np.ascontiguousarray(g))], context=context)
     # Their parameter order: weight (d_out x d_in, row-major), then bias; ours [W | b] row-major.
     p = d_out * (d_in + 1)
@@ -173,7 +176,7 @@ def test_matches_curvlinops(context, dtype):
     v_ours = rng.standard_normal(p).astype(dtype)
     w_block = v_ours.reshape(d_out, d_in + 1)
     v_theirs = np.concatenate([w_block[:, :d_in].ravel(), w_block[:, d_in]])
-    out_theirs = np.asarray(theirs @ v_theirs.astype(dtype), dtype=np.float64)
+    out_theirs = (theirs @ torch.from_numpy(v_theirs.astype(dtype))).detach().numpy().astype(np.float64)
     theirs_as_ours = np.hstack([out_theirs[: d_out * d_in].reshape(d_out, d_in), out_theirs[d_out * d_in:, None]]).ravel()
     out_ours = ours.apply(v_ours)
     assert relative_error(out_ours, theirs_as_ours) < (1e-5 if dtype == np.float32 else 1e-10)
