@@ -10,13 +10,13 @@ struct EigenvalueCorrectedKroneckerTests {
     private static let samples = 13
 
     /// Random activations (with the bias 1) and output gradients per layer, on host and device.
-    private func inputs<T: DeviceScalar>(_: T.Type, samples: Int, seed: UInt64) throws
-        -> (layers: [KFACLayer<T>], host: [(a: [Double], g: [Double])])
-    {
+    private func inputs<T: DeviceScalar>(
+        _: T.Type, samples: Int, seed: UInt64, shapes: [(outputs: Int, inputs: Int)] = Self.shapes
+    ) throws -> (layers: [KFACLayer<T>], host: [(a: [Double], g: [Double])]) {
         let context = try TestDevice.context()
         var layers: [KFACLayer<T>] = []
         var host: [(a: [Double], g: [Double])] = []
-        for (index, shape) in Self.shapes.enumerated() {
+        for (index, shape) in shapes.enumerated() {
             let a: [T] = KFACLayer<T>.appendingBiasColumn(
                 randomValues(samples * (shape.inputs - 1), seed: seed + UInt64(index)), rows: samples,
                 columns: shape.inputs - 1)
@@ -213,6 +213,41 @@ struct EigenvalueCorrectedKroneckerTests {
             let p = Self.shapes[index].outputs * Self.shapes[index].inputs
             let s = referenceDiagonalInBasis(refreshed[index].fisher, basis: refreshed[index].basis, dimension: p)
             #expect(relativeError(try curvature.eigenvalues(index), s) < 1e-12, "corrected S, layer \(index)")
+        }
+    }
+
+    /// The rotations under forced Kronecker tunables (the local-memory GPU path and odd
+    /// register tiles on the direct path) give the default path's product and solve, on
+    /// layers that span several tiles, outputs poisoned.
+    @Test func everyKernelPath() throws {
+        let context = try TestDevice.context()
+        let shapes = [(outputs: 5, inputs: 7), (outputs: 37, inputs: 29), (outputs: 1, inputs: 2)]
+        let samples = 41
+        let (layers, _) = try inputs(Float.self, samples: samples, seed: 700, shapes: shapes)
+        let reference = try EigenvalueCorrectedKroneckerCurvature(layers: layers, samples: samples)
+        let damping: Float = 0.03
+        let x = try VectorBatch<Float>(
+            context: context, vectors: (0..<2).map { randomValues(reference.dimension, seed: UInt64(80 + $0)) })
+        let expectedProduct = try reference.apply(x, damping: damping).download()
+        let expectedSolve = try reference.makeInverse(damping: damping).solve(x).download()
+        let configurations: [[String: Int]] = [
+            ["LOCAL_TILES": 1, "RM": 3, "RN": 2, "WGX": 8, "WGY": 4, "KT": 5],
+            ["LOCAL_TILES": 0, "RM": 3, "RN": 5, "WGX": 4, "WGY": 2, "VW": 8],
+        ]
+        for defines in configurations {
+            let curvature = try EigenvalueCorrectedKroneckerCurvature<Float>(context: context, shapes: shapes, defines: defines)
+            try curvature.accumulate(layers, samples: samples, beta: 0)
+            try curvature.refreshEigenbasis()
+            try curvature.correctEigenvalues(layers, samples: samples)
+            let y = try VectorBatch<Float>(context: context, dimension: curvature.dimension, count: 2)
+            try y.buffer.fill(.nan)
+            try curvature.apply(x, damping: damping, into: y)
+            let product = try y.download()
+            let solved = try curvature.makeInverse(damping: damping).solve(x).download()
+            for vector in 0..<2 {
+                #expect(relativeError(product[vector], Float.widened(expectedProduct[vector])) < 1e-5, "apply, \(defines)")
+                #expect(relativeError(solved[vector], Float.widened(expectedSolve[vector])) < 1e-4, "solve, \(defines)")
+            }
         }
     }
 

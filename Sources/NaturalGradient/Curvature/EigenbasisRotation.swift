@@ -18,10 +18,17 @@ final class EigenbasisRotation<Element: DeviceScalar> {
     private let scaling: DiagonalProduct<Element>
     private var scratch: (rotated: VectorBatch<Element>, scaled: VectorBatch<Element>)?
 
-    /// Rotations for layers of `shapes` (identity bases until `upload(bases:)`).
-    init(context: Context, shapes: [(outputs: Int, inputs: Int)]) throws {
-        project = try KroneckerCurvature(context: context, shapes: shapes)
-        reconstruct = try KroneckerCurvature(context: context, shapes: shapes)
+    /// Rotations for layers of `shapes` (identity bases until `upload(bases:)`), the
+    /// Kronecker kernels with the device defaults' `defines` replaced (empty: the tuned or
+    /// default tunables), so tests run the GPU path on any device.
+    init(context: Context, shapes: [(outputs: Int, inputs: Int)], defines: [String: Int] = [:]) throws {
+        if defines.isEmpty {
+            project = try KroneckerCurvature(context: context, shapes: shapes)
+            reconstruct = try KroneckerCurvature(context: context, shapes: shapes)
+        } else {
+            project = try KroneckerCurvature(context: context, shapes: shapes, defines: defines)
+            reconstruct = try KroneckerCurvature(context: context, shapes: shapes, defines: defines)
+        }
         scaling = try DiagonalProduct(context: context)
         dimension = project.dimension
         try upload(bases: shapes.map { (identityMatrix($0.inputs), identityMatrix($0.outputs)) })

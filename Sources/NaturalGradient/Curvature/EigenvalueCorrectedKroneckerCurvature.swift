@@ -42,10 +42,20 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
     private let correctedBuffer: Buffer<Element>
     private let rotation: EigenbasisRotation<Element>
 
+    /// The Kronecker kernels' defines for the rotations (empty: tuned or default tunables).
+    let rotationDefines: [String: Int]
+
     /// Zero factors and eigenvalues and identity bases for layers of `(outputs, inputs)`.
-    public init(context: Context, shapes: [(outputs: Int, inputs: Int)]) throws {
+    public convenience init(context: Context, shapes: [(outputs: Int, inputs: Int)]) throws {
+        try self.init(context: context, shapes: shapes, defines: [:])
+    }
+
+    /// The same with the rotations' Kronecker `defines` replaced (tests cover the GPU path
+    /// on any device this way).
+    init(context: Context, shapes: [(outputs: Int, inputs: Int)], defines: [String: Int]) throws {
         kronecker = try KroneckerCurvature(context: context, shapes: shapes)
-        rotation = try EigenbasisRotation(context: context, shapes: shapes)
+        rotation = try EigenbasisRotation(context: context, shapes: shapes, defines: defines)
+        rotationDefines = defines
         bases = shapes.map { (identityMatrix($0.inputs), identityMatrix($0.outputs)) }
         corrected = [Double](repeating: 0, count: kronecker.dimension)
         correctedBuffer = try Buffer(context: context, count: kronecker.dimension)

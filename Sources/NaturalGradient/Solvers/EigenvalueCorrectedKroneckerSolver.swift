@@ -34,7 +34,8 @@ public final class EigenvalueCorrectedKroneckerSolver<Element: DeviceScalar>: Cu
         largest = shifted.max() ?? 0
         lambda = damping
         rotation = try EigenbasisRotation(
-            context: curvature.context, shapes: curvature.layers.map { ($0.outputs, $0.inputs) })
+            context: curvature.context, shapes: curvature.layers.map { ($0.outputs, $0.inputs) },
+            defines: curvature.rotationDefines)
         try rotation.upload(bases: curvature.packedBases)
         reciprocals = try Buffer(context: curvature.context, copying: narrowed)
     }
