@@ -140,43 +140,79 @@ def test_errors(context, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matches_curvlinops(context, dtype):
     """Our EKFAC equals curvlinops' EKFACLinearOperator (fisher_type="empirical", mean
-    reduction, weight and bias as one [W | b] block) on a tiny nn.Linear model: our per-sample output
-    gradients are N times autograd's gradients of the batch-mean loss."""
+    reduction, weight and bias as one [W | b] block) on a tiny tanh MLP of two nn.Linear
+    layers, and our damped solve equals NumPy's on their operator made dense."""
     torch = pytest.importorskip("torch", reason="torch is not installed (the curvlinops comparison needs it)")
     curvlinops = pytest.importorskip("curvlinops", reason="curvlinops-for-pytorch is not installed")
-    EKFACLinearOperator = curvlinops.EKFACLinearOperator
 
     torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
     generator = torch.Generator().manual_seed(7)
-    n, d_in, d_out = 13, 6, 4
-    model = torch.nn.Linear(d_in, d_out).to(torch_dtype)
+    n, sizes = 13, [6, 5, 3]
+    model = torch.nn.Sequential(
+        torch.nn.Linear(sizes[0], sizes[1]), torch.nn.Tanh(), torch.nn.Linear(sizes[1], sizes[2])
+    ).to(torch_dtype)
+    linears = [model[0], model[2]]
     with torch.no_grad():
-        model.weight.copy_(torch.randn(d_out, d_in, generator=generator, dtype=torch_dtype))
-        model.bias.copy_(torch.randn(d_out, generator=generator, dtype=torch_dtype))
-    X = torch.randn(n, d_in, generator=generator, dtype=torch_dtype)
-    y = torch.randn(n, d_out, generator=generator, dtype=torch_dtype)
+        for layer in linears:
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator, dtype=torch_dtype))
+            layer.bias.copy_(torch.randn(layer.bias.shape, generator=generator, dtype=torch_dtype))
+    X = torch.randn(n, sizes[0], generator=generator, dtype=torch_dtype)
+    y = torch.randn(n, sizes[2], generator=generator, dtype=torch_dtype)
     loss_function = torch.nn.MSELoss(reduction="mean")
-    params = [model.weight, model.bias]
-    theirs = EKFACLinearOperator(
+    params = [p for layer in linears for p in (layer.weight, layer.bias)]
+    theirs = curvlinops.EKFACLinearOperator(
         model, loss_function, params, [(X, y)], fisher_type="empirical", check_deterministic=False,
         separate_weight_and_bias=False,
     )
-    # Our inputs: activations with the bias 1, per-sample output gradients of the per-sample
-    # losses. MSELoss(mean) averages over N * d_out entries; curvlinops multiplies that loss
-    # by sqrt(d_out) before its empirical backward pass (`_maybe_adjust_loss_scale`) and
-    # rescales the covariances by N, so its per-sample output gradient is
-    # N * sqrt(d_out) * 2 (f - y) / (N d_out) = 2 (f - y) / sqrt(d_out).
-    a = torch.cat([X, torch.ones(n, 1, dtype=torch_dtype)], dim=1).numpy()
-    with torch.no_grad():
-        g = (2.0 / d_out**0.5 * (model(X) - y)).numpy()
-    ours = ng.EKFACCurvature([(np.ascontiguousarray(a), np.ascontiguousarray(g))], context=context)
-    # Their parameter order: weight (d_out x d_in, row-major), then bias; ours [W | b] row-major.
-    p = d_out * (d_in + 1)
+    # Our inputs: each layer's activations with the bias 1 and per-sample output gradients
+    # of the per-sample losses. MSELoss(mean) averages over N * C entries; curvlinops
+    # multiplies that loss by sqrt(C) before its empirical backward pass
+    # (`_maybe_adjust_loss_scale`) and rescales the covariances by N, so its per-sample
+    # output gradient is N * d(sqrt(C) * loss)/dz.
+    z1 = model[0](X)
+    h = torch.tanh(z1)
+    z2 = model[2](h)
+    loss = loss_function(z2, y) * sizes[2] ** 0.5
+    g1, g2 = torch.autograd.grad(loss, [z1, z2])
+    ones = torch.ones(n, 1, dtype=torch_dtype)
+    layers = [
+        (torch.cat([X, ones], dim=1).detach().numpy(), (n * g1).detach().numpy()),
+        (torch.cat([h, ones], dim=1).detach().numpy(), (n * g2).detach().numpy()),
+    ]
+    ours = ng.EKFACCurvature([(np.ascontiguousarray(a), np.ascontiguousarray(g)) for a, g in layers],
+                             context=context)
+    # Their vector: W1, b1, W2, b2 (each row-major); ours: [W1 | b1], [W2 | b2] row-major.
+    blocks = [(sizes[i + 1], sizes[i]) for i in range(2)]
+
+    def theirs_from_ours(v):
+        parts, start = [], 0
+        for outputs, inputs in blocks:
+            block = v[start:start + outputs * (inputs + 1)].reshape(outputs, inputs + 1)
+            parts += [block[:, :inputs].ravel(), block[:, inputs]]
+            start += outputs * (inputs + 1)
+        return np.concatenate(parts)
+
+    def ours_from_theirs(v):
+        parts, start = [], 0
+        for outputs, inputs in blocks:
+            weight = v[start:start + outputs * inputs].reshape(outputs, inputs)
+            bias = v[start + outputs * inputs:start + outputs * (inputs + 1)]
+            parts.append(np.hstack([weight, bias[:, None]]).ravel())
+            start += outputs * (inputs + 1)
+        return np.concatenate(parts)
+
+    p = ours.shape[0]
+    tol = 1e-5 if dtype == np.float32 else 1e-10
     rng = np.random.default_rng(3)
-    v_ours = rng.standard_normal(p).astype(dtype)
-    w_block = v_ours.reshape(d_out, d_in + 1)
-    v_theirs = np.concatenate([w_block[:, :d_in].ravel(), w_block[:, d_in]])
-    out_theirs = (theirs @ torch.from_numpy(v_theirs.astype(dtype))).detach().numpy().astype(np.float64)
-    theirs_as_ours = np.hstack([out_theirs[: d_out * d_in].reshape(d_out, d_in), out_theirs[d_out * d_in:, None]]).ravel()
-    out_ours = ours.apply(v_ours)
-    assert relative_error(out_ours, theirs_as_ours) < (1e-5 if dtype == np.float32 else 1e-10)
+    v = rng.standard_normal(p).astype(dtype)
+    out_theirs = (theirs @ torch.from_numpy(theirs_from_ours(v))).detach().numpy().astype(np.float64)
+    assert relative_error(ours.apply(v), ours_from_theirs(out_theirs)) < tol
+    # Damped solve against NumPy on their operator as a dense float64 matrix.
+    eye = torch.eye(p, dtype=torch_dtype)
+    dense_theirs = (theirs @ eye).detach().numpy().astype(np.float64)
+    permutation = np.array([int(i) for i in ours_from_theirs(np.arange(p, dtype=np.float64))])
+    dense = dense_theirs[np.ix_(permutation, permutation)]
+    damping = 0.1
+    x, _ = ng.solve(ours, v, damping=damping)
+    expected = np.linalg.solve(dense + damping * np.eye(p), v.astype(np.float64))
+    assert relative_error(x, expected) < 10 * tol
