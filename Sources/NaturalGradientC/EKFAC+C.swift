@@ -17,8 +17,8 @@ private func ekfac<E: BridgeScalar>(_ object: CurvatureObject, _: E.Type) throws
     return typed.curvature
 }
 
-/// The handle's EKFAC object and its layer index, checked.
-private func layerIndex(_ object: CurvatureObject, _ layer: Int64, layers: Int) throws -> Int {
+/// `layer` as an index into `layers` layers, checked.
+private func layerIndex(_ layer: Int64, layers: Int) throws -> Int {
     try check(layer >= 0 && layer < Int64(layers), "layer", "is \(layer), the curvature has \(layers) layers")
     return Int(layer)
 }
@@ -64,8 +64,8 @@ public func ngEKFACEigenvalues(
         let out = try nonNull(values, "values")
         try object.serialized {
             let eigenvalues: [Double] = try object.dtype.dispatch(
-                { try layerEigenvalues(ekfac(object, $0), object, layer) },
-                { try layerEigenvalues(ekfac(object, $0), object, layer) })
+                { try layerEigenvalues(ekfac(object, $0), layer) },
+                { try layerEigenvalues(ekfac(object, $0), layer) })
             try check(
                 length == Int64(eigenvalues.count), "length",
                 "is \(length), layer \(layer) has \(eigenvalues.count) eigenvalues (outputs x inputs)")
@@ -75,9 +75,9 @@ public func ngEKFACEigenvalues(
 }
 
 private func layerEigenvalues<E>(
-    _ curvature: EigenvalueCorrectedKroneckerCurvature<E>, _ object: CurvatureObject, _ layer: Int64
+    _ curvature: EigenvalueCorrectedKroneckerCurvature<E>, _ layer: Int64
 ) throws -> [Double] {
-    try curvature.eigenvalues(layerIndex(object, layer, layers: curvature.layers.count))
+    try curvature.eigenvalues(layerIndex(layer, layers: curvature.layers.count))
 }
 
 @_cdecl("ng_ekfac_eigenbasis")
@@ -91,10 +91,12 @@ public func ngEKFACEigenbasis(
         let outG = try nonNull(basisG, "basis_g")
         try object.serialized {
             let (a, g): ([Double], [Double]) = try object.dtype.dispatch(
-                { try layerBasis(ekfac(object, $0), object, layer) },
-                { try layerBasis(ekfac(object, $0), object, layer) })
-            try check(lengthA == Int64(a.count), "length_a", "is \(lengthA), layer \(layer)'s Q_A has \(a.count) entries (inputs²)")
-            try check(lengthG == Int64(g.count), "length_g", "is \(lengthG), layer \(layer)'s Q_G has \(g.count) entries (outputs²)")
+                { try layerBasis(ekfac(object, $0), layer) },
+                { try layerBasis(ekfac(object, $0), layer) })
+            try check(
+                lengthA == Int64(a.count), "length_a", "is \(lengthA), layer \(layer)'s Q_A has \(a.count) entries (inputs²)")
+            try check(
+                lengthG == Int64(g.count), "length_g", "is \(lengthG), layer \(layer)'s Q_G has \(g.count) entries (outputs²)")
             for (index, value) in a.enumerated() { outA[index] = value }
             for (index, value) in g.enumerated() { outG[index] = value }
         }
@@ -102,9 +104,9 @@ public func ngEKFACEigenbasis(
 }
 
 private func layerBasis<E>(
-    _ curvature: EigenvalueCorrectedKroneckerCurvature<E>, _ object: CurvatureObject, _ layer: Int64
+    _ curvature: EigenvalueCorrectedKroneckerCurvature<E>, _ layer: Int64
 ) throws -> ([Double], [Double]) {
-    let basis = try curvature.eigenbasis(layerIndex(object, layer, layers: curvature.layers.count))
+    let basis = try curvature.eigenbasis(layerIndex(layer, layers: curvature.layers.count))
     return (basis.a, basis.g)
 }
 
@@ -116,12 +118,14 @@ public func ngEKFACAccumulate(
     boundary {
         let object = try CurvatureObject.lookup(handle)
         let n = try count(samples, "samples")
-        try check(alpha.isNaN || (alpha.isFinite && alpha >= 0), "alpha", "must be NaN (1/samples) or finite and ≥ 0, got \(alpha)")
+        try check(
+            alpha.isNaN || (alpha.isFinite && alpha >= 0), "alpha", "must be NaN (1/samples) or finite and ≥ 0, got \(alpha)")
         try check(beta.isFinite && beta >= 0, "beta", "must be finite and ≥ 0, got \(beta)")
         try check(refreshBasis == 0 || refreshBasis == 1, "refresh_basis", "must be 0 or 1, got \(refreshBasis)")
         func run<E: BridgeScalar>(_: E.Type) throws {
             let curvature = try ekfac(object, E.self)
-            let (inputs, w) = try uploadLayers(E.self, curvature.context, layers, layerCount, samples: n, weights: weights)
+            let (inputs, w) = try uploadLayers(
+                E.self, curvature.context, layers, layerCount, samples: n, weights: weights)
             let scale: E? = alpha.isNaN ? nil : E(float64: alpha)
             try curvature.accumulate(inputs, samples: n, weights: w, alpha: scale, beta: E(float64: beta))
             guard refreshBasis == 1 else { return }

@@ -112,10 +112,12 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
             let decompositionA = try SymmetricEigendecomposition(Element.widened(a), dimension: layer.inputs)
             let decompositionG = try SymmetricEigendecomposition(Element.widened(g), dimension: layer.outputs)
             // `vectors` is column-major (column k is eigenvector k), so it is Qᵀ row-major.
-            refreshed.append((transposed(decompositionA.vectors, layer.inputs), transposed(decompositionG.vectors, layer.outputs)))
+            refreshed.append(
+                (transposed(decompositionA.vectors, layer.inputs), transposed(decompositionG.vectors, layer.outputs)))
             for k in 0..<layer.outputs {
                 for j in 0..<layer.inputs {
-                    values[layer.parameterOffset + k * layer.inputs + j] = decompositionG.values[k] * decompositionA.values[j]
+                    values[layer.parameterOffset + k * layer.inputs + j] =
+                        decompositionG.values[k] * decompositionA.values[j]
                 }
             }
         }
@@ -168,7 +170,9 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
             for k in 0..<outputs {
                 for i in 0..<inputs {
                     var sum = 0.0
-                    for j in 0..<inputs { sum += corrected[offset + k * inputs + j] * qa[i * inputs + j] * qa[i * inputs + j] }
+                    for j in 0..<inputs {
+                        sum += corrected[offset + k * inputs + j] * qa[i * inputs + j] * qa[i * inputs + j]
+                    }
                     t[k * inputs + i] = sum
                 }
             }
@@ -193,7 +197,7 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
     /// weights, all checked (shapes, counts, finiteness) before anything is changed.
     private func hostStatistics(
         _ inputs: [KFACLayer<Element>], samples: Int, weights: Buffer<Element>?
-    ) throws -> (layers: [(a: [Double], g: [Double])], weights: [Double]?) {
+    ) throws -> HostStatistics {
         try require(inputs.count == layers.count, "layers", "has \(inputs.count) layers, expected \(layers.count)")
         try require(samples > 0, "samples", "must be positive (an empty batch), got \(samples)")
         var result: [(a: [Double], g: [Double])] = []
@@ -227,9 +231,7 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
     }
 
     /// `S ← βS + α Σ_n w_n (Q_Gᵀ g_n)² ⊗ (Q_Aᵀ a_n)²` per layer, in float64.
-    private func correct(_ statistics: (layers: [(a: [Double], g: [Double])], weights: [Double]?), alpha: Double, beta: Double)
-        throws
-    {
+    private func correct(_ statistics: HostStatistics, alpha: Double, beta: Double) throws {
         var values = corrected
         for (index, layer) in layers.enumerated() {
             let (a, g) = statistics.layers[index]
@@ -259,6 +261,9 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
         corrected = values
     }
 }
+
+/// Per layer the float64 activations and output gradients of a batch, and its weights.
+private typealias HostStatistics = (layers: [(a: [Double], g: [Double])], weights: [Double]?)
 
 /// `(Qᵀ x_n)²` element-wise for each of the `samples` rows x_n (length n) of `rows`, with Q
 /// row-major (n x n, eigenvectors in the columns).
