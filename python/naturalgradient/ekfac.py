@@ -86,8 +86,7 @@ def _layer_table(layers: Sequence[tuple[NDArray, NDArray]], dtype: np.dtype | No
     table = (L.ng_kfac_layer * len(arrays))(
         *[L.ng_kfac_layer(pointer(a), pointer(g), a.shape[1], g.shape[1]) for a, g in arrays]
     )
-    assert dtype is not None
-    return table, arrays, samples, w, np.dtype(dtype)
+    return table, arrays, samples, w, arrays[0][0].dtype
 
 
 class EKFACCurvature(_curvature.Curvature):
