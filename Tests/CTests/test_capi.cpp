@@ -246,6 +246,130 @@ void test_kronecker(ng_context context) {
     expect(relative_error(back, v) < 1e-10, "K-FAC solve inverts the damped Kronecker operator");
 }
 
+// EKFAC: S is the diagonal of the exact empirical Fisher in the returned Kronecker
+// eigenbasis; apply is K diag(S + l) K^T; the solve inverts it; the error paths.
+void test_ekfac(ng_context context) {
+    std::mt19937_64 rng(13);
+    const int64_t n = 13;
+    const int64_t outs[2] = {5, 3}, ins[2] = {7, 4};  // the inputs count the bias column
+    std::vector<double> acts[2], grads[2];
+    ng_kfac_layer layers[2];
+    int64_t p = 0;
+    for (int l = 0; l < 2; ++l) {
+        acts[l] = random_vector(rng, n * ins[l]);
+        for (int64_t s = 0; s < n; ++s) acts[l][s * ins[l] + ins[l] - 1] = 1.0;
+        grads[l] = random_vector(rng, n * outs[l]);
+        layers[l] = {acts[l].data(), grads[l].data(), ins[l], outs[l]};
+        p += ins[l] * outs[l];
+    }
+    Handle ekfac;
+    OK(ng_curvature_ekfac(context, NG_FLOAT64, layers, 2, n, nullptr, ekfac.out()));
+    int32_t kind = 0;
+    OK(ng_curvature_info(ekfac, &kind, nullptr, nullptr));
+    expect(kind == NG_CURVATURE_EKFAC, "EKFAC kind");
+    const double damping = 0.05;
+    auto v = random_vector(rng, p);
+    std::vector<double> want(p, 0.0), eigen_all;
+    int64_t offset = 0;
+    for (int l = 0; l < 2; ++l) {
+        const int64_t in = ins[l], out = outs[l], pl = in * out;
+        std::vector<double> qa(in * in, nan_value), qg(out * out, nan_value), s(pl, nan_value);
+        OK(ng_ekfac_eigenbasis(ekfac, l, qa.data(), in * in, qg.data(), out * out));
+        OK(ng_ekfac_eigenvalues(ekfac, l, s.data(), pl));
+        double orthogonality = 0;
+        for (int64_t r = 0; r < in; ++r)
+            for (int64_t c = 0; c < in; ++c) {
+                double dot = 0;
+                for (int64_t i = 0; i < in; ++i) dot += qa[i * in + r] * qa[i * in + c];
+                orthogonality = std::fmax(orthogonality, std::fabs(dot - (r == c ? 1.0 : 0.0)));
+            }
+        expect(orthogonality < 1e-12, "EKFAC Q_A is orthonormal");
+        // Per-sample gradient in the basis: (Q_G^T g)_k (Q_A^T a)_j; S = mean of its square.
+        std::vector<double> want_s(pl, 0.0);
+        for (int64_t smp = 0; smp < n; ++smp)
+            for (int64_t k = 0; k < out; ++k) {
+                double gk = 0;
+                for (int64_t o = 0; o < out; ++o) gk += qg[o * out + k] * grads[l][smp * out + o];
+                for (int64_t j = 0; j < in; ++j) {
+                    double aj = 0;
+                    for (int64_t i = 0; i < in; ++i) aj += qa[i * in + j] * acts[l][smp * in + i];
+                    want_s[k * in + j] += gk * gk * aj * aj / double(n);
+                }
+            }
+        expect(relative_error(s, want_s) < 1e-12, "EKFAC S is the projected empirical Fisher's diagonal");
+        // y = Q_G ((Q_G^T V Q_A) .* (S + l)) Q_A^T.
+        std::vector<double> w(pl, 0.0);
+        for (int64_t k = 0; k < out; ++k)
+            for (int64_t j = 0; j < in; ++j) {
+                double sum = 0;
+                for (int64_t o = 0; o < out; ++o)
+                    for (int64_t i = 0; i < in; ++i) sum += qg[o * out + k] * v[offset + o * in + i] * qa[i * in + j];
+                w[k * in + j] = sum * (want_s[k * in + j] + damping);
+            }
+        for (int64_t o = 0; o < out; ++o)
+            for (int64_t i = 0; i < in; ++i)
+                for (int64_t k = 0; k < out; ++k)
+                    for (int64_t j = 0; j < in; ++j) want[offset + o * in + i] += qg[o * out + k] * w[k * in + j] * qa[i * in + j];
+        eigen_all.insert(eigen_all.end(), s.begin(), s.end());
+        offset += pl;
+    }
+    std::vector<double> y(p, nan_value);
+    OK(ng_curvature_apply(ekfac, NG_FLOAT64, v.data(), p, 1, damping, y.data()));
+    expect(relative_error(y, want) < 1e-12, "EKFAC apply is K diag(S + l) K^T");
+    double trace = 0, want_trace = 0;
+    for (double e : eigen_all) want_trace += e;
+    OK(ng_curvature_trace(ekfac, &trace));
+    expect(std::fabs(trace - want_trace) < 1e-12 * want_trace, "EKFAC trace is sum S");
+    std::vector<double> x(p, nan_value), back(p, nan_value);
+    ng_column_report report;
+    ng_solve_info info;
+    ng_solve_options options;
+    OK(ng_solve_options_init(&options));
+    OK(ng_solve(ekfac, NG_FLOAT64, v.data(), p, 1, damping, &options, x.data(), &report, 1, &info));
+    OK(ng_curvature_apply(ekfac, NG_FLOAT64, x.data(), p, 1, damping, back.data()));
+    expect(info.method == NG_METHOD_KFAC && relative_error(back, v) < 1e-10, "EKFAC solve inverts F + l I exactly");
+    // Re-accumulating the same batch (beta 0, refreshed basis) reproduces S.
+    OK(ng_ekfac_accumulate(ekfac, layers, 2, n, nullptr, nan_value, 0.0, 1));
+    std::vector<double> s0(ins[0] * outs[0], nan_value);
+    OK(ng_ekfac_eigenvalues(ekfac, 0, s0.data(), ins[0] * outs[0]));
+    expect(relative_error(s0, std::vector<double>(eigen_all.begin(), eigen_all.begin() + ins[0] * outs[0])) < 1e-10,
+           "EKFAC accumulate with beta 0 and a refresh reproduces S");
+
+    // Errors.
+    std::vector<double> buffer(64, 0.0);
+    expect_error(ng_ekfac_eigenvalues(ekfac, 2, buffer.data(), 35), NG_ERROR_INVALID_ARGUMENT, "layer", "EKFAC layer range");
+    expect_error(ng_ekfac_eigenvalues(ekfac, 0, buffer.data(), 34), NG_ERROR_INVALID_ARGUMENT, "length", "EKFAC length");
+    expect_error(ng_ekfac_eigenvalues(ekfac, 0, nullptr, 35), NG_ERROR_NULL_POINTER, "values", "EKFAC NULL values");
+    expect_error(ng_ekfac_eigenbasis(ekfac, 1, buffer.data(), 16, buffer.data(), 8), NG_ERROR_INVALID_ARGUMENT,
+                 "length_g", "EKFAC basis length");
+    expect_error(ng_ekfac_accumulate(ekfac, layers, 2, n, nullptr, nan_value, -1.0, 0), NG_ERROR_INVALID_ARGUMENT,
+                 "beta", "EKFAC negative beta");
+    expect_error(ng_ekfac_accumulate(ekfac, layers, 2, n, nullptr, nan_value, 0.5, 2), NG_ERROR_INVALID_ARGUMENT,
+                 "refresh_basis", "EKFAC refresh flag");
+    expect_error(ng_ekfac_accumulate(ekfac, layers, 1, n, nullptr, nan_value, 0.5, 0), NG_ERROR_INVALID_ARGUMENT,
+                 "layers", "EKFAC layer count");
+    Handle kronecker;
+    OK(ng_curvature_kronecker(context, NG_FLOAT64, layers, 2, n, nullptr, kronecker.out()));
+    expect_error(ng_ekfac_eigenvalues(kronecker, 0, buffer.data(), 35), NG_ERROR_INVALID_ARGUMENT, "curvature",
+                 "EKFAC call on a K-FAC handle");
+    std::vector<double> bad = acts[1];
+    bad[3] = nan_value;
+    ng_kfac_layer bad_layers[2] = {layers[0], {bad.data(), grads[1].data(), ins[1], outs[1]}};
+    Handle refused;
+    expect_error(ng_curvature_ekfac(context, NG_FLOAT64, bad_layers, 2, n, nullptr, refused.out()), NG_ERROR_NON_FINITE,
+                 "layers[1].activations", "EKFAC non-finite activations");
+    expect_error(ng_curvature_ekfac(context, NG_FLOAT64, layers, 2, 0, nullptr, refused.out()), NG_ERROR_INVALID_ARGUMENT,
+                 "samples", "EKFAC zero samples");
+    expect_error(ng_curvature_ekfac(context, NG_FLOAT64, nullptr, 2, n, nullptr, refused.out()), NG_ERROR_NULL_POINTER,
+                 "layers", "EKFAC NULL layers");
+    // One sample: S has zeros, so damping 0 has no inverse.
+    Handle single;
+    OK(ng_curvature_ekfac(context, NG_FLOAT64, layers, 2, 1, nullptr, single.out()));
+    options.method = NG_METHOD_KFAC;
+    expect_error(ng_solve(single, NG_FLOAT64, v.data(), p, 1, 0.0, &options, x.data(), &report, 1, nullptr),
+                 NG_ERROR_INVALID_ARGUMENT, "damping", "EKFAC solve with S + 0 at zero");
+}
+
 void test_metrics(ng_context context) {
     // Univariate Gaussian in (mu, sigma) under KL: diag(1/sigma^2, 2/sigma^2).
     ng_family family = {NG_FAMILY_GAUSSIAN, NG_GAUSSIAN_SIGMA, 1};
@@ -547,6 +671,7 @@ int main() {
     ng_free(device);
     test_representations(context);
     test_kronecker(context);
+    test_ekfac(context);
     test_metrics(context);
     test_errors(context);
     test_optimizer(context);

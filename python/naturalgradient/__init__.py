@@ -25,6 +25,7 @@ from .curvature import (
     KroneckerCurvature,
     solve,
 )
+from .ekfac import EKFACCurvature
 from .metrics import Family, Measure, exact_fisher, family_output_count, formal_metric_factor, output_metric
 from .optimizer import NaturalGradientOptimizer, NaturalGradientOptimizerOptions, StepReport
 
@@ -47,6 +48,7 @@ __all__ = [
     "DenseCurvature",
     "DeviceError",
     "DiagonalCurvature",
+    "EKFACCurvature",
     "Factor",
     "Family",
     "ImplicitCurvature",

@@ -493,6 +493,54 @@ ng_status ng_optimizer_state(ng_optimizer optimizer, void **bytes, size_t *lengt
  *  the next step is the one the saved optimizer would have taken. */
 ng_status ng_optimizer_restore(ng_optimizer optimizer, const void *bytes, size_t length);
 
+/* ---------------------------------------------------------------------------------------
+ * EKFAC: eigenvalue-corrected K-FAC (George et al. 2018; curvlinops' EKFACLinearOperator)
+ *
+ * Per layer F ~ (Q_G (x) Q_A) diag(vec S) (Q_G (x) Q_A)^T with Q_A, Q_G the eigenbases of
+ * the K-FAC factors A = (1/N) sum w a a^T, G = (1/N) sum w g g^T (float64 LAPACK on the
+ * host) and S (outputs x inputs) the per-sample gradients' second moments in that basis,
+ *   S_kj = (1/N) sum_n w_n ((Q_G^T g_n a_n^T Q_A)_kj)^2.
+ * Reduction: the mean over samples, so g_n is the output gradient of sample n's own loss
+ * (for a batch-mean loss, N times what autograd gives: curvlinops' loss_average="batch").
+ * The handle is an ng_curvature of kind NG_CURVATURE_EKFAC: ng_curvature_apply applies
+ * F + damping I exactly (no factored damping), ng_solve with NG_METHOD_KFAC or AUTO divides
+ * by S + damping in the eigenbasis (every S_kj + damping must be > 0, else
+ * NG_ERROR_INVALID_ARGUMENT), CG and PCG work as for any representation.
+ * ------------------------------------------------------------------------------------- */
+
+enum {
+    /** EKFAC (ng_curvature_ekfac). */
+    NG_CURVATURE_EKFAC = 6
+};
+
+/** EKFAC of one batch: the K-FAC factors of `layers` (as ng_curvature_kronecker: bias as an
+ *  appended 1 in the activations), their eigenbases, then S from the same samples;
+ *  `weights` NULL or `samples` finite values >= 0. Statuses: NULL_POINTER (layers,
+ *  curvature, a layer's data), INVALID_ARGUMENT (layer_count, samples, a layer's inputs or
+ *  outputs <= 0, negative weights), NON_FINITE (activations, gradients, weights),
+ *  INVALID_DTYPE, INVALID_HANDLE (context). */
+ng_status ng_curvature_ekfac(ng_context context, ng_dtype dtype, const ng_kfac_layer *layers, int64_t layer_count,
+                             int64_t samples, const void *weights, ng_curvature *curvature);
+
+/** Layer `layer`'s corrected eigenvalues S in float64, outputs x inputs row-major (entry
+ *  (k, j) belongs to Q_G[:, k] (x) Q_A[:, j]); `length` must be outputs * inputs.
+ *  INVALID_ARGUMENT for a layer out of range, a wrong length or a non-EKFAC curvature. */
+ng_status ng_ekfac_eigenvalues(ng_curvature curvature, int64_t layer, double *values, int64_t length);
+
+/** Layer `layer`'s eigenbases in float64, row-major, eigenvectors in the columns (ascending
+ *  factor eigenvalues): Q_A (length_a = inputs^2) and Q_G (length_g = outputs^2). */
+ng_status ng_ekfac_eigenbasis(ng_curvature curvature, int64_t layer, double *basis_a, int64_t length_a,
+                              double *basis_g, int64_t length_g);
+
+/** A training step's update: A, G <- beta (A, G) + alpha sum w (a a^T, g g^T) and
+ *  S <- beta S + alpha sum w (Q_G^T g a^T Q_A)^2 in the current basis (alpha NaN: 1/samples;
+ *  alpha, beta finite and >= 0 otherwise). With refresh_basis = 1 the averaged factors are
+ *  then decomposed again and S re-estimated from this batch alone in the new basis
+ *  (refresh_basis 0 or 1). The layers must have the curvature's shapes. */
+ng_status ng_ekfac_accumulate(ng_curvature curvature, const ng_kfac_layer *layers, int64_t layer_count,
+                              int64_t samples, const void *weights, double alpha, double beta,
+                              int32_t refresh_basis);
+
 #ifdef __cplusplus
 }
 #endif
