@@ -56,7 +56,7 @@ public final class FisherAccumulation<Element: DeviceScalar> {
 
     /// - Parameter tunables: the micro-tile (default: the tuning cache's for this device,
     ///   else the device defaults); throws when outside the family's valid space.
-    public init(context: Context, tunables: AccumulationTunables? = nil) throws {
+    public init(context: Context, tunables: FisherAccumulationTunables? = nil) throws {
         self.context = context
         let tunables = try (tunables ?? .resolved(for: context.device, element: Element.self))
             .validated(on: context.device, element: Element.self)

@@ -15,14 +15,14 @@ public enum OutputMetric<Element: DeviceScalar> {
     case gaussianMean(sigma: Element)
 }
 
-/// Launch plans for `OutputMetrics.cl`: builds the rows `B_i J_i` of a factor.
-final class OutputMetricFactors<Element: DeviceScalar> {
+/// Launch plans for `SimilarityFactors.cl`: builds the rows `B_i J_i` of a factor.
+final class SimilarityFactors<Element: DeviceScalar> {
     let context: Context
     private let program: Program
 
     init(context: Context) throws {
         self.context = context
-        program = try context.build(KernelConfiguration(.outputMetrics, element: Element.self, device: context.device))
+        program = try context.build(KernelConfiguration(.similarityFactors, element: Element.self, device: context.device))
             .program
     }
 
