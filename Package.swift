@@ -100,6 +100,8 @@ let package = Package(
                 "NaturalGradientExamples",
                 "NaturalGradientTestSupport",
                 "NumPyFormat",
+                // `ngrad devices` lists platforms, `ngrad kernels` builds a caller's source.
+                "OpenCLHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

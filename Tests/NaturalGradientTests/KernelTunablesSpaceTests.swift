@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import NaturalGradientTestSupport
 
-@testable import NaturalGradient
+@_spi(Benchmarks) @testable import NaturalGradient
 
 /// Every kernel family over the space its validity rule admits (what a tuning-cache entry,
 /// a tuner candidate or a GPU with other limits can run): each configuration either

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 import NaturalGradientTestSupport
 
-@testable import NaturalGradient
+@_spi(Benchmarks) @testable import NaturalGradient
 
 /// The tuning cache: where it lives, a round trip through its file, files it must ignore,
 /// and that `KernelConfiguration` applies what it holds.

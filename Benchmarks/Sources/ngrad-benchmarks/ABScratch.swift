@@ -1,6 +1,7 @@
 import Foundation
 import NaturalGradientTestSupport
-import NaturalGradient
+// The launch plans themselves, timed bare (see the comment on ImplicitProduct).
+@_spi(Benchmarks) import NaturalGradient
 
 /// Scratch: interleaved A/B of two ImplicitProduct tunings (not part of the suite).
 func abImplicitProduct(context: Context, rows m: Int, dimension p: Int, a: String, b: String, rounds: Int) throws {

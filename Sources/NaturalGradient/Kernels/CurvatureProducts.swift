@@ -1,5 +1,8 @@
 import OpenCLHost
 
+// `@_spi(Benchmarks)`: Benchmarks/ is a package of its own, so `package` does not reach it,
+// and it times this launch plan bare (no representation's checks around it) so that its
+// numbers are the kernel's. Not for users, who reach it through the representations.
 /// Launch plan for the fused implicit product of `CurvatureProducts.cl`:
 /// `Y = (1/N) Uᵀ (w ∘ (U X)) + λX` for a batch of vectors, reading each row of U from
 /// memory once per pass (up to `maxVectorsPerPass` vectors share a pass).
@@ -7,7 +10,7 @@ import OpenCLHost
 /// Work-group g owns a contiguous range of U's rows and accumulates its own partial
 /// result; a second launch adds the partials in group order, so results are bitwise
 /// repeatable. Owns kernels and scratch, so one instance serves one thread.
-public final class ImplicitProduct<Element: DeviceScalar> {
+@_spi(Benchmarks) public final class ImplicitProduct<Element: DeviceScalar> {
     /// Right-hand sides handled by one pass over U; more are done in several passes.
     public static var maxVectorsPerPass: Int { 8 }
 
@@ -141,7 +144,7 @@ public struct DenseBlock: Hashable, Sendable {
 /// Launch plan for `block_dense_product`: `y = (F + λI) x` for a block-diagonal F whose
 /// blocks are dense symmetric matrices (a dense matrix is one block), one work-group per
 /// `DRB` consecutive rows of a block, batched over up to `maxVectorsPerPass` vectors per pass.
-public final class BlockDenseProduct<Element: DeviceScalar> {
+@_spi(Benchmarks) public final class BlockDenseProduct<Element: DeviceScalar> {
     /// Right-hand sides handled by one pass over the matrix.
     public static var maxVectorsPerPass: Int { 8 }
 

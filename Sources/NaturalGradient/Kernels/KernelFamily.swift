@@ -32,7 +32,7 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     }
 
     /// The embedded OpenCL C text of the family's file, after `Common.cl`.
-    public func source() throws -> ProgramSource {
+    package func source() throws -> ProgramSource {
         // Only a stale build can miss a file: SwiftPM re-lists a path dependency's files
         // only when its manifest is reloaded (touch Package.swift after adding a kernel file).
         for file in [Self.commonFile, rawValue] where KernelFiles.text(of: file) == nil {
