@@ -2,7 +2,6 @@
 # The whole test suite: the Swift tests, the public-surface check, the C ABI's C++ test, and
 # the Python package's tests (installed into a venv by scripts/setup-python.sh). The README's
 # test command and .ci/run call this script.
-# .ci/run call this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

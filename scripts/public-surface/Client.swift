@@ -28,3 +28,15 @@ func useThePublicSurface() throws {
 func sum<Element: DeviceScalar>(_ buffer: Buffer<Element>) throws -> Double {
     try buffer.downloadFloat64().reduce(0, +)
 }
+
+/// README.md's "Using the library", as written there.
+func readmeExample() throws {
+    let context = try Context(selector: .automatic)
+    let u = try Buffer<Float>(context: context, copying: [1, 2, 3, 4, 5, 6])
+    let factor = try CurvatureFactor(matrix: u, rows: 2, dimension: 3, samples: 2)
+    let curvature = try ImplicitCurvature(factor: factor)
+    let g = try VectorBatch(Buffer<Float>(context: context, copying: [1, 0, 0]), dimension: 3)
+    let solution = try NaturalGradientSolver.solve(curvature, g, damping: 0.1)
+    _ = solution
+    _ = try Context(selector: DeviceSelector(parsing: "gpu"))
+}
