@@ -156,7 +156,8 @@ import NaturalGradientTestSupport
             probabilities += e.map { $0 / e.reduce(0, +) }
         }
         let jacobians: [Double] = randomValues(n * classes * p, seed: 42)
-        let softmax = OutputMetric<Double>.softmaxCrossEntropy(probabilities: try Buffer(context: context, copying: probabilities))
+        let softmax = OutputMetric<Double>.softmaxCrossEntropy(
+            probabilities: try Buffer(context: context, copying: probabilities))
         #expect(softmax.family(outputs: classes) == .categorical(classes: classes))
         let fromProbabilities = try curvature(
             .exactFisher(

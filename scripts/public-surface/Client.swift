@@ -13,8 +13,8 @@ func useThePublicSurface() throws {
     let gradients = try VectorBatch(Buffer<Float>(context: context, copying: [1, 0, 0]), dimension: 3)
     _ = try NaturalGradientSolver.solve(curvature, gradients, damping: 0.1)
     _ = try CurvatureFactor<Double>.formalMetric(
-        outputJacobians: Buffer(context: context, copying: [1.0, 0, 0, 1]), outputs: Buffer(context: context, copying: [0.5, -0.5]),
-        samples: 1, dimension: 2, family: .categorical(classes: 2), measure: .kullbackLeibler)
+        outputJacobians: Buffer(context: context, copying: [1.0, 0, 0, 1]),
+        outputs: Buffer(context: context, copying: [0.5, -0.5]), samples: 1, dimension: 2, family: .categorical(classes: 2), measure: .kullbackLeibler)
     do {
         _ = try Buffer<Float>(context: context, count: -1)
     } catch let error as OpenCLError {

@@ -169,7 +169,8 @@ public struct DenseBlock: Hashable, Sendable {
     /// The device defaults with `defines` replacing some of them (tests).
     convenience init(context: Context, defines: [String: Int]) throws {
         try self.init(
-            context: context, tunables: CurvatureProductTunables.defaults(for: context.device, element: Element.self).overriding(defines))
+            context: context,
+            tunables: CurvatureProductTunables.defaults(for: context.device, element: Element.self).overriding(defines))
     }
 
     /// `y ← (F + λI) x` for every vector; `blocks` must tile `0..<x.dimension` in order.
