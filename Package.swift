@@ -83,7 +83,7 @@ let package = Package(
         .target(name: "SVGCharts"),
 
         // MARK: What the tests, `ngrad bench`/`tune` and Benchmarks/ check and time with.
-        .target(name: "NaturalGradientTestSupport", dependencies: ["OpenCLHost"]),
+        .target(name: "NaturalGradientTestSupport", dependencies: ["NaturalGradient", "OpenCLHost"]),
 
         // MARK: The examples `ngrad train` and `ngrad example` run: the digits MLP with its
         // first-order optimizers and data loader, and the Gaussian-process model selection.
@@ -100,6 +100,8 @@ let package = Package(
                 "NaturalGradientExamples",
                 "NaturalGradientTestSupport",
                 "NumPyFormat",
+                // `ngrad devices` lists platforms, `ngrad kernels` builds a caller's source.
+                "OpenCLHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: the Swift tests, the C ABI's C++ test, and the Python package's
-# tests (installed into a venv by scripts/setup-python.sh). The README's test command and
-# .ci/run call this script.
+# The whole test suite: the Swift tests, the public-surface check, the C ABI's C++ test, and
+# the Python package's tests (installed into a venv by scripts/setup-python.sh). The README's
+# test command and .ci/run call this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== Swift tests"
 swift test
+
+echo "== Public surface (a client of NaturalGradient alone)"
+bash scripts/check-public-surface.sh
 
 echo "== C ABI test"
 bash scripts/test-c.sh

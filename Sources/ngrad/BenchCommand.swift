@@ -78,7 +78,7 @@ struct BenchCommand: ParsableCommand {
         let rows = try suite.run(doubles: precision == .all && device.supportsFloat64)
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         let cache = TuningCache.current
-        let tuned = [KernelFamily.fisherAccumulation, .fisherProducts].filter {
+        let tuned = [KernelFamily.fisherAccumulation, .curvatureProducts].filter {
             cache.isTuned($0, on: device, element: "float")
         }
         let cacheNote =

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NaturalGradient
 import NaturalGradientTestSupport
+import OpenCLHost
 
 /// `ngrad devices`: every OpenCL device with the properties kernels are planned from, and the
 /// host BLAS/LAPACK the float64 factorisations run on (with a warning and its fix when

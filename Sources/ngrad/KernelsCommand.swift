@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NaturalGradient
 import NaturalGradientTestSupport
+import OpenCLHost
 
 /// `ngrad kernels`: compiles every kernel family for the chosen device and reports each
 /// kernel's build and resource figures; a build failure prints the log and exits 1.

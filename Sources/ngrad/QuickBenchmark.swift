@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import NaturalGradient
+// `ngrad bench` times the launch plans themselves, as the benchmark package does.
+@_spi(Benchmarks) import NaturalGradient
 import NaturalGradientTestSupport
 
 /// The quick suite behind `ngrad bench`: each operation once per element type at one size,

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import NaturalGradientTestSupport
 
-@testable import NaturalGradient
+@_spi(Benchmarks) @testable import NaturalGradient
 
 /// Solves a dense system in float64 by Gaussian elimination with partial pivoting: the
 /// reference the iterative solvers are checked against.

@@ -1,7 +1,7 @@
 import Testing
 import NaturalGradientTestSupport
 
-@testable import NaturalGradient
+@_spi(Benchmarks) @testable import NaturalGradient
 
 /// Every representation's product against the float64 reference, outputs poisoned first.
 @Suite("Curvature products")

@@ -1,7 +1,7 @@
 import Testing
 import NaturalGradientTestSupport
 
-@testable import NaturalGradient
+@_spi(Benchmarks) @testable import NaturalGradient
 
 /// Bad input is rejected with an error naming the argument, before anything launches.
 @Suite("Curvature input validation")

@@ -1,7 +1,7 @@
 import Testing
 import NaturalGradientTestSupport
 
-@testable import NaturalGradient
+@_spi(Benchmarks) @testable import NaturalGradient
 
 /// Dense and batched accumulation against the float64 reference at awkward sizes: rows
 /// and columns of 1, primes, one past the micro-tile (8 rows, 16 float columns), and a few

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import NaturalGradientTestSupport
 
-@testable import NaturalGradient
+@_spi(Benchmarks) @testable import NaturalGradient
 
 /// Every kernel family over the space its validity rule admits (what a tuning-cache entry,
 /// a tuner candidate or a GPU with other limits can run): each configuration either
@@ -99,7 +99,7 @@ struct KernelTunablesSpaceTests {
         let factor = try CurvatureFactor(matrix: Buffer(context: context, copying: u), rows: m, dimension: p, samples: m)
         let reference = referenceAccumulation(u, rows: m, dim: p, alpha: 1 / Double(m))
         try sweep(
-            AccumulationTunables.self, T.self, make: { _ = try FisherAccumulation<T>(context: context, tunables: $0) }
+            FisherAccumulationTunables.self, T.self, make: { _ = try FisherAccumulation<T>(context: context, tunables: $0) }
         ) { tunables in
             let output = try Buffer<T>(context: context, count: p * p)
             try output.fill(.nan)
@@ -140,7 +140,7 @@ struct KernelTunablesSpaceTests {
         let matrixBuffer = try Buffer(context: context, copying: matrices)
         let denseReference = xs.map { referenceDenseProduct(dense, dim: p, x: $0.map { Double($0) }, damping: damping) }
         let x = try VectorBatch<T>(context: context, vectors: xs)
-        try sweep(ProductTunables.self, T.self, make: { _ = try ImplicitProduct<T>(context: context, tunables: $0) }) {
+        try sweep(CurvatureProductTunables.self, T.self, make: { _ = try ImplicitProduct<T>(context: context, tunables: $0) }) {
             tunables in
             let y = try VectorBatch<T>(context: context, dimension: p, count: xs.count)
             try y.buffer.fill(.nan)
@@ -260,8 +260,8 @@ struct KernelTunablesSpaceTests {
             }
         }
         try covered(ReductionTunables.self)
-        try covered(AccumulationTunables.self)
-        try covered(ProductTunables.self)
+        try covered(FisherAccumulationTunables.self)
+        try covered(CurvatureProductTunables.self)
         try covered(KroneckerTunables.self)
         try covered(ConjugateGradientTunables.self)
     }

@@ -139,5 +139,74 @@ import NaturalGradientTestSupport
         expectInvalid("measure") { try attempt([0, 0, 0, 0], measure: .wasserstein2, family: .categorical(classes: 2)) }
         #expect(throws: Never.self) { try attempt([0, 1, 0, 2]) }
     }
+
+    /// Each built-in `OutputMetric` is its family × measure point: the factor from the
+    /// probabilities (or σ) equals the formal metric of `metric.family` × `metric.measure` at
+    /// the logits (or at (μ, σ), the Jacobian's σ rows zero), up to the softmax's rounding.
+    @Test func builtInMetricsAreTheirFamilyAndMeasure() throws {
+        try #require(deviceSupports(Double.self))
+        let context = try TestDevice.context()
+        let (n, p, classes) = (Self.samples, Self.dimension, 4)
+        func curvature(_ factor: CurvatureFactor<Double>) throws -> [Double] { try DenseCurvature(factor: factor).download() }
+
+        let logits: [Double] = randomValues(n * classes, seed: 41).map { 3 * $0 }
+        var probabilities: [Double] = []
+        for s in 0..<n {
+            let e = logits[(s * classes)..<((s + 1) * classes)].map { exp($0) }
+            probabilities += e.map { $0 / e.reduce(0, +) }
+        }
+        let jacobians: [Double] = randomValues(n * classes * p, seed: 42)
+        let softmax = OutputMetric<Double>.softmaxCrossEntropy(
+            probabilities: try Buffer(context: context, copying: probabilities))
+        #expect(softmax.family(outputs: classes) == .categorical(classes: classes))
+        let fromProbabilities = try curvature(
+            .exactFisher(
+                outputJacobians: Buffer(context: context, copying: jacobians), samples: n, outputs: classes, dimension: p,
+                metric: softmax))
+        let fromLogits = try curvature(
+            .formalMetric(
+                outputJacobians: Buffer(context: context, copying: jacobians), outputs: Buffer(context: context, copying: logits),
+                samples: n, dimension: p, family: softmax.family(outputs: classes), measure: softmax.measure))
+        #expect(relativeError(fromProbabilities, fromLogits) < 1e-12)
+
+        let single = Array(jacobians[0..<(n * p)])
+        let bernoulliLogits = Array(logits[0..<n])
+        let bernoulli = OutputMetric<Double>.bernoulli(
+            probabilities: try Buffer(context: context, copying: bernoulliLogits.map { 1 / (1 + exp(-$0)) }))
+        let bernoulliFromProbabilities = try curvature(
+            .exactFisher(
+                outputJacobians: Buffer(context: context, copying: single), samples: n, outputs: 1, dimension: p,
+                metric: bernoulli))
+        let bernoulliFromLogits = try curvature(
+            .formalMetric(
+                outputJacobians: Buffer(context: context, copying: single),
+                outputs: Buffer(context: context, copying: bernoulliLogits), samples: n, dimension: p,
+                family: bernoulli.family(outputs: 1), measure: bernoulli.measure))
+        #expect(relativeError(bernoulliFromProbabilities, bernoulliFromLogits) < 1e-12)
+
+        // A Gaussian mean with σ = 0.7: the (μ, σ) family's metric with the σ rows of J zero.
+        let (d, sigma) = (2, 0.7)
+        let meanJacobians: [Double] = randomValues(n * d * p, seed: 43)
+        var padded: [Double] = []
+        for s in 0..<n {
+            padded += meanJacobians[(s * d * p)..<((s + 1) * d * p)]
+            padded += [Double](repeating: 0, count: d * p)
+        }
+        let means: [Double] = randomValues(n * d, seed: 44)
+        var z: [Double] = []
+        for s in 0..<n { z += means[(s * d)..<((s + 1) * d)] + [Double](repeating: sigma, count: d) }
+        let gaussian = OutputMetric<Double>.gaussianMean(sigma: sigma)
+        let fixed = try curvature(
+            .exactFisher(
+                outputJacobians: Buffer(context: context, copying: meanJacobians), samples: n, outputs: d, dimension: p,
+                metric: gaussian))
+        let formal = try curvature(
+            .formalMetric(
+                outputJacobians: Buffer(context: context, copying: padded), outputs: Buffer(context: context, copying: z),
+                samples: n, dimension: p, family: gaussian.family(outputs: d), measure: gaussian.measure))
+        #expect(relativeError(fixed, formal) < 1e-12)
+        // The factor's rows are not all zero: the comparison above compared something.
+        #expect(fixed.contains { abs($0) > 1e-3 })
+    }
 }
 

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 import NaturalGradientTestSupport
 
-@testable import NaturalGradient
+@_spi(Benchmarks) @testable import NaturalGradient
 
 /// The tuning cache: where it lives, a round trip through its file, files it must ignore,
 /// and that `KernelConfiguration` applies what it holds.
@@ -39,13 +39,13 @@ struct TuningCacheTests {
         #expect(empty.defines(for: device, family: .fisherAccumulation, element: "float").isEmpty)
 
         var cache = try empty.storing(["RM": 4, "VW": 8], for: device, family: .fisherAccumulation, element: "float")
-        cache = try cache.storing(["WGS": 64, "GROUPS": 3], for: device, family: .fisherProducts, element: "float")
+        cache = try cache.storing(["WGS": 64, "GROUPS": 3], for: device, family: .curvatureProducts, element: "float")
         cache = try cache.storing(["RM": 8, "VW": 16], for: device, family: .fisherAccumulation, element: "float")
         let reread = TuningCache(location: file)
         #expect(reread.state == .loaded)
         #expect(reread.entries.count == 2)
         #expect(reread.defines(for: device, family: .fisherAccumulation, element: "float") == ["RM": 8, "VW": 16])
-        #expect(reread.defines(for: device, family: .fisherProducts, element: "float") == ["WGS": 64, "GROUPS": 3])
+        #expect(reread.defines(for: device, family: .curvatureProducts, element: "float") == ["WGS": 64, "GROUPS": 3])
         #expect(reread.defines(for: device, family: .fisherAccumulation, element: "double").isEmpty)
 
         // Applied by KernelConfiguration, minus host-only parameters, under explicit overrides.
@@ -54,7 +54,7 @@ struct TuningCacheTests {
         let overridden = KernelConfiguration(
             .fisherAccumulation, element: Float.self, device: device, defines: ["RM": 2], tuningCache: reread)
         #expect(overridden.defines["RM"] == 2 && overridden.defines["VW"] == 16)
-        let products = KernelConfiguration(.fisherProducts, element: Float.self, device: device, tuningCache: reread)
+        let products = KernelConfiguration(.curvatureProducts, element: Float.self, device: device, tuningCache: reread)
         #expect(products.defines["WGS"] == 64)
         #expect(products.defines["GROUPS"] == nil)
         let untuned = KernelConfiguration(
@@ -78,6 +78,25 @@ struct TuningCacheTests {
         let cache = TuningCache(location: file)
         #expect(cache.state == .loaded)
         #expect(cache.defines(for: device, family: .fisherAccumulation, element: "float").isEmpty)
+    }
+
+    /// Entries written before `FisherProducts.cl` became `CurvatureProducts.cl` (and
+    /// `OutputMetrics.cl` `SimilarityFactors.cl`) still apply, and a store replaces them.
+    @Test func entriesUnderARenamedKernelFileStillApply() throws {
+        let device = try TestDevice.context().device
+        let file = temporaryFile()
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
+        try write(
+            [TuningCache.Entry(
+                device: device.name, driverVersion: device.driverVersion, family: "FisherProducts.cl",
+                element: "float", defines: ["WGS": 64, "GROUPS": 3])], to: file)
+        let cache = TuningCache(location: file)
+        #expect(cache.state == .loaded)
+        #expect(cache.defines(for: device, family: .curvatureProducts, element: "float") == ["WGS": 64, "GROUPS": 3])
+        let stored = try cache.storing(["WGS": 32, "GROUPS": 2], for: device, family: .curvatureProducts, element: "float")
+        #expect(stored.entries.map(\.family) == ["CurvatureProducts.cl"])
+        #expect(stored.defines(for: device, family: .curvatureProducts, element: "float") == ["WGS": 32, "GROUPS": 2])
+        #expect(TuningCache.renamedFamilies.values.allSatisfy { KernelFamily(rawValue: $0) != nil })
     }
 
     @Test func corruptForeignAndInvalidFilesAreIgnored() throws {
@@ -108,8 +127,8 @@ struct TuningCacheTests {
         // Values outside the kernel's space (RM not dividing VW, odd work-groups, unknown keys).
         let invalid: [(String, [String: Int])] = [
             ("FisherAccumulation.cl", ["RM": 3, "VW": 16]), ("FisherAccumulation.cl", ["RM": 16, "VW": 8]),
-            ("FisherProducts.cl", ["WGS": 100]), ("FisherProducts.cl", ["WGS": 1 << 20]),
-            ("FisherProducts.cl", ["KB": 4]), ("FisherProducts.cl", ["GROUPS": 0]),
+            ("CurvatureProducts.cl", ["WGS": 100]), ("CurvatureProducts.cl", ["WGS": 1 << 20]),
+            ("CurvatureProducts.cl", ["KB": 4]), ("CurvatureProducts.cl", ["GROUPS": 0]),
         ]
         for (family, defines) in invalid {
             try write(
@@ -131,8 +150,8 @@ struct TuningCacheTests {
         let u: [Float] = randomValues(m * p, seed: 77)
         let factor = try CurvatureFactor(matrix: Buffer(context: context, copying: u), rows: m, dimension: p, samples: m)
         for tuning in [
-            AccumulationTunables(rows: 2, columns: 4), AccumulationTunables(rows: 4, columns: 8),
-            AccumulationTunables(rows: 16, columns: 16),
+            FisherAccumulationTunables(rows: 2, columns: 4), FisherAccumulationTunables(rows: 4, columns: 8),
+            FisherAccumulationTunables(rows: 16, columns: 16),
         ] {
             let output = try Buffer<Float>(context: context, count: p * p)
             try output.fill(.nan)

@@ -59,8 +59,8 @@ struct DiagnosticsCommandTests {
         let files = Set(rows.compactMap { $0["file"] as? String })
         #expect(
             files == [
-                "Vector.cl", "Reduction.cl", "FisherAccumulation.cl", "FisherProducts.cl", "Kronecker.cl",
-                "OutputMetrics.cl", "ConjugateGradient.cl",
+                "Vector.cl", "Reduction.cl", "FisherAccumulation.cl", "CurvatureProducts.cl", "Kronecker.cl",
+                "SimilarityFactors.cl", "ConjugateGradient.cl",
             ])
         #expect(rows.allSatisfy { ($0["maxWorkGroupSize"] as? Int ?? 0) > 0 })
     }

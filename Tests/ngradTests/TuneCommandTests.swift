@@ -16,7 +16,7 @@ struct TuneCommandTests {
         let output = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(output["stored"] as? Bool == true)
         let searches = try #require(output["searches"] as? [[String: Any]])
-        #expect(Set(searches.compactMap { $0["family"] as? String }) == ["FisherAccumulation.cl", "FisherProducts.cl"])
+        #expect(Set(searches.compactMap { $0["family"] as? String }) == ["FisherAccumulation.cl", "CurvatureProducts.cl"])
         for search in searches {
             let candidates = try #require(search["candidates"] as? [[String: Any]])
             #expect(candidates.count == 3)

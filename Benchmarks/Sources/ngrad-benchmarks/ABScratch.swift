@@ -1,6 +1,7 @@
 import Foundation
 import NaturalGradientTestSupport
-import NaturalGradient
+// The launch plans themselves, timed bare (see the comment on ImplicitProduct).
+@_spi(Benchmarks) import NaturalGradient
 
 /// Scratch: interleaved A/B of two ImplicitProduct tunings (not part of the suite).
 func abImplicitProduct(context: Context, rows m: Int, dimension p: Int, a: String, b: String, rounds: Int) throws {
@@ -8,7 +9,7 @@ func abImplicitProduct(context: Context, rows m: Int, dimension p: Int, a: Strin
     let factors = try hosts.map { try CurvatureFactor(matrix: Buffer<Float>(context: context, copying: $0), rows: m, dimension: p, samples: m) }
     let x = try VectorBatch<Float>(context: context, vectors: [inputs(Float.self, count: p, seed: 0xAB10)])
     let y = try VectorBatch<Float>(context: context, dimension: p, count: 1)
-    let defaults = ProductTunables.defaults(for: context.device, element: Float.self)
+    let defaults = CurvatureProductTunables.defaults(for: context.device, element: Float.self)
     let products = try [a, b].map { try ImplicitProduct<Float>(context: context, tunables: defaults.overriding($0)) }
     var hostT = [Float](repeating: 0, count: m)
     var hostY = [Float](repeating: 0, count: p)

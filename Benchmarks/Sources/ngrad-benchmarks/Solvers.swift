@@ -1,7 +1,8 @@
 import COpenBLAS
 import Foundation
 import NaturalGradientTestSupport
-import NaturalGradient
+// The launch plans themselves, timed bare (see the comment on ImplicitProduct).
+@_spi(Benchmarks) import NaturalGradient
 
 // The solver rows: `(F + λI) x = b` with F = (1/N) UᵀU, N = M, λ = `Settings.damping`,
 // U and b uniform in [-1, 1). With M < P, F has rank M and its non-zero eigenvalues lie

@@ -1,7 +1,8 @@
 import COpenBLAS
 import Foundation
 import NaturalGradientTestSupport
-import NaturalGradient
+// The launch plans themselves, timed bare (see the comment on ImplicitProduct).
+@_spi(Benchmarks) import NaturalGradient
 
 // The size sweep: every operation in Float and Double (where the peer has the routine), at
 // small, medium and large sizes, through one harness. A contestant either runs on the

@@ -109,7 +109,7 @@ extension CurvatureFactor {
     /// samples stored one after another) and `B_iᵀ B_i` the output metric.
     public static func exactFisher(outputJacobians: Buffer<Element>, samples: Int, outputs: Int, dimension: Int,
                                    metric: OutputMetric<Element>) throws -> CurvatureFactor {
-        let matrix = try OutputMetricFactors<Element>(context: outputJacobians.context)
+        let matrix = try SimilarityFactors<Element>(context: outputJacobians.context)
             .factor(jacobians: outputJacobians, samples: samples, outputs: outputs, dimension: dimension, metric: metric)
         return try CurvatureFactor(matrix: matrix, rows: samples * outputs, dimension: dimension, samples: samples)
     }
@@ -134,7 +134,7 @@ extension CurvatureFactor {
         outputJacobians: Buffer<Element>, outputs: Buffer<Element>, samples: Int, dimension: Int,
         family: PredictiveFamily, measure: SimilarityMeasure
     ) throws -> CurvatureFactor {
-        let matrix = try OutputMetricFactors<Element>(context: outputJacobians.context).factor(
+        let matrix = try SimilarityFactors<Element>(context: outputJacobians.context).factor(
             jacobians: outputJacobians, outputs: outputs, samples: samples, dimension: dimension, family: family,
             measure: measure)
         return try CurvatureFactor(matrix: matrix, rows: samples * family.outputCount, dimension: dimension, samples: samples)

@@ -77,7 +77,7 @@ public struct KernelReport: Encodable, Sendable {
     public let privateMemoryBytes: UInt64
 
     /// One report per kernel of `built`.
-    public static func describe(_ built: BuiltProgram, element: String) throws -> [KernelReport] {
+    package static func describe(_ built: BuiltProgram, element: String) throws -> [KernelReport] {
         let components = built.duration.components
         let milliseconds = Double(components.seconds) * 1e3 + Double(components.attoseconds) / 1e15
         return try built.program.kernelNames().map { name in

@@ -1,13 +1,16 @@
 import OpenCLHost
 
-/// Launch plan for the fused implicit product of `FisherProducts.cl`:
+// `@_spi(Benchmarks)`: Benchmarks/ is a package of its own, so `package` does not reach it,
+// and it times this launch plan bare (no representation's checks around it) so that its
+// numbers are the kernel's. Not for users, who reach it through the representations.
+/// Launch plan for the fused implicit product of `CurvatureProducts.cl`:
 /// `Y = (1/N) Uᵀ (w ∘ (U X)) + λX` for a batch of vectors, reading each row of U from
 /// memory once per pass (up to `maxVectorsPerPass` vectors share a pass).
 ///
 /// Work-group g owns a contiguous range of U's rows and accumulates its own partial
 /// result; a second launch adds the partials in group order, so results are bitwise
 /// repeatable. Owns kernels and scratch, so one instance serves one thread.
-public final class ImplicitProduct<Element: DeviceScalar> {
+@_spi(Benchmarks) public final class ImplicitProduct<Element: DeviceScalar> {
     /// Right-hand sides handled by one pass over U; more are done in several passes.
     public static var maxVectorsPerPass: Int { 8 }
 
@@ -15,7 +18,7 @@ public final class ImplicitProduct<Element: DeviceScalar> {
     public let context: Context
     /// The tunables in effect: the caller's, else the tuning cache's for this device, else
     /// the device defaults.
-    public let tunables: ProductTunables
+    public let tunables: CurvatureProductTunables
     private var plans: [PlanKey: Plan] = [:]
     private var partials: Buffer<Element>?
 
@@ -34,7 +37,7 @@ public final class ImplicitProduct<Element: DeviceScalar> {
     /// - Parameter tunables: the kernel's tunables and `GROUPS` (work-groups per pass);
     ///   nil: `TuningCache.current`'s for this device, else the device defaults. Throws when
     ///   they are outside the family's valid space.
-    public init(context: Context, tunables: ProductTunables? = nil) throws {
+    public init(context: Context, tunables: CurvatureProductTunables? = nil) throws {
         self.context = context
         self.tunables = try (tunables ?? .resolved(for: context.device, element: Element.self))
             .validated(on: context.device, element: Element.self)
@@ -141,7 +144,7 @@ public struct DenseBlock: Hashable, Sendable {
 /// Launch plan for `block_dense_product`: `y = (F + λI) x` for a block-diagonal F whose
 /// blocks are dense symmetric matrices (a dense matrix is one block), one work-group per
 /// `DRB` consecutive rows of a block, batched over up to `maxVectorsPerPass` vectors per pass.
-public final class BlockDenseProduct<Element: DeviceScalar> {
+@_spi(Benchmarks) public final class BlockDenseProduct<Element: DeviceScalar> {
     /// Right-hand sides handled by one pass over the matrix.
     public static var maxVectorsPerPass: Int { 8 }
 
@@ -150,14 +153,14 @@ public final class BlockDenseProduct<Element: DeviceScalar> {
     private var plans: [Int: Plan] = [:]
     private var tables: [TableKey: (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)] = [:]
     /// The kernel's tunables.
-    let tunables: ProductTunables
+    let tunables: CurvatureProductTunables
 
     private struct Plan { let kernel: Kernel; let groupSize: Int; let rowsPerGroup: Int }
     private struct TableKey: Hashable { let blocks: [DenseBlock]; let rowsPerGroup: Int }
 
     /// - Parameter tunables: the kernel's tunables (`DRB`, `DWGS`, `VW`, `CONTIGUOUS`); nil:
     ///   the tuning cache's for this device, else the device defaults.
-    public init(context: Context, tunables: ProductTunables? = nil) throws {
+    public init(context: Context, tunables: CurvatureProductTunables? = nil) throws {
         self.context = context
         self.tunables = try (tunables ?? .resolved(for: context.device, element: Element.self))
             .validated(on: context.device, element: Element.self)
@@ -166,7 +169,8 @@ public final class BlockDenseProduct<Element: DeviceScalar> {
     /// The device defaults with `defines` replacing some of them (tests).
     convenience init(context: Context, defines: [String: Int]) throws {
         try self.init(
-            context: context, tunables: ProductTunables.defaults(for: context.device, element: Element.self).overriding(defines))
+            context: context,
+            tunables: CurvatureProductTunables.defaults(for: context.device, element: Element.self).overriding(defines))
     }
 
     /// `y ← (F + λI) x` for every vector; `blocks` must tile `0..<x.dimension` in order.
@@ -252,7 +256,7 @@ final class DiagonalProduct<Element: DeviceScalar> {
 
     init(context: Context) throws {
         self.context = context
-        kernel = try context.build(KernelConfiguration(.fisherProducts, element: Element.self, device: context.device))
+        kernel = try context.build(KernelConfiguration(.curvatureProducts, element: Element.self, device: context.device))
             .program.makeKernel(named: "diagonal_product")
     }
 

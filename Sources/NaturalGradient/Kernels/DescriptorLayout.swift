@@ -38,7 +38,7 @@ enum AccumulationBlockField: String, DescriptorLayout {
     case columnStride = "LDC"
 }
 
-/// `FisherProducts.cl`'s dense-block table of `block_dense_product`.
+/// `CurvatureProducts.cl`'s dense-block table of `block_dense_product`.
 enum DenseBlockField: String, DescriptorLayout {
     static var prefix: String { "DENSE" }
     case offset = "OFFSET", size = "SIZE", matrixOffset = "F_OFFSET"

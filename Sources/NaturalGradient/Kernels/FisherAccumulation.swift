@@ -2,7 +2,7 @@ import OpenCLHost
 
 /// One block of a batched accumulation: the factor slice it reads and the dense symmetric
 /// matrix it writes. Used as the cache key of the block's task table.
-public struct AccumulationBlock: Hashable, Sendable {
+@_spi(Benchmarks) public struct AccumulationBlock: Hashable, Sendable {
     /// Where the slice's first element sits in the factor buffer.
     public var factorOffset: Int
     /// The distance between consecutive rows of the slice.
@@ -31,11 +31,14 @@ public struct AccumulationBlock: Hashable, Sendable {
     }
 }
 
+// `@_spi(Benchmarks)`: Benchmarks/ is a package of its own, so `package` does not reach it,
+// and it times the accumulation bare (no representation's checks around it) so that its
+// numbers are the kernel's. Not for users, who reach it through the representations.
 /// Launch plan for `FisherAccumulation.cl`: `F_b ← βF_b + α U_bᵀ diag(w) U_b` for any
 /// number of blocks in one launch, upper-triangle micro-tiles only, full symmetric output.
 ///
 /// Owns kernel objects and cached task tables, so one instance serves one thread.
-public final class FisherAccumulation<Element: DeviceScalar> {
+@_spi(Benchmarks) public final class FisherAccumulation<Element: DeviceScalar> {
     /// The context everything runs on.
     public let context: Context
     /// Rows and columns of one work-item's micro-tile.
@@ -56,7 +59,7 @@ public final class FisherAccumulation<Element: DeviceScalar> {
 
     /// - Parameter tunables: the micro-tile (default: the tuning cache's for this device,
     ///   else the device defaults); throws when outside the family's valid space.
-    public init(context: Context, tunables: AccumulationTunables? = nil) throws {
+    public init(context: Context, tunables: FisherAccumulationTunables? = nil) throws {
         self.context = context
         let tunables = try (tunables ?? .resolved(for: context.device, element: Element.self))
             .validated(on: context.device, element: Element.self)

@@ -10,11 +10,11 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     /// `F ← βF + α Uᵀ diag(w) U` over batched blocks, and its diagonal.
     case fisherAccumulation = "FisherAccumulation.cl"
     /// Fused implicit, block-dense and diagonal curvature-vector products.
-    case fisherProducts = "FisherProducts.cl"
+    case curvatureProducts = "CurvatureProducts.cl"
     /// Kronecker-factored (K-FAC) products, batched over layers.
     case kronecker = "Kronecker.cl"
     /// Factor rows `B J` of the exact Fisher from output Jacobians.
-    case outputMetrics = "OutputMetrics.cl"
+    case similarityFactors = "SimilarityFactors.cl"
     /// Fused vector updates and dot products of the pipelined conjugate gradient.
     case conjugateGradient = "ConjugateGradient.cl"
 
@@ -25,14 +25,14 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     var layoutDefines: [String: Int] {
         switch self {
         case .fisherAccumulation: AccumulationBlockField.defines
-        case .fisherProducts: DenseBlockField.defines
+        case .curvatureProducts: DenseBlockField.defines
         case .kronecker: KroneckerLayerField.defines
-        case .vector, .reduction, .outputMetrics, .conjugateGradient: [:]
+        case .vector, .reduction, .similarityFactors, .conjugateGradient: [:]
         }
     }
 
     /// The embedded OpenCL C text of the family's file, after `Common.cl`.
-    public func source() throws -> ProgramSource {
+    package func source() throws -> ProgramSource {
         // Only a stale build can miss a file: SwiftPM re-lists a path dependency's files
         // only when its manifest is reloaded (touch Package.swift after adding a kernel file).
         for file in [Self.commonFile, rawValue] where KernelFiles.text(of: file) == nil {

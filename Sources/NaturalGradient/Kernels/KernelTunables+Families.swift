@@ -26,9 +26,9 @@ public struct VectorTunables: KernelTunables {
     public static func admittedValues<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> [TunableValues] { [] }
 }
 
-/// `OutputMetrics.cl`: one work-item per row, no tunables.
-public struct OutputMetricTunables: KernelTunables {
-    public static var family: KernelFamily { .outputMetrics }
+/// `SimilarityFactors.cl`: one work-item per row, no tunables.
+public struct SimilarityFactorTunables: KernelTunables {
+    public static var family: KernelFamily { .similarityFactors }
     public init() {}
     public static func defaults<Element: DeviceScalar>(for _: Device, element _: Element.Type) -> Self { Self() }
     public static func admittedValues<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> [TunableValues] { [] }
@@ -94,7 +94,7 @@ public struct ConjugateGradientTunables: KernelTunables {
 }
 
 /// `FisherAccumulation.cl`: the RM x VW micro-tile of one work-item.
-public struct AccumulationTunables: KernelTunables {
+public struct FisherAccumulationTunables: KernelTunables {
     public static var family: KernelFamily { .fisherAccumulation }
     /// `RM`: rows of a micro-tile; must divide `columns`.
     public var rows: Int
@@ -135,9 +135,9 @@ public struct AccumulationTunables: KernelTunables {
     }
 }
 
-/// `FisherProducts.cl`: the implicit, block-dense and Woodbury row products.
-public struct ProductTunables: KernelTunables {
-    public static var family: KernelFamily { .fisherProducts }
+/// `CurvatureProducts.cl`: the implicit, block-dense and Woodbury row products.
+public struct CurvatureProductTunables: KernelTunables {
+    public static var family: KernelFamily { .curvatureProducts }
     /// `WGS`: work-items per group of the row-reducing kernels, a power of two.
     public var groupSize: Int
     /// `VW`: vector width of the column loops.
@@ -300,10 +300,10 @@ extension KernelFamily {
         switch self {
         case .vector: VectorTunables.self
         case .reduction: ReductionTunables.self
-        case .fisherAccumulation: AccumulationTunables.self
-        case .fisherProducts: ProductTunables.self
+        case .fisherAccumulation: FisherAccumulationTunables.self
+        case .curvatureProducts: CurvatureProductTunables.self
         case .kronecker: KroneckerTunables.self
-        case .outputMetrics: OutputMetricTunables.self
+        case .similarityFactors: SimilarityFactorTunables.self
         case .conjugateGradient: ConjugateGradientTunables.self
         }
     }

@@ -136,7 +136,7 @@ package struct KernelTuner {
             return sum / Double(m)
         }
         return try search(
-            AccumulationTunables.self, Element.self, operation: "dense accumulation F = (1/N) UᵀU", rows: m,
+            FisherAccumulationTunables.self, Element.self, operation: "dense accumulation F = (1/N) UᵀU", rows: m,
             dimension: p
         ) { tunables in
             let accumulation = try FisherAccumulation<Element>(context: context, tunables: tunables)
@@ -171,7 +171,7 @@ package struct KernelTuner {
             for column in 0..<p { reference[column] += ur[row * p + column] * t }
         }
         return try search(
-            ProductTunables.self, Element.self, operation: "implicit product (1/N) Uᵀ(Ux) + λx", rows: m, dimension: p
+            CurvatureProductTunables.self, Element.self, operation: "implicit product (1/N) Uᵀ(Ux) + λx", rows: m, dimension: p
         ) { tunables in
             let product = try ImplicitProduct<Element>(context: context, tunables: tunables)
             try y.buffer.fill(Element(float64: .nan))
@@ -284,29 +284,25 @@ package func relativeError(_ a: [Double], _ b: [Double]) -> Double {
     return (difference / reference).squareRoot()
 }
 
-/// Deterministic inputs for tuning and benchmarks.
+/// Deterministic inputs for tuning and benchmarks (`NaturalGradientTestSupport`'s
+/// `uniformValues` and `sampledUpperEntries` are these).
 package enum TuningInputs {
-    /// `count` values uniform in [-1, 1) (SplitMix64), as float64.
+    /// `count` values uniform in [-1, 1) (``SplitMix64/nextSymmetric()``), as float64.
     package static func uniform(count: Int, seed: UInt64) -> [Double] {
-        var state = seed
-        return (0..<count).map { _ in
-            // SplitMix64 (Steele, Lea and Flood), so the inputs are the same everywhere.
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Double((z ^ (z >> 31)) >> 40) * 0x1p-23 - 1
-        }
+        var generator = SplitMix64(seed: seed)
+        return (0..<count).map { _ in generator.nextSymmetric() }
     }
 
-    /// The corners, the middle of the diagonal and up to 200 spread upper-triangle entries
-    /// of a row-major P x P matrix.
-    package static func sampledEntries(_ p: Int) -> [Int] {
+    /// A spread of upper-triangle entries (row-major indices, sorted, without repeats) of a
+    /// P x P matrix: the corners, the middle of the diagonal and up to `count` pseudo-random
+    /// ones, the same for a given P.
+    package static func sampledEntries(_ p: Int, count: Int = 200) -> [Int] {
+        guard p > 0 else { return [] }
         var entries: Set<Int> = [0, p - 1, (p - 1) * p + p - 1, (p / 2) * p + p / 2]
-        let values = uniform(count: 400, seed: UInt64(p) &* 31)
-        for k in 0..<200 {
-            let a = min(p - 1, Int((values[2 * k] + 1) / 2 * Double(p)))
-            let b = min(p - 1, Int((values[2 * k + 1] + 1) / 2 * Double(p)))
+        var generator = SplitMix64(seed: UInt64(p) &* 31)
+        for _ in 0..<count {
+            let a = min(p - 1, Int((generator.nextSymmetric() + 1) / 2 * Double(p)))
+            let b = min(p - 1, Int((generator.nextSymmetric() + 1) / 2 * Double(p)))
             entries.insert(min(a, b) * p + max(a, b))
         }
         return entries.sorted()

@@ -41,7 +41,7 @@ protocol FixedGroupSizeTunables: KernelTunables {
 
 extension ReductionTunables: FixedGroupSizeTunables {}
 extension ConjugateGradientTunables: FixedGroupSizeTunables {}
-extension ProductTunables: FixedGroupSizeTunables {}
+extension CurvatureProductTunables: FixedGroupSizeTunables {}
 
 extension Context {
     /// The one build-shrink-rebuild loop: builds `tunables` (with the plan's defines) and

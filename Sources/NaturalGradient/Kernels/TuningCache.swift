@@ -26,7 +26,7 @@ public struct TuningCache: Sendable {
     public struct Entry: Codable, Sendable, Equatable {
         public var device: String
         public var driverVersion: String
-        /// The kernel file, e.g. `FisherProducts.cl`.
+        /// The kernel file, e.g. `CurvatureProducts.cl`.
         public var family: String
         /// `float` or `double`.
         public var element: String
@@ -52,6 +52,13 @@ public struct TuningCache: Sendable {
 
         /// The tuned values as `NAME=value` pairs in name order.
         public var values: String { defines.keys.sorted().map { "\($0)=\(defines[$0] ?? 0)" }.joined(separator: " ") }
+
+        /// This entry with a renamed kernel file's old name replaced by the current one.
+        var withCurrentFamilyName: Entry {
+            var entry = self
+            entry.family = TuningCache.renamedFamilies[family] ?? family
+            return entry
+        }
 
         func matches(device: String, driverVersion: String, family: String, element: String) -> Bool {
             self.device == device && self.driverVersion == driverVersion && self.family == family
@@ -117,8 +124,16 @@ public struct TuningCache: Sendable {
             (entries, state) = ([], .ignored(reason: "format version \(file.version), this build reads \(Self.formatVersion)"))
             return
         }
-        (entries, state) = (file.entries, .loaded)
+        (entries, state) = (file.entries.map(\.withCurrentFamilyName), .loaded)
     }
+
+    /// Kernel files renamed since version 1 of the format, by their old name: their entries
+    /// are read under the new name, so values tuned before the rename still apply (and a
+    /// store replaces the old entry rather than keeping both).
+    static let renamedFamilies = [
+        "FisherProducts.cl": KernelFamily.curvatureProducts.rawValue,
+        "OutputMetrics.cl": KernelFamily.similarityFactors.rawValue,
+    ]
 
     /// The cache the environment names (see the type's documentation), read now.
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {

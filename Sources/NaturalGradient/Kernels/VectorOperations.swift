@@ -8,7 +8,7 @@ import OpenCLHost
 /// threads; make one per thread (programs are cached per context, so that is cheap).
 /// Every operation validates its arguments and throws, naming the argument, before it
 /// launches anything.
-public final class VectorOperations<Element: DeviceScalar> {
+package final class VectorOperations<Element: DeviceScalar> {
     /// The context everything runs on.
     public let context: Context
     /// Work-items per group for the element-wise kernels.

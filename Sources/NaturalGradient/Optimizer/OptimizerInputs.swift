@@ -3,7 +3,8 @@ import OpenCLHost
 /// How output Jacobians become an exact-Fisher / GGN factor: a built-in output metric, or
 /// any builder of the rows `B_i J_i` (for example one over a similarity measure).
 public enum OutputMeasure<Element: DeviceScalar> {
-    /// A built-in metric with an analytic square root (`CurvatureFactor.exactFisher`).
+    /// A built-in metric with an analytic square root (`CurvatureFactor.exactFisher`): a
+    /// family × measure point given by probabilities or a fixed σ (``OutputMetric``).
     case metric(OutputMetric<Element>)
     /// The formal natural gradient of a similarity measure (`CurvatureFactor.formalMetric`):
     /// the metric `M(z_i)` of `measure` for `family` at the model's outputs z_i, given here

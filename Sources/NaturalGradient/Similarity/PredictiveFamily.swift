@@ -146,7 +146,7 @@ public enum GaussianParametrization: Sendable, Hashable, CaseIterable, CustomStr
         }
     }
 
-    /// The value passed to `OutputMetrics.cl`'s `gaussian_metric_roots`.
+    /// The value passed to `SimilarityFactors.cl`'s `gaussian_metric_roots`.
     var kernelCode: UInt32 {
         switch self {
         case .meanStandardDeviation: 0

@@ -52,7 +52,7 @@ public final class WoodburySolver<Element: DeviceScalar>: CurvatureInverse, Expo
         gram = (0..<(rows * rows)).map { sum[$0] * scales[$0 / rows] * scales[$0 % rows] }
 
         let built = try context.buildFixedGroupKernels(
-            ProductTunables.resolved(for: context.device, element: Element.self), element: Element.self,
+            CurvatureProductTunables.resolved(for: context.device, element: Element.self), element: Element.self,
             names: ["row_dots", "column_combination"])
         rowDots = built.kernels[0]
         groupSize = built.tunables.groupSize
