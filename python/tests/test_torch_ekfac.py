@@ -129,8 +129,8 @@ def test_ekfac_schedule_ema_and_refresh(context):
         ekfac.step()
         states.append(_state_matrix(ekfac))
         operator = curvlinops.KFACLinearOperator(
-            model, nn.CrossEntropyLoss(), kfac_parameters(model), [(x, y)], separate_weight_and_bias=False,
-            check_deterministic=False)
+            model, nn.CrossEntropyLoss(), kfac_parameters(model), [(x, y)], fisher_type="empirical",
+            separate_weight_and_bias=False, check_deterministic=False)
         operator.compute_kronecker_factors()
         factors.append([(operator._input_covariances[n].numpy(), operator._gradient_covariances[n].numpy())
                         for n in operator._mapping])
