@@ -194,3 +194,26 @@ def test_ekfac_conv2d_per_row_convention(context):
         # expand: A = (1/(N S)) sum a a^T, G = (1/N) sum g g^T, S = (1/N) sum over the N S rows.
         block = _ekfac_block(a.T @ a / rows, g.T @ g / len(x), [(rows / len(x), per_row)])
         assert relative(ours[conv, conv], block) <= 1e-10
+
+
+def test_ekfac_rejects_bad_options(context):
+    model = problem("tanh_mlp", torch.float64)[1]
+    for options, words in (({"damping": -1.0}, "damping: -1.0"), ({"factor_decay": 1.0}, "factor_decay: 1.0"),
+                           ({"eigenbasis_update_period": 0}, "eigenbasis_update_period: 0"),
+                           ({"eigenvalue_update_period": 1.5}, "eigenvalue_update_period: 1.5"),
+                           ({"conv": "sum"}, "conv: 'sum'")):
+        with pytest.raises(ValueError, match=words):
+            ngt.EKFAC(model, context=context, **options)
+    ekfac = ngt.EKFAC(model, context=context)
+    with pytest.raises(RuntimeError, match="no gradient"):
+        ekfac.step()
+    assert ekfac.steps == 0
+    cnn = problem("cnn", torch.float64)[1]
+    ekfac = ngt.EKFAC(cnn, context=context)
+    ekfac.backward(cnn(torch.randn(3, 2, 6, 6, dtype=torch.float64)), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="3 row-count groups; use curvatures"):
+        ekfac.curvature()
+    built = ekfac.curvatures()
+    assert [indices for indices, _ in built] == [[0], [1], [2]]
+    for _, curvature in built:
+        curvature.close()
