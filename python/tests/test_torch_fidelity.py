@@ -32,67 +32,8 @@ from torch import nn  # noqa: E402
 
 import naturalgradient as ng  # noqa: E402
 import naturalgradient.torch as ngt  # noqa: E402
-
-TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
-DTYPES = [torch.float32, torch.float64]
-SAMPLES = 13
-
-
-def relative(value, reference) -> float:
-    value = np.asarray(value, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
-    return float(np.linalg.norm(value - reference) / np.linalg.norm(reference))
-
-
-def tanh_mlp() -> nn.Module:
-    return nn.Sequential(nn.Linear(6, 9), nn.Tanh(), nn.Linear(9, 7), nn.Tanh(), nn.Linear(7, 4))
-
-
-def small_cnn() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 2, 2, bias=False),
-                         nn.ReLU(), nn.Flatten(), nn.Linear(2 * 2 * 2, 4))
-
-
-def layer_norm_model() -> nn.Module:
-    return nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.Tanh(), nn.Linear(8, 4))
-
-
-MODELS = {"tanh_mlp": (tanh_mlp, (6,)), "cnn": (small_cnn, (2, 6, 6)), "layer_norm": (layer_norm_model, (6,))}
-
-
-def problem(name: str, dtype: torch.dtype, seed: int = 0):
-    """(model in dtype, its float64 twin, X, X64, y): one seed, the same parameters."""
-    build, shape = MODELS[name]
-    torch.manual_seed(seed)
-    model64 = build().double()
-    x64 = torch.randn(SAMPLES, *shape, dtype=torch.float64)
-    y = torch.randint(0, 4, (SAMPLES,))
-    model = build().to(dtype)
-    model.load_state_dict(model64.state_dict())
-    return model, model64, x64.to(dtype), x64, y
-
-
-def dense(operator, dimension: int) -> np.ndarray:
-    """A curvlinops operator as a float64 matrix."""
-    return (operator @ torch.eye(dimension, dtype=torch.float64)).numpy()
-
-
-def kfac_permutation(kfac: "ngt.KFAC") -> np.ndarray:
-    """Index array p with ours = torch_order[p] (our [W | b] layout from curvlinops')."""
-    params = [t for layer in kfac.layers for t in layer.parameters]
-    total = sum(p.numel() for p in params)
-    index = torch.arange(total, dtype=torch.float64)
-    pieces, start = [], 0
-    for p in params:
-        pieces.append(index[start:start + p.numel()].view(p.shape))
-        start += p.numel()
-    tensors = []
-    for layer in kfac.layers:
-        weight = pieces.pop(0)
-        bias = pieces.pop(0) if layer.module.bias is not None else None
-        tensors += [weight, bias]
-    return kfac.flat(tensors).numpy().astype(np.int64)
-
+from torch_problems import (  # noqa: E402
+    DTYPES, MODELS, TOLERANCE, dense, kfac_parameters, kfac_permutation, problem, relative)
 
 def captured_kfac(model, x, y, context, **options) -> "ngt.KFAC":
     kfac = ngt.KFAC(model, context=context, **options)
@@ -107,7 +48,7 @@ def captured_kfac(model, x, y, context, **options) -> "ngt.KFAC":
 def test_kfac_matrix_matches_curvlinops(context, name, conv, fisher, dtype):
     model, model64, x, x64, y = problem(name, dtype)
     kfac = captured_kfac(model, x, y, context, conv=conv, fisher_type=fisher)
-    params64 = [p for m in model64.modules() if isinstance(m, (nn.Linear, nn.Conv2d)) for p in m.parameters()]
+    params64 = kfac_parameters(model64)
     reference = curvlinops.KFACLinearOperator(
         model64, nn.CrossEntropyLoss(), params64, [(x64, y)], fisher_type=fisher, kfac_approx=conv,
         separate_weight_and_bias=False, check_deterministic=False)
@@ -127,7 +68,7 @@ def test_kfac_damped_solve_matches_curvlinops_and_scipy(context, name, dtype):
     model, model64, x, x64, y = problem(name, dtype, seed=1)
     damping = 0.3
     kfac = captured_kfac(model, x, y, context)
-    params64 = [p for m in model64.modules() if isinstance(m, (nn.Linear, nn.Conv2d)) for p in m.parameters()]
+    params64 = kfac_parameters(model64)
     reference = curvlinops.KFACLinearOperator(
         model64, nn.CrossEntropyLoss(), params64, [(x64, y)], fisher_type="empirical",
         separate_weight_and_bias=False, check_deterministic=False)

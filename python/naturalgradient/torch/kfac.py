@@ -119,6 +119,22 @@ class KFAC:
         strict: bool = False,
         context: Context | None = None,
     ) -> None:
+        self._attach(model, conv=conv, loss_reduction=loss_reduction, fisher_type=fisher_type, kl_clip=kl_clip,
+                     lr=lr, seed=seed, strict=strict)
+        self.optimizer = NaturalGradientOptimizer(
+            self.dimension, dtype=numpy_dtype(self.dtype), context=context, curvature="kfac",
+            layers=[(layer.outputs, layer.inputs) for layer in self.layers], method="kfac", damping=damping,
+            damping_policy=damping_policy, damping_minimum=damping_minimum, damping_maximum=damping_maximum,
+            step_size=step_size, learning_rate=1.0, step_size_maximum=step_size_maximum, momentum=0.0,
+            curvature_decay=factor_decay, curvature_refresh_period=factor_update_period,
+            inverse_refresh_period=inverse_update_period)
+        self._context = context
+        self.last_report: StepReport | None = None
+
+    def _attach(self, model: nn.Module, *, conv: str, loss_reduction: str, fisher_type: str,
+                kl_clip: float | None, lr: float | None, seed: int, strict: bool) -> None:
+        """Checks the options, finds the supported layers (listing the others) and registers
+        the hooks; shared by :class:`KFAC` and :class:`~naturalgradient.torch.EKFAC`."""
         if not isinstance(model, nn.Module):
             raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         if conv not in ("expand", "reduce"):
@@ -156,7 +172,7 @@ class KFAC:
         """Parameters outside supported layers ``(name, shape)``: they keep the plain gradient."""
         if self.unsupported:
             listing = ", ".join(f"{name} {list(shape)}" for name, shape in self.unsupported)
-            message = ("KFAC: parameters outside nn.Linear / nn.Conv2d (groups=1, zero numeric padding) "
+            message = (f"{type(self).__name__}: parameters outside nn.Linear / nn.Conv2d (groups=1, zero numeric padding) "
                        f"keep their plain gradient: {listing}")
             if strict:
                 raise ValueError(message.replace("keep their plain gradient", "are not supported (strict=True)"))
@@ -166,19 +182,10 @@ class KFAC:
         params = [p for layer in self.layers for p in layer.parameters]
         self.dtype = working_dtype(params)
         self.dimension = sum(layer.outputs * layer.inputs for layer in self.layers)
-        self.optimizer = NaturalGradientOptimizer(
-            self.dimension, dtype=numpy_dtype(self.dtype), context=context, curvature="kfac",
-            layers=[(layer.outputs, layer.inputs) for layer in self.layers], method="kfac", damping=damping,
-            damping_policy=damping_policy, damping_minimum=damping_minimum, damping_maximum=damping_maximum,
-            step_size=step_size, learning_rate=1.0, step_size_maximum=step_size_maximum, momentum=0.0,
-            curvature_decay=factor_decay, curvature_refresh_period=factor_update_period,
-            inverse_refresh_period=inverse_update_period)
-        self._context = context
         self._capturing_gradients = True
         self._handles = []
         for layer in self.layers:
             self._handles.append(layer.module.register_forward_hook(self._forward_hook(layer)))
-        self.last_report: StepReport | None = None
 
     # Hooks ---------------------------------------------------------------------------
 
@@ -354,7 +361,13 @@ class KFAC:
             loss_at = self._loss_at(closure)
         value = None if loss is None else float(loss)
         update, report = self.optimizer.update(theta_np, gradient_np, loss=value, loss_at=loss_at, **curvature)
-        direction = torch.from_numpy(update).neg_()
+        self._write_gradients(torch.from_numpy(update).neg_(), gradient)
+        self.last_report = report
+        return report
+
+    def _write_gradients(self, direction: torch.Tensor, gradient: torch.Tensor) -> None:
+        """Copies a K-FAC-layout direction into the parameters' ``.grad`` after
+        kfac-pytorch's KL clipping (when on) against the plain ``gradient``."""
         if self.kl_clip is not None:
             vg = float(torch.dot(direction.double(), gradient.double())) * self.lr ** 2
             nu = min(1.0, math.sqrt(self.kl_clip / abs(vg))) if vg != 0 else 1.0
@@ -363,8 +376,6 @@ class KFAC:
             layer.module.weight.grad.copy_(weight)
             if bias is not None:
                 layer.module.bias.grad.copy_(bias)
-        self.last_report = report
-        return report
 
     def _loss_at(self, closure: Callable[[], torch.Tensor | float]) -> Callable[[np.ndarray], float]:
         def loss_at(candidate: np.ndarray) -> float:
