@@ -93,6 +93,8 @@ let package = Package(
         ),
 
         // MARK: Layer 4: the command-line tool (parses, calls the targets above, prints).
+        // With MPI it also links NaturalGradientDistributed for `ngrad train --distributed`
+        // (compiled under NGRAD_MPI); without, that flag is a usage error saying so.
         .executableTarget(
             name: "ngrad",
             dependencies: [
@@ -101,7 +103,8 @@ let package = Package(
                 "NaturalGradientTestSupport",
                 "NumPyFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ] + (withMPI ? ["NaturalGradientDistributed"] : []),
+            swiftSettings: withMPI ? [.define("NGRAD_MPI")] : []
         ),
 
         // MARK: The C ABI: the public header (a C target, so the Swift side compiles against
@@ -144,6 +147,6 @@ if withMPI {
             name: "NaturalGradientMPICheck",
             dependencies: ["NaturalGradientDistributed", "NaturalGradient", "NaturalGradientTestSupport"]
         ),
-        .testTarget(name: "NaturalGradientDistributedTests", dependencies: ["NaturalGradientMPICheck"]),
+        .testTarget(name: "NaturalGradientDistributedTests", dependencies: ["NaturalGradientMPICheck", "ngrad"]),
     ]
 }
