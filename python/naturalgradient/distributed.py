@@ -71,10 +71,16 @@ def sum_in_rank_order(comm: Any, values: NDArray) -> NDArray:
 
 def average_gradient(comm: Any, gradient: NDArray, samples: int) -> NDArray:
     """The global mean gradient ``sum_r N_r g_r / sum_r N_r`` from this rank's mean
-    ``gradient`` over its ``samples``, the same bits on every rank."""
+    ``gradient`` over its ``samples``, the same bits on every rank. A non-finite local value
+    raises ``ValueError`` before any communication."""
     if samples <= 0:
         raise ValueError(f"samples: must be positive, got {samples}")
     g = np.ascontiguousarray(gradient)
+    bad = int(np.count_nonzero(~np.isfinite(g)))
+    if bad:
+        # Raised before the collective: the caller ends the job (comm.Abort), since the other
+        # ranks already wait in it; summed, the NaN would reach every rank's parameters.
+        raise ValueError(f"gradient: {bad} non-finite values on rank {_shape(comm)[0]}")
     weighted = np.append(g.astype(np.float64) * samples, float(samples))
     total = sum_in_rank_order(comm, weighted)
     return (total[:-1] / total[-1]).astype(g.dtype)
