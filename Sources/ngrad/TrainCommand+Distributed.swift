@@ -26,6 +26,22 @@ extension TrainCommand {
     }
 }
 
+extension TrainCommand {
+    /// "communication: …" for the table's footer: the bytes each rank received per training
+    /// step over all runs (one sum over the ranks, so every rank must call it).
+    static func trafficLine(_ parallel: any DataParallel, runs: [TrainRun]) throws -> String {
+        let steps = max(runs.reduce(0) { $0 + $1.records.count - 1 }, 1)
+        var slots = [Double](repeating: 0, count: parallel.size)
+        slots[parallel.rank] = Double(parallel.bytesReceived)
+        let received = try parallel.sum(slots)
+        let perStep = received.map { $0 / Double(steps) }
+        let busiest = perStep.indices.max { perStep[$0] < perStep[$1] } ?? 0
+        return String(
+            format: "communication: %.0f bytes received per step by rank %d (the most), %.0f on average over the %d ranks (%d steps)",
+            perStep[busiest], busiest, perStep.reduce(0, +) / Double(parallel.size), parallel.size, steps)
+    }
+}
+
 #if NGRAD_MPI
     extension TrainCommand {
         /// One rank of `mpirun -np N ngrad train --distributed`: every rank trains on its share
@@ -75,6 +91,7 @@ extension TrainCommand {
         let communicator: Communicator
         var rank: Int { communicator.rank }
         var size: Int { communicator.size }
+        var bytesReceived: Int { communicator.bytesReceived }
 
         init(_ communicator: Communicator) { self.communicator = communicator }
 

@@ -112,11 +112,13 @@ struct TrainCommand: ParsableCommand {
             model: model, data: data, steps: steps, batchSize: batchSize, seed: seed, context: context,
             stopBelow: threshold / 100, progress: ProgressBar(enabled: lead), parallel: parallel)
         let comparison = try TrainingComparison.run(methods: methods, trainer: trainer, threshold: threshold, steps: steps)
+        let traffic = try parallel.map { try Self.trafficLine($0, runs: comparison.runs) }
         guard lead else { return }
 
         print()
         print(comparison.table().render())
         print(comparison.summaryLine())
+        if let traffic { print(traffic) }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         try comparison.stepsCSV().write(toFile: output + "/steps.csv", atomically: true, encoding: .utf8)
         try comparison.summaryCSV().write(toFile: output + "/summary.csv", atomically: true, encoding: .utf8)

@@ -33,6 +33,7 @@ struct DistributedTrainTests {
         // Only rank 0 prints: one header, naming the ranks.
         #expect(pair.stdout.components(separatedBy: "digits:").count == 2, "\(pair.stdout)")
         #expect(pair.stdout.contains("2 ranks, 32-32 samples each"), "\(pair.stdout)")
+        #expect(pair.stdout.contains("communication: "), "\(pair.stdout)")
         let one = try losses(directory.path + "/one/steps.csv")
         let two = try losses(directory.path + "/two/steps.csv")
         #expect(one.keys.sorted() == two.keys.sorted())
@@ -46,6 +47,22 @@ struct DistributedTrainTests {
                 #expect(abs(a - b) <= bound * abs(a), "\(run) step \(step): one process \(a), 2 ranks \(b)")
             }
         }
+    }
+
+    /// The bytes `ngrad` reports are what the collectives move: an SGD step over 2 ranks
+    /// receives the rank-ordered sum of the P + 1 = 17,227 gradient values (2(p−1)/p·n·4 =
+    /// 68,908 bytes: half of the vector in the alltoallv, the other half in the allgatherv)
+    /// and the other rank's 16-byte parameter digest, nothing else.
+    @Test func anSGDStepReceivesTheGradientSumAndTheDigest() throws {
+        let run = try mpirun(
+            ranks: 2,
+            command: [builtProduct("ngrad")] + Self.training + ["--methods", "sgd", "--distributed", "--output", "/tmp/ngrad-dist-\(getpid())-sgd"],
+            limit: 300)
+        defer { try? FileManager.default.removeItem(atPath: "/tmp/ngrad-dist-\(getpid())-sgd") }
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+        #expect(
+            run.stdout.contains("communication: 68924 bytes received per step by rank 0 (the most), 68924 on average"),
+            "\(run.stdout)")
     }
 
     /// Rank 1 reads a data file that does not exist (the others the right one): the job ends

@@ -20,6 +20,8 @@ public protocol DataParallel: AnyObject {
     func kfacBuilder(context: Context, layers: [LayerShape]) -> CurvatureBuilder<Float>
     /// Throws, on every rank, unless every rank holds bitwise the same `parameters`.
     func requireIdentical(_ parameters: [Float], step: Int) throws
+    /// The bytes this rank has received from the others so far (every collective counted).
+    var bytesReceived: Int { get }
 }
 
 extension DataParallel {
