@@ -93,6 +93,8 @@ let package = Package(
         ),
 
         // MARK: Layer 4: the command-line tool (parses, calls the targets above, prints).
+        // With MPI it also links NaturalGradientDistributed for `ngrad train --distributed`
+        // (compiled under NGRAD_MPI); without, that flag is a usage error saying so.
         .executableTarget(
             name: "ngrad",
             dependencies: [
@@ -103,7 +105,8 @@ let package = Package(
                 // `ngrad devices` lists platforms, `ngrad kernels` builds a caller's source.
                 "OpenCLHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ] + (withMPI ? ["NaturalGradientDistributed"] : []),
+            swiftSettings: withMPI ? [.define("NGRAD_MPI")] : []
         ),
 
         // MARK: The C ABI: the public header (a C target, so the Swift side compiles against
@@ -146,6 +149,6 @@ if withMPI {
             name: "NaturalGradientMPICheck",
             dependencies: ["NaturalGradientDistributed", "NaturalGradient", "NaturalGradientTestSupport"]
         ),
-        .testTarget(name: "NaturalGradientDistributedTests", dependencies: ["NaturalGradientMPICheck"]),
+        .testTarget(name: "NaturalGradientDistributedTests", dependencies: ["NaturalGradientMPICheck", "ngrad"]),
     ]
 }

@@ -66,6 +66,10 @@ install_torch() {
 }
 install_torch
 
+# mpi4py for naturalgradient.distributed and python/tests/test_distributed.py: a 1.3 MB wheel
+# that loads the system's Open MPI at import. Not fatal: without it that test skips.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "mpi4py>=4" \
+    || echo "setup-python.sh: mpi4py not installed; python/tests/test_distributed.py will skip" >&2
 # No build isolation: setuptools is in the venv, so nothing more is fetched to build.
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-build-isolation --force-reinstall \
     --no-deps ./python

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The distributed (MPI) checks: builds ngrad-mpi-check and runs it under mpirun with 1, 2 and
-# 3 ranks (oversubscribing this 2-core machine), then checks that a rank with bad input and
+# 3 ranks (oversubscribing this 2-core machine), runs `ngrad train --distributed` on 2, then checks that a rank with bad input and
 # a killed rank end the job with a message instead of hanging. Needs Open MPI
 # (scripts/setup-debian.sh). Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 swift build --product ngrad-mpi-check
+swift build --product ngrad
 check="$(swift build --show-bin-path)/ngrad-mpi-check"
+ngrad="$(swift build --show-bin-path)/ngrad"
 
 mpirun_flags=(--oversubscribe)
 if [[ "$(id -u)" -eq 0 ]]; then mpirun_flags+=(--allow-run-as-root); fi
@@ -25,6 +27,15 @@ for ranks in 1 2 3; do
         failures=$((failures + 1))
     fi
 done
+
+echo "== ngrad train --distributed on 2 ranks (swift test compares it with one process)"
+train_output="$(mktemp -d)"
+if ! timeout "$limit" mpirun "${mpirun_flags[@]}" -np 2 "$ngrad" train --distributed --methods kfac --steps 5 \
+    --batch-size 64 --output "$train_output"; then
+    echo "FAIL: ngrad train --distributed on 2 ranks"
+    failures=$((failures + 1))
+fi
+rm -rf "$train_output"
 
 # expect_failure NAME EXPECTED-TEXT ARGS...: the job must fail within the limit and print the text.
 expect_failure() {

@@ -37,6 +37,7 @@ extension Communicator {
                 MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, count, T.datatype, cmpi_sum(), handle),
                 "MPI_Allreduce")
         }
+        bytesReceived += 2 * (size - 1) * values.count / size * MemoryLayout<T>.stride
     }
 
     /// Replaces `values` on every rank by `root`'s (`MPI_Bcast`); every rank passes an array
@@ -48,6 +49,7 @@ extension Communicator {
         try values.withUnsafeMutableBufferPointer { buffer in
             try check(MPI_Bcast(buffer.baseAddress, count, T.datatype, Int32(root), handle), "MPI_Bcast")
         }
+        if rank != root { bytesReceived += values.count * MemoryLayout<T>.stride }
     }
 
     /// Every rank's `values` one after another in rank order (`MPI_Allgather`); every rank
@@ -63,6 +65,7 @@ extension Communicator {
                     "MPI_Allgather")
             }
             initialized = values.count * size
+            bytesReceived += (size - 1) * values.count * MemoryLayout<T>.stride
         }
     }
 
@@ -78,6 +81,7 @@ extension Communicator {
                     "MPI_Allgather")
             }
             initialized = values.count * size
+            bytesReceived += (size - 1) * values.count * MemoryLayout<Int64>.stride
         }
     }
 
@@ -109,6 +113,7 @@ public final class PendingAllreduce<T: CommunicableScalar> {
         self.count = values.count
         self.communicator = communicator
         guard count > 0 else { return }
+        communicator.bytesReceived += 2 * (communicator.size - 1) * values.count / communicator.size * MemoryLayout<T>.stride
         var started: MPI_Request?
         do {
             try check(
@@ -167,6 +172,7 @@ extension Communicator {
                     "MPI_Allgatherv")
             }
             initialized = total
+            bytesReceived += (total - values.count) * MemoryLayout<T>.stride
         }
     }
 }

@@ -46,6 +46,7 @@ extension Communicator {
                     "MPI_Alltoallv")
             }
         }
+        bytesReceived += (p - 1) * mine * MemoryLayout<T>.stride
         let base = starts[rank]
         for element in 0..<mine {
             var sum = received[element].float64
@@ -58,6 +59,7 @@ extension Communicator {
                     cmpi_in_place(), 0, cmpi_byte(), buffer.baseAddress, sendCounts, sendOffsets, T.datatype, handle),
                 "MPI_Allgatherv")
         }
+        bytesReceived += (n - mine) * MemoryLayout<T>.stride
     }
 
     /// Runs `validate` (this rank's checks before a collective step), then tells every rank

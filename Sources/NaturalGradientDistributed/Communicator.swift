@@ -25,6 +25,12 @@ public final class Communicator: @unchecked Sendable {
     public let rank: Int
     /// The number of ranks.
     public let size: Int
+    /// The bytes this rank has received from the other ranks through this communicator's
+    /// collectives so far (what the algorithms here move: exact for the gathers, the
+    /// rank-ordered sum and broadcast; `2(p−1)/p·n` values, a bandwidth-optimal algorithm's,
+    /// for the plain `allreduce`, whose algorithm is MPI's). For accounting per step: read
+    /// it before and after.
+    public internal(set) var bytesReceived = 0
 
     private init(handle: MPI_Comm) throws {
         self.handle = handle

@@ -53,7 +53,15 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var deviceOptions: DeviceOptions
 
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Data-parallel over MPI: run under 'mpirun -np N'; the global --batch-size is split over the ranks.",
+            discussion: "One device per rank (the local rank's GPU unless --device names one); only rank 0 prints and writes."))
+    var distributed = false
+
     func validate() throws {
+        try validateDistributed()
         try CountOption.check(steps, "--steps", in: Self.stepRange)
         try CountOption.check(batchSize, "--batch-size", in: Self.batchSizeRange)
         guard threshold.isFinite, threshold > 0 else { throw ValidationError("--threshold must be positive") }
@@ -74,28 +82,43 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        #if NGRAD_MPI
+            if distributed { return runDistributed() }
+        #endif
+        try train(parallel: nil, device: deviceOptions.selectDevice())
+    }
+
+    /// Trains every selected method and writes the outputs; in a data-parallel job every
+    /// rank trains, and only rank 0 prints and writes.
+    func train(parallel: (any DataParallel)?, device: Device) throws {
+        let lead = (parallel?.rank ?? 0) == 0
         let methods = try selectedMethods()
         var data = try loadData()
         if let trainSamples { data.limitTraining(to: trainSamples) }
         guard batchSize <= data.trainCount else {
             throw ValidationError("--batch-size \(batchSize) exceeds the \(data.trainCount) training samples")
         }
-        let device = try deviceOptions.selectDevice()
         let context = try Context(device: device)
         MLP.preferOneBLASThread()
         let model = MLP(sizes: [DigitsData.features, 128, 64, DigitsData.classes])
-        print(
-            "digits: \(data.trainCount) train / \(data.testCount) test samples; MLP \(model.sizes.map(String.init).joined(separator: "-")) tanh, "
-                + "\(model.parameterCount) parameters; \(steps) steps of \(batchSize); device \(device.name)")
+        let ranks = parallel.map { "; \($0.size) ranks, \(batchSize / $0.size)-\((batchSize + $0.size - 1) / $0.size) samples each" } ?? ""
+        if lead {
+            print(
+                "digits: \(data.trainCount) train / \(data.testCount) test samples; MLP \(model.sizes.map(String.init).joined(separator: "-")) tanh, "
+                    + "\(model.parameterCount) parameters; \(steps) steps of \(batchSize); device \(device.name)\(ranks)")
+        }
         fflush(nil)  // the header before the progress lines on stderr
         let trainer = Trainer(
             model: model, data: data, steps: steps, batchSize: batchSize, seed: seed, context: context,
-            stopBelow: threshold / 100, progress: ProgressBar())
+            stopBelow: threshold / 100, progress: ProgressBar(enabled: lead), parallel: parallel)
         let comparison = try TrainingComparison.run(methods: methods, trainer: trainer, threshold: threshold, steps: steps)
+        let traffic = try parallel.map { try Self.trafficLine($0, runs: comparison.runs) }
+        guard lead else { return }
 
         print()
         print(comparison.table().render())
         print(comparison.summaryLine())
+        if let traffic { print(traffic) }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         try comparison.stepsCSV().write(toFile: output + "/steps.csv", atomically: true, encoding: .utf8)
         try comparison.summaryCSV().write(toFile: output + "/summary.csv", atomically: true, encoding: .utf8)

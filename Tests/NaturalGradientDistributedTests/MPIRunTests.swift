@@ -35,20 +35,32 @@ struct MPIRunTests {
 func mpirun(ranks: Int, _ arguments: [String], limit: Double = 600) throws
     -> (status: Int32, stdout: String, stderr: String)
 {
+    try mpirun(ranks: ranks, command: [builtProduct("ngrad-mpi-check")] + arguments, limit: limit)
+}
+
+/// The path of the executable product `name` built beside this test bundle.
+func builtProduct(_ name: String) -> String {
     let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var directory = runner.deletingLastPathComponent()
-    while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("ngrad-mpi-check").path),
+    while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent(name).path),
         directory.path != "/"
     {
         directory = directory.deletingLastPathComponent()
     }
+    return directory.appendingPathComponent(name).path
+}
+
+/// Runs `mpirun -np ranks command…` (or `command` alone when `ranks` is nil) under the same
+/// time limit: a hang fails the test instead of stalling it.
+func mpirun(ranks: Int?, command: [String], limit: Double = 600) throws
+    -> (status: Int32, stdout: String, stderr: String)
+{
     var flags = ["--oversubscribe", "-x", "POCL_MAX_PTHREAD_COUNT"]
     if getuid() == 0 { flags.append("--allow-run-as-root") }
     if ProcessInfo.processInfo.environment["NGRAD_DEVICE"] != nil { flags += ["-x", "NGRAD_DEVICE"] }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["mpirun"] + flags + ["-np", "\(ranks)", directory.appendingPathComponent("ngrad-mpi-check").path]
-        + arguments
+    process.arguments = ranks.map { ["mpirun"] + flags + ["-np", "\($0)"] + command } ?? command
     var environment = ProcessInfo.processInfo.environment
     environment["POCL_MAX_PTHREAD_COUNT"] = environment["POCL_MAX_PTHREAD_COUNT"] ?? "1"
     process.environment = environment
@@ -68,7 +80,7 @@ func mpirun(ranks: Int, _ arguments: [String], limit: Double = 600) throws
     if finished.wait(timeout: .now() + limit) == .timedOut {
         process.terminate()
         finished.wait()
-        Issue.record("mpirun -np \(ranks) ngrad-mpi-check \(arguments) ran past \(limit) s (a hang)")
+        Issue.record("mpirun -np \(ranks.map(String.init) ?? "-") \(command) ran past \(limit) s (a hang)")
     }
     readers.wait()
     return (

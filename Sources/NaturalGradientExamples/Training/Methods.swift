@@ -35,6 +35,9 @@ public enum TrainMethod: String, CaseIterable, Sendable {
     /// The methods `ngrad train` runs when `--methods` is not given (not `kfac-adaptive`).
     public static let defaults: [TrainMethod] = [.sgd, .adam, .kfac, .fisherCG, .empiricalWoodbury]
 
+    /// The methods `ngrad train --distributed` runs data-parallel.
+    public static let dataParallel: [TrainMethod] = [.sgd, .adam, .kfac, .kfacAdaptive]
+
     /// The learning-rate grid of a first-order method (the best is kept), or one entry.
     public var learningRates: [Double] {
         switch self {
@@ -50,28 +53,33 @@ protocol StepRule {
     mutating func step(_ parameters: inout [Float], batch: Batch) throws
 }
 
-/// A mini-batch: its inputs (count x features) and labels.
+/// A mini-batch: its inputs (count x features) and labels; in a data-parallel run, one
+/// rank's share of the global batch.
 struct Batch {
     var inputs: [Float]
     var labels: [Int]
+    /// The global batch's samples before and after this share (0 and 0 in one process).
+    var drawsAround: (before: Int, after: Int) = (0, 0)
     var count: Int { labels.count }
 }
 
 /// SGD with heavy-ball momentum: `v ← μv + g`, `θ ← θ − ηv`.
 struct MomentumSGD: StepRule {
     let model: MLP
+    let parallel: (any DataParallel)?
     let learningRate: Float
     let momentum: Float = 0.9
     var velocity: [Float]
 
-    init(model: MLP, learningRate: Double) {
+    init(model: MLP, learningRate: Double, parallel: (any DataParallel)? = nil) {
         self.model = model
+        self.parallel = parallel
         self.learningRate = Float(learningRate)
         velocity = [Float](repeating: 0, count: model.parameterCount)
     }
 
     mutating func step(_ parameters: inout [Float], batch: Batch) throws {
-        let g = gradient(model, parameters, batch)
+        let g = try gradient(model, parameters, batch, parallel)
         let (rate, mu) = (learningRate, momentum)
         parameters.withUnsafeMutableBufferPointer { theta in
             velocity.withUnsafeMutableBufferPointer { v in
@@ -87,20 +95,22 @@ struct MomentumSGD: StepRule {
 /// Adam (Kingma and Ba) with the usual β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
 struct Adam: StepRule {
     let model: MLP
+    let parallel: (any DataParallel)?
     let learningRate: Float
     var first: [Float]
     var second: [Float]
     var t: Float = 0
 
-    init(model: MLP, learningRate: Double) {
+    init(model: MLP, learningRate: Double, parallel: (any DataParallel)? = nil) {
         self.model = model
+        self.parallel = parallel
         self.learningRate = Float(learningRate)
         first = [Float](repeating: 0, count: model.parameterCount)
         second = first
     }
 
     mutating func step(_ parameters: inout [Float], batch: Batch) throws {
-        let g = gradient(model, parameters, batch)
+        let g = try gradient(model, parameters, batch, parallel)
         t += 1
         let (b1, b2): (Float, Float) = (0.9, 0.999)
         let c1 = 1 - powf(b1, t)
@@ -122,11 +132,12 @@ struct Adam: StepRule {
     }
 }
 
-/// The mean mini-batch gradient.
-private func gradient(_ model: MLP, _ parameters: [Float], _ batch: Batch) -> [Float] {
+/// The mean mini-batch gradient (over the global batch when the batch is a rank's share).
+private func gradient(_ model: MLP, _ parameters: [Float], _ batch: Batch, _ parallel: (any DataParallel)?) throws -> [Float] {
     let pass = model.forward(parameters, inputs: batch.inputs, count: batch.count)
     let dz = model.backward(parameters, pass, logitGradients: model.outputGradients(pass, labels: batch.labels))
-    return model.parameterGradient(pass, outputGradients: dz, scale: 1 / Float(batch.count))
+    let local = model.parameterGradient(pass, outputGradients: dz, scale: 1 / Float(batch.count))
+    return try parallel?.averageGradient(local, samples: batch.count) ?? local
 }
 
 /// A natural-gradient method through the library's `NaturalGradientOptimizer`: the model
@@ -134,15 +145,17 @@ private func gradient(_ model: MLP, _ parameters: [Float], _ batch: Batch) -> [F
 struct NaturalGradientRule: StepRule {
     let model: MLP
     let method: TrainMethod
+    let parallel: (any DataParallel)?
     let optimizer: NaturalGradientOptimizer<Float>
     /// How many samples of the batch the curvature is taken over (the output Jacobians of
     /// the exact Fisher, the per-sample gradients of the empirical one; K-FAC takes all).
     var curvatureSamples: Int
     var generator: SplitMix64
 
-    init(model: MLP, method: TrainMethod, context: Context, seed: UInt64) throws {
+    init(model: MLP, method: TrainMethod, context: Context, seed: UInt64, parallel: (any DataParallel)? = nil) throws {
         self.model = model
         self.method = method
+        self.parallel = parallel
         curvatureSamples = method == .fisherCG ? 32 : method == .empiricalWoodbury ? 128 : Int.max
         generator = SplitMix64(seed: seed ^ 0x5EED)
         var options: NaturalGradientOptimizerOptions
@@ -198,21 +211,40 @@ struct NaturalGradientRule: StepRule {
         case .sgd, .adam:
             throw NaturalGradientError.invalidArgument(name: "method", reason: "\(method.rawValue) is not a natural-gradient method")
         }
-        optimizer = try NaturalGradientOptimizer(context: context, dimension: model.parameterCount, options: options)
+        if let parallel {
+            // Data-parallel: K-FAC the KAISA way (factors summed over the ranks, inversions
+            // spread over them); the factor-based methods would need the ranks' rows gathered.
+            guard method == .kfac || method == .kfacAdaptive else {
+                throw NaturalGradientError.invalidArgument(
+                    name: "method", reason: "\(method.rawValue) is not data-parallel; \(TrainMethod.dataParallel.map(\.rawValue).joined(separator: ", ")) are")
+            }
+            optimizer = try NaturalGradientOptimizer(
+                context: context, dimension: model.parameterCount, options: options,
+                curvature: parallel.kfacBuilder(context: context, layers: layers))
+        } else {
+            optimizer = try NaturalGradientOptimizer(context: context, dimension: model.parameterCount, options: options)
+        }
     }
 
     mutating func step(_ parameters: inout [Float], batch: Batch) throws {
         let model = self.model
         let pass = model.forward(parameters, inputs: batch.inputs, count: batch.count)
-        let loss = model.loss(pass, labels: batch.labels)
+        let parallel = self.parallel
+        let loss = try globalMean(model.loss(pass, labels: batch.labels), samples: batch.count, parallel)
         let dz = model.backward(parameters, pass, logitGradients: model.outputGradients(pass, labels: batch.labels))
-        let gradient = model.parameterGradient(pass, outputGradients: dz, scale: 1 / Float(batch.count))
+        var gradient = model.parameterGradient(pass, outputGradients: dz, scale: 1 / Float(batch.count))
+        if let parallel { gradient = try parallel.averageGradient(gradient, samples: batch.count) }
         var input: CurvatureInput<Float>?
         if optimizer.needsCurvature {
             switch method {
             case .kfac, .kfacAdaptive:
                 // The true Fisher's K-FAC: output gradients at labels drawn from the model.
+                // A rank draws its share's labels from the global batch's stream of draws
+                // (one per sample), so the ranks together draw what one process would.
+                let (before, after) = batch.drawsAround
+                for _ in 0..<before { _ = generator.nextUnit() }
                 let sampled = model.sampledLabels(pass, generator: &generator)
+                for _ in 0..<after { _ = generator.nextUnit() }
                 let dzSampled = model.backward(
                     parameters, pass, logitGradients: model.outputGradients(pass, labels: sampled))
                 input = .layers(
@@ -236,9 +268,17 @@ struct NaturalGradientRule: StepRule {
         var lossAt: (([Float]) throws -> Double)?
         if case .levenbergMarquardt = optimizer.options.damping {
             lossAt = { candidate in
-                model.loss(model.forward(candidate, inputs: batch.inputs, count: batch.count), labels: batch.labels)
+                try globalMean(
+                    model.loss(model.forward(candidate, inputs: batch.inputs, count: batch.count), labels: batch.labels),
+                    samples: batch.count, parallel)
             }
         }
         try optimizer.step(parameters: &parameters, gradient: gradient, curvature: input, loss: loss, lossAt: lossAt)
     }
+
+}
+
+/// A mean over this rank's samples as the mean over the global batch (itself in one process).
+private func globalMean(_ value: Double, samples: Int, _ parallel: (any DataParallel)?) throws -> Double {
+    try parallel?.mean(value, samples: samples) ?? value
 }

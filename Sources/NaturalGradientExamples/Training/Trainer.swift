@@ -42,12 +42,16 @@ public struct Trainer {
     /// when it diverges (non-finite, or ten times the initial loss).
     let stopBelow: Double
     let progress: ProgressBar
+    /// The data-parallel job this rank is part of, nil in one process.
+    let parallel: (any DataParallel)?
 
     /// A trainer of `model` on `data`: `steps` steps of `batchSize` samples (at most the
-    /// training set), the initial parameters and batch order from `seed`.
+    /// training set), the initial parameters and batch order from `seed`. With `parallel`,
+    /// this rank trains on its share of every global batch of `batchSize` (at least one
+    /// sample per rank) and every rank takes the same steps.
     public init(
         model: MLP, data: DigitsData, steps: Int, batchSize: Int, seed: UInt64, context: Context, stopBelow: Double,
-        progress: ProgressBar
+        progress: ProgressBar, parallel: (any DataParallel)? = nil
     ) {
         self.model = model
         self.data = data
@@ -57,6 +61,7 @@ public struct Trainer {
         self.context = context
         self.stopBelow = stopBelow
         self.progress = progress
+        self.parallel = parallel
     }
 
     /// Runs one method with one learning rate (ignored by natural-gradient methods).
@@ -64,9 +69,13 @@ public struct Trainer {
         var parameters = model.initialParameters(seed: seed)
         var rule: any StepRule
         switch method {
-        case .sgd: rule = MomentumSGD(model: model, learningRate: learningRate)
-        case .adam: rule = Adam(model: model, learningRate: learningRate)
-        default: rule = try NaturalGradientRule(model: model, method: method, context: context, seed: seed)
+        case .sgd: rule = MomentumSGD(model: model, learningRate: learningRate, parallel: parallel)
+        case .adam: rule = Adam(model: model, learningRate: learningRate, parallel: parallel)
+        default: rule = try NaturalGradientRule(model: model, method: method, context: context, seed: seed, parallel: parallel)
+        }
+        if let parallel, batchSize < parallel.size {
+            throw NaturalGradientError.invalidArgument(
+                name: "batchSize", reason: "\(batchSize) is fewer samples than the \(parallel.size) ranks (each needs one)")
         }
         var order = Array(0..<data.trainCount)
         var generator = SplitMix64(seed: seed &+ 1)
@@ -81,14 +90,17 @@ public struct Trainer {
                 order.shuffle(using: &generator)
                 cursor = 0
             }
-            let indices = order[cursor..<(cursor + batchSize)]
+            // Every rank draws the same global batch; each takes its share.
+            let share = parallel?.share(of: batchSize) ?? 0..<batchSize
+            let indices = order[(cursor + share.lowerBound)..<(cursor + share.upperBound)]
             cursor += batchSize
             let batch = Batch(
                 inputs: indices.flatMap { data.trainInputs[($0 * features)..<(($0 + 1) * features)] },
-                labels: indices.map { data.trainLabels[$0] })
+                labels: indices.map { data.trainLabels[$0] }, drawsAround: (share.lowerBound, batchSize - share.upperBound))
             let start = clock.now
             try rule.step(&parameters, batch: batch)
             seconds += (clock.now - start).seconds
+            try parallel?.requireIdentical(parameters, step: step)
             let loss = trainLoss(parameters)
             records.append(TrainRecord(step: step, seconds: seconds, trainLoss: loss))
             progress.update(step, loss: loss)
@@ -115,9 +127,13 @@ public final class ProgressBar {
     private var total = 1
     private var lastDrawn = -1
 
-    /// A progress bar, redrawn in place when `interactive`.
-    public init(interactive: Bool = isatty(STDERR_FILENO) != 0) {
+    /// Whether anything is written (off on the ranks after the first of a data-parallel job).
+    public let enabled: Bool
+
+    /// A progress bar, redrawn in place when `interactive`; silent unless `enabled`.
+    public init(interactive: Bool = isatty(STDERR_FILENO) != 0, enabled: Bool = true) {
         self.interactive = interactive
+        self.enabled = enabled
     }
 
     func start(_ label: String, total: Int) {
@@ -147,6 +163,7 @@ public final class ProgressBar {
     }
 
     private func write(_ text: String) {
+        guard enabled else { return }
         FileHandle.standardError.write(Data(text.utf8))
     }
 }
