@@ -12,8 +12,8 @@ import ArgumentParser
 ///
 /// - The directory may exist (a directory, or a symbolic link to one) or be missing; a
 ///   missing one is created at write time, so its nearest existing ancestor must be a
-///   directory that can take a new entry. A file, a directory without write permission
-///   and an empty path are refused before any work.
+///   directory that can take a new entry. A file, a directory without write permission,
+///   a symbolic link to a missing directory and an empty path are refused before any work.
 /// - Each file of the run is then an ``OutputFile`` (so a name that is a directory, a
 ///   socket or a dangling link into a missing directory is refused before the work too).
 /// - ``write(_:)`` stages every file beside its target and renames them only when all are
@@ -48,6 +48,12 @@ struct OutputDirectory {
             }
             files = try names.map { try OutputFile(option: option, path: Self.join(path, $0)) }
         } else if errno == ENOENT {
+            // A dangling symbolic link: mkdir cannot create through it, so say so now.
+            var link = stat()
+            if lstat(path, &link) == 0 {
+                throw OutputFileError(
+                    option: option, path: path, reason: "it is a symbolic link to a missing directory; create that directory first")
+            }
             try Self.requireCreatable(path, option: option)
             files = nil
         } else {

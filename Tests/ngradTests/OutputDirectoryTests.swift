@@ -62,8 +62,10 @@ struct OutputDirectoryTests {
     func unusableDirectoriesFailBeforeTheWork(command: [String], names _: [String]) throws {
         let scratch = try Scratch()
         try Data("a file".utf8).write(to: URL(fileURLWithPath: scratch.path("file")))
+        try FileManager.default.createSymbolicLink(atPath: scratch.path("dangling"), withDestinationPath: "missing/dir")
         for (output, status, mention) in [
             (scratch.path("file"), Int32(1), "not a directory"), (scratch.path("file/sub"), 1, "not a directory"),
+            (scratch.path("dangling"), 1, "symbolic link to a missing directory"),
             ("", 2, "--output must not be empty"),
         ] {
             let result = try runNgrad(command + ["--output", output])
