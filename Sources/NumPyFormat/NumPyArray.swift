@@ -190,7 +190,11 @@ public struct NumPyArray: Sendable, Equatable {
         return out
     }
 
-    /// Writes `encoded()` to `path` atomically, replacing any existing file.
+    /// Writes `encoded()` to `path`: a regular file (or a new one) is replaced atomically
+    /// (a temporary file renamed over it, its permissions kept), a symbolic link's target is
+    /// written and the link kept, a character device or FIFO is written in place, and a
+    /// directory, block device or socket is refused: nothing is renamed over a file that is
+    /// not regular.
     ///
     /// - Throws: `NumPyFormatError` naming `path` when `shape` and `values` disagree or the file
     ///   cannot be written.
@@ -201,10 +205,9 @@ public struct NumPyArray: Sendable, Equatable {
             throw NumPyFormatError(file: path, problem: error.text)
         }
         do {
-            try Data(encoded()).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw NumPyFormatError(
-                file: path, problem: "cannot write the file: \(error.localizedDescription)")
+            try FileReplacement.write(encoded(), to: path)
+        } catch let failure as FileReplacement.Failure {
+            throw NumPyFormatError(file: path, problem: "cannot write the file: \(failure.reason)")
         }
     }
 }

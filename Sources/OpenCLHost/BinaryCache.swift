@@ -64,6 +64,10 @@ public struct BinaryCache: Sendable {
 
     func store(key: String, binary: [UInt8]) {
         let destination = URL(fileURLWithPath: path(for: key))
+        // Only ever replace a regular file (or create one): a device, FIFO, directory or
+        // symbolic link planted at an entry's name is left alone and the entry not stored.
+        var info = stat()
+        if lstat(destination.path, &info) == 0, info.st_mode & S_IFMT != S_IFREG { return }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try Data(Self.encode(binary, key: key)).write(to: destination, options: .atomic)

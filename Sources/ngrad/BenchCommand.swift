@@ -94,9 +94,9 @@ struct BenchCommand: ParsableCommand {
                     computeUnits: device.computeUnits, size: size, warmup: warmup, repetitions: repetitions,
                     tuningCache: cacheNote, peakResidentBytes: peakResidentBytes(), rows: rows))
         } else {
-            print("Device: \(device)  driver \(device.driverVersion), \(device.computeUnits) compute units")
-            print("Kernels: \(cacheNote)")
-            print("Runs: \(warmup) warm-up + \(repetitions) timed per operation; times are wall clock, enqueue to finish")
+            try StandardOutput.print("Device: \(device)  driver \(device.driverVersion), \(device.computeUnits) compute units")
+            try StandardOutput.print("Kernels: \(cacheNote)")
+            try StandardOutput.print("Runs: \(warmup) warm-up + \(repetitions) timed per operation; times are wall clock, enqueue to finish")
             var table = TextTable([
                 "operation", "type", "size", "median ms", "min-max ms", "GFLOP/s", "GB/s", "of copy BW", "error", "check",
             ])
@@ -111,11 +111,11 @@ struct BenchCommand: ParsableCommand {
                     row.relativeError.map { String(format: "%.1e", $0) } ?? "-", row.passed ? "ok" : "WRONG",
                 ])
             }
-            print(table.render())
-            print(
+            try StandardOutput.print(table.render())
+            try StandardOutput.print(
                 "GB/s counts the fewest bytes each operation must move (U once for the implicit product and a CG "
                     + "iteration); 'of copy BW' divides it by the device copy's rate (bytes read + written).")
-            print(String(format: "Peak resident memory: %.0f MiB", Double(peakResidentBytes()) / 1048576))
+            try StandardOutput.print(String(format: "Peak resident memory: %.0f MiB", Double(peakResidentBytes()) / 1048576))
         }
         let wrong = rows.filter { !$0.passed }
         if !wrong.isEmpty {

@@ -61,42 +61,29 @@ struct GaussianProcessExampleCommand: ParsableCommand {
         guard !output.isEmpty else { throw ValidationError("--output must not be empty") }
     }
 
+    /// The files of a run, written as one set into --output.
+    static let outputNames = ["gp-nll.svg", "gp-nll.csv"]
+
     func run() throws {
+        // Checked before any work: a file, an unwritable directory or '' fails now.
+        let outputDirectory = try OutputDirectory(option: "--output", path: output, names: Self.outputNames)
         let data = GaussianProcessData.synthetic(points: points, seed: seed)
         let model = GaussianProcessModel(data: data)
         let result = GaussianProcessComparison.run(
             model: model, stepSizes: Self.stepSizes, iterations: iterations, start: Self.start,
             tolerance: Self.tolerance)
 
-        print(
+        try StandardOutput.print(
             "Gaussian-process model selection: \(points) points, seed \(seed), \(iterations) iterations, "
                 + "start ℓ = \(Self.start.lengthScale), σf² = \(Self.start.signalVariance), σn² = \(Self.start.noiseVariance)")
-        print("best NLL found: \(String(format: "%.6f", result.best)); converged = within \(Self.tolerance) of it\n")
-        print(result.table().render())
-        if let verdict = result.verdict() { print("\n" + verdict) }
+        try StandardOutput.print(
+            "best NLL found: \(String(format: "%.6f", result.best)); converged = within \(Self.tolerance) of it\n")
+        try StandardOutput.print(result.table().render())
+        if let verdict = result.verdict() { try StandardOutput.print("\n" + verdict) }
 
-        try write(result)
-    }
-
-    private func write(_ result: GaussianProcessComparison) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-            let svgPath = (output as NSString).appendingPathComponent("gp-nll.svg")
-            let csvPath = (output as NSString).appendingPathComponent("gp-nll.csv")
-            try result.chart(points: points).write(toFile: svgPath, atomically: true, encoding: .utf8)
-            try result.csv().write(toFile: csvPath, atomically: true, encoding: .utf8)
-            print("\nwrote \(svgPath) and \(csvPath)")
-        } catch {
-            throw ExampleOutputError(directory: output, underlying: error)
-        }
-    }
-}
-
-/// The output directory could not be created or written.
-struct ExampleOutputError: Error, CustomStringConvertible {
-    let directory: String
-    let underlying: Error
-    var description: String {
-        "cannot write the results to --output \(directory): \((underlying as NSError).localizedDescription)"
+        try outputDirectory.write([
+            "gp-nll.svg": Array(result.chart(points: points).utf8), "gp-nll.csv": Array(result.csv().utf8),
+        ])
+        try StandardOutput.print("\nwrote \(outputDirectory.path(of: "gp-nll.svg")) and \(outputDirectory.path(of: "gp-nll.csv"))")
     }
 }

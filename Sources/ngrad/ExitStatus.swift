@@ -8,9 +8,9 @@ import NumPyFormat
 /// | code | meaning |
 /// |---|---|
 /// | 0 | success (also `--help` and `--version`) |
-/// | 1 | the work ran but did not succeed: a solve that did not converge or is not accurate, a non-finite result, a wrong benchmark answer, a kernel that does not build, or results that could not be written (an output file, standard output) |
-/// | 2 | usage and input errors, found before any work: a bad flag or value, an unknown device, an unreadable or invalid input file, an output that is one of the inputs |
-/// | 3 | no usable OpenCL: no platform or device installed, a driver call that failed, a device without a feature the run needs |
+/// | 1 | the work ran but did not succeed: a solve that did not converge or is not accurate, a non-finite result, a wrong benchmark answer, a kernel that does not build, or results that could not be written (an output file or run directory, standard output) |
+/// | 2 | usage and input errors, found before any work: a bad flag or value (every numeric option has a rule or range), an unknown device, an unreadable or invalid input file, an output that is one of the inputs or empty |
+/// | 3 | no usable OpenCL: no platform or device installed, a driver call that failed, a device without a feature the run needs (fp64 for `tune`, `solve` or `kernels` in double) |
 ///
 /// Why these four: a script retries or reports differently on each. 2 means "fix the
 /// command line or the inputs", 3 "fix the machine (install or repair a driver)", 1 "the

@@ -120,11 +120,33 @@ struct OutputFile: Sendable {
             for entry in staged { unlink(entry.temporary) }
             throw error
         }
-        for (index, entry) in staged.enumerated() where rename(entry.temporary, entry.file.target) != 0 {
-            let code = errno
-            for later in staged[index...] { unlink(later.temporary) }
-            throw OutputFileError(option: entry.file.option, path: entry.file.path, reason: reason(code))
+        // A rename can still fail (an immutable or busy file), and after earlier ones it
+        // would leave a mixed set: each existing target is first hard-linked aside, so the
+        // renames already done can be undone. A target that cannot be linked (no hard
+        // links on that file system, or an immutable file) is renamed last, so that its
+        // failure still undoes all the others.
+        enum Backup { case newFile, saved(String), unavailable }
+        let planned: [(entry: (file: OutputFile, temporary: String), backup: Backup)] = staged.map { entry in
+            let backup = entry.file.temporaryName(suffix: "old")
+            if link(entry.file.target, backup) == 0 { return (entry, .saved(backup)) }
+            return (entry, errno == ENOENT ? .newFile : .unavailable)
         }
+        func unavailable(_ backup: Backup) -> Bool { if case .unavailable = backup { true } else { false } }
+        let plan = planned.filter { !unavailable($0.backup) } + planned.filter { unavailable($0.backup) }
+        for (index, step) in plan.enumerated() where rename(step.entry.temporary, step.entry.file.target) != 0 {
+            let code = errno
+            for done in plan[..<index] {
+                switch done.backup {
+                case let .saved(backup): rename(backup, done.entry.file.target)  // the previous file back
+                case .newFile: unlink(done.entry.file.target)  // there was none
+                case .unavailable: break  // renamed last: only a second such file is left new
+                }
+            }
+            for later in plan[index...] { unlink(later.entry.temporary) }
+            for other in plan { if case let .saved(backup) = other.backup { unlink(backup) } }
+            throw OutputFileError(option: step.entry.file.option, path: step.entry.file.path, reason: reason(code))
+        }
+        for step in plan { if case let .saved(backup) = step.backup { unlink(backup) } }
         for (file, bytes) in items where file.method == .inPlace {
             let descriptor = open(file.target, O_WRONLY | O_CLOEXEC)
             guard descriptor >= 0 else {
@@ -142,11 +164,10 @@ struct OutputFile: Sendable {
 
     /// Writes `bytes` to a new temporary file beside the target and returns its path.
     private func stage(_ bytes: [UInt8], mode: UInt32?) throws -> String {
-        let (directory, name) = Self.split(target)
         var temporary = ""
         var descriptor: Int32 = -1
         for _ in 0..<16 {
-            temporary = "\(directory)/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+            temporary = temporaryName(suffix: "tmp")
             descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
             if descriptor >= 0 || errno != EEXIST { break }
         }
@@ -162,6 +183,12 @@ struct OutputFile: Sendable {
             throw OutputFileError(option: option, path: path, reason: Self.reason(failure))
         }
         return temporary
+    }
+
+    /// A fresh hidden name beside the target (`.name.pid.random.suffix`).
+    private func temporaryName(suffix: String) -> String {
+        let (directory, name) = Self.split(target)
+        return "\(directory)/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).\(suffix)"
     }
 
     /// Writes every byte, retrying short writes and interruptions; 0 or the `errno`.

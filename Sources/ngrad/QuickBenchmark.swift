@@ -333,16 +333,23 @@ struct QuickBenchmark {
         // The two solves alternate within each run, so the machine's drift cancels in the difference.
         let timings = try measureInterleaved(
             warmup: warmup, repetitions: repetitions, [solve(cap: short), solve(cap: long)])
-        record(
-            Timing(
-                seconds: zip(timings[0].seconds, timings[1].seconds).map { ($1 - $0) / Double(long - short) },
-                interference: timings[0].interference), in: &row)
-        if !(row.medianSeconds > 0) {
-            // On a loaded machine the two solves' noise can exceed their difference.
+        if let perIteration = Self.iterationTiming(short: timings[0], long: timings[1], extraIterations: long - short) {
+            record(perIteration, in: &row)
+        } else {
             row.note = "not measurable: timing noise exceeded the extra iterations' time"
-            (row.medianSeconds, row.minSeconds, row.maxSeconds) = (.nan, .nan, .nan)
         }
         return row
+    }
+
+    /// The time of one iteration from paired solves that ran `extraIterations` apart: each
+    /// run's difference divided by the extra iterations. Nil where any run's difference is
+    /// not positive: the longer solve cannot take less time, so such a run shows noise at
+    /// least as large as the signal, and a median or spread with it (a negative minimum
+    /// time, as `bench` once printed) would be made of noise.
+    static func iterationTiming(short: Timing, long: Timing, extraIterations: Int) -> Timing? {
+        let seconds = zip(short.seconds, long.seconds).map { ($1 - $0) / Double(extraIterations) }
+        guard extraIterations > 0, !seconds.isEmpty, seconds.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
+        return Timing(seconds: seconds, interference: short.interference)
     }
 
     // MARK: - Helpers

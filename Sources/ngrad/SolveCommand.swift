@@ -53,7 +53,13 @@ struct SolveCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "CG: stop at this relative residual.")
     var tolerance: Double = 1e-6
 
-    @Option(name: .long, parsing: .unconditional, help: "CG: the most iterations (default P).")
+    /// The bound of --max-iterations: far beyond any P a solve handles (CG needs at most P
+    /// in exact arithmetic), so only a typo or a hostile value is refused.
+    static let maxIterationRange = 0...100_000_000
+
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "CG: the most iterations (default P; \(SolveCommand.maxIterationRange.text)).")
     var maxIterations: Int?
 
     @Option(
@@ -76,9 +82,7 @@ struct SolveCommand: ParsableCommand {
         guard tolerance.isFinite, tolerance >= 0 else {
             throw ValidationError("--tolerance must be finite and ≥ 0, got \(tolerance)")
         }
-        if let maxIterations, maxIterations < 0 {
-            throw ValidationError("--max-iterations must be ≥ 0, got \(maxIterations)")
-        }
+        if let maxIterations { try CountOption.check(maxIterations, "--max-iterations", in: Self.maxIterationRange) }
         if let samples, samples <= 0 { throw ValidationError("--samples must be positive, got \(samples)") }
     }
 

@@ -64,7 +64,9 @@ struct TrainCommand: ParsableCommand {
         try validateDistributed()
         try CountOption.check(steps, "--steps", in: Self.stepRange)
         try CountOption.check(batchSize, "--batch-size", in: Self.batchSizeRange)
-        guard threshold.isFinite, threshold > 0 else { throw ValidationError("--threshold must be positive") }
+        guard threshold.isFinite, threshold > 0 else {
+            throw ValidationError("--threshold \(threshold): must be finite and positive")
+        }
         if let trainSamples { try CountOption.check(trainSamples, "--train-samples", in: Self.trainSamplesRange) }
         _ = try selectedMethods()
     }
@@ -81,6 +83,9 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    /// The files of a run, written as one set into --output.
+    static let outputNames = ["steps.csv", "summary.csv", "loss.svg"]
+
     func run() throws {
         #if NGRAD_MPI
             if distributed { return runDistributed() }
@@ -94,6 +99,8 @@ struct TrainCommand: ParsableCommand {
         let lead = (parallel?.rank ?? 0) == 0
         let methods = try selectedMethods()
         var data = try loadData()
+        // Checked before any work: a file, an unwritable directory or '' fails now.
+        let outputDirectory = try OutputDirectory(option: "--output", path: output, names: Self.outputNames)
         if let trainSamples { data.limitTraining(to: trainSamples) }
         guard batchSize <= data.trainCount else {
             throw ValidationError("--batch-size \(batchSize) exceeds the \(data.trainCount) training samples")
@@ -103,11 +110,11 @@ struct TrainCommand: ParsableCommand {
         let model = MLP(sizes: [DigitsData.features, 128, 64, DigitsData.classes])
         let ranks = parallel.map { "; \($0.size) ranks, \(batchSize / $0.size)-\((batchSize + $0.size - 1) / $0.size) samples each" } ?? ""
         if lead {
-            print(
+            try StandardOutput.print(
                 "digits: \(data.trainCount) train / \(data.testCount) test samples; MLP \(model.sizes.map(String.init).joined(separator: "-")) tanh, "
                     + "\(model.parameterCount) parameters; \(steps) steps of \(batchSize); device \(device.name)\(ranks)")
+            try StandardOutput.finish()  // the header before the progress lines on stderr
         }
-        fflush(nil)  // the header before the progress lines on stderr
         let trainer = Trainer(
             model: model, data: data, steps: steps, batchSize: batchSize, seed: seed, context: context,
             stopBelow: threshold / 100, progress: ProgressBar(enabled: lead), parallel: parallel)
@@ -115,15 +122,15 @@ struct TrainCommand: ParsableCommand {
         let traffic = try parallel.map { try Self.trafficLine($0, runs: comparison.runs) }
         guard lead else { return }
 
-        print()
-        print(comparison.table().render())
-        print(comparison.summaryLine())
-        if let traffic { print(traffic) }
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        try comparison.stepsCSV().write(toFile: output + "/steps.csv", atomically: true, encoding: .utf8)
-        try comparison.summaryCSV().write(toFile: output + "/summary.csv", atomically: true, encoding: .utf8)
-        try comparison.chart().write(toFile: output + "/loss.svg", atomically: true, encoding: .utf8)
-        print("wrote \(output)/steps.csv, \(output)/summary.csv, \(output)/loss.svg")
+        try StandardOutput.print()
+        try StandardOutput.print(comparison.table().render())
+        try StandardOutput.print(comparison.summaryLine())
+        if let traffic { try StandardOutput.print(traffic) }
+        try outputDirectory.write([
+            "steps.csv": Array(comparison.stepsCSV().utf8), "summary.csv": Array(comparison.summaryCSV().utf8),
+            "loss.svg": Array(comparison.chart().utf8),
+        ])
+        try StandardOutput.print("wrote " + Self.outputNames.map(outputDirectory.path(of:)).joined(separator: ", "))
     }
 
     /// The digits data from `--data` or the committed copy; a file that cannot be read or

@@ -34,10 +34,14 @@ struct TuneCommand: ParsableCommand {
     @Option(name: .long, help: "Element types: float, double or all (double only where fp64 is supported).")
     var precision: Precision = .float
 
-    @Option(name: .long, help: "Timed runs per candidate.")
+    /// The bounds of --repetitions and --warmup.
+    static let repetitionRange = 1...10_000
+    static let warmupRange = 0...1_000
+
+    @Option(name: .long, help: "Timed runs per candidate (\(TuneCommand.repetitionRange.text)).")
     var repetitions = 5
 
-    @Option(name: .long, help: "Untimed runs per candidate before the timed ones.")
+    @Option(name: .long, help: "Untimed runs per candidate before the timed ones (\(TuneCommand.warmupRange.text)).")
     var warmup = 1
 
     @Flag(name: .long, help: "Measure and report, but do not write the cache.")
@@ -50,8 +54,8 @@ struct TuneCommand: ParsableCommand {
     var json = false
 
     mutating func validate() throws {
-        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+        try CountOption.check(repetitions, "--repetitions", in: Self.repetitionRange)
+        try CountOption.check(warmup, "--warmup", in: Self.warmupRange)
     }
 
     struct Output: Encodable {
@@ -67,28 +71,53 @@ struct TuneCommand: ParsableCommand {
         let cache: String?
         let cacheState: String
         let entries: [TuningCache.Entry]
+        /// One per entry: "used", "rejected: <the rule it breaks>", or "not checked: <why>".
+        let entryStates: [String]
+    }
+
+    /// Whether each cache entry is used where this machine can check it: an entry for a
+    /// device that is present is "used" or "rejected" with the rule its values break
+    /// (such an entry is ignored, the kernels take the defaults); one for a device that is
+    /// not present cannot be checked here.
+    static func entryStates(_ entries: [TuningCache.Entry]) -> [String] {
+        let devices = (try? Device.all()) ?? []
+        return entries.map { entry in
+            guard let device = devices.first(where: { $0.name == entry.device && $0.driverVersion == entry.driverVersion })
+            else {
+                return devices.contains { $0.name == entry.device }
+                    ? "not checked: another driver version is installed" : "not checked: no such device here"
+            }
+            return TuningCache.rejection(of: entry, on: device).map { "rejected: \($0)" } ?? "used"
+        }
     }
 
     func run() throws {
         let cache = TuningCache()
         if show {
+            let states = Self.entryStates(cache.entries)
             if json {
-                try printJSON(ShowOutput(cache: cache.location?.path, cacheState: describe(cache.state), entries: cache.entries))
+                try printJSON(
+                    ShowOutput(
+                        cache: cache.location?.path, cacheState: describe(cache.state), entries: cache.entries,
+                        entryStates: states))
                 return
             }
-            print("tuning cache: \(cache.location?.path ?? "disabled (\(TuningCache.environmentVariable))")")
-            print("state:        \(describe(cache.state))")
-            var table = TextTable(["device", "driver", "file", "type", "values", "date"])
-            for entry in cache.entries {
-                table.append([entry.device, entry.driverVersion, entry.family, entry.element, entry.values, entry.date ?? "-"])
+            try StandardOutput.print("tuning cache: \(cache.location?.path ?? "disabled (\(TuningCache.environmentVariable))")")
+            try StandardOutput.print("state:        \(describe(cache.state))")
+            var table = TextTable(["device", "driver", "file", "type", "values", "date", "state"])
+            for (entry, state) in zip(cache.entries, states) {
+                table.append([
+                    entry.device, entry.driverVersion, entry.family, entry.element, entry.values, entry.date ?? "-", state,
+                ])
             }
-            print(cache.entries.isEmpty ? "no entries" : table.render())
+            try StandardOutput.print(cache.entries.isEmpty ? "no entries" : table.render())
             return
         }
 
         let device = try deviceOptions.selectDevice()
+        // A device without a feature the run needs is exit 3, as everywhere else.
         if precision == .double && !device.supportsFloat64 {
-            throw ValidationError("\(device.name) does not support double precision (cl_khr_fp64)")
+            throw OpenCLError.unsupported(device: device.name, feature: "double precision (cl_khr_fp64); use --precision float")
         }
         let interactive = isatty(STDERR_FILENO) != 0
         var tuner = try KernelTuner(context: Context(device: device), size: size, warmup: warmup, repetitions: repetitions)
@@ -114,7 +143,7 @@ struct TuneCommand: ParsableCommand {
                     cacheState: describe(cache.state), stored: stored, searches: searches))
             return
         }
-        print("Device: \(device)  driver \(device.driverVersion)")
+        try StandardOutput.print("Device: \(device)  driver \(device.driverVersion)")
         var table = TextTable(["kernel", "type", "M", "P", "candidate", "median ms", "min-max ms", "error", "result"])
         for search in searches {
             for (index, candidate) in search.candidates.enumerated() {
@@ -132,16 +161,16 @@ struct TuneCommand: ParsableCommand {
                 ])
             }
         }
-        print(table.render())
+        try StandardOutput.print(table.render())
         for search in searches where search.speedupOverDefault.isFinite {
-            print(String(format: "%@ %@: winner %.2fx the default's speed", search.family, search.element, search.speedupOverDefault))
+            try StandardOutput.print(String(format: "%@ %@: winner %.2fx the default's speed", search.family, search.element, search.speedupOverDefault))
         }
         if skipStore {
-            print(dryRun ? "dry run: cache not written" : "--size tiny: cache not written (only to an explicit \(TuningCache.environmentVariable))")
+            try StandardOutput.print(dryRun ? "dry run: cache not written" : "--size tiny: cache not written (only to an explicit \(TuningCache.environmentVariable))")
         } else if let location = cache.location {
-            print("stored in \(location.path)" + (cache.state == .loaded || cache.state == .missing ? "" : " (replaced: \(describe(cache.state)))"))
+            try StandardOutput.print("stored in \(location.path)" + (cache.state == .loaded || cache.state == .missing ? "" : " (replaced: \(describe(cache.state)))"))
         } else {
-            print("tuning cache disabled (\(TuningCache.environmentVariable)): nothing stored")
+            try StandardOutput.print("tuning cache disabled (\(TuningCache.environmentVariable)): nothing stored")
         }
     }
 

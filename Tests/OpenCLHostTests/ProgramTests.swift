@@ -84,6 +84,33 @@ struct ProgramTests {
         #expect(BinaryCache.decode([], key: "key A") == nil)
     }
 
+    /// A store only ever replaces a regular file: a FIFO, a directory or a symbolic link at
+    /// an entry's name is left as it is (the entry is not stored), a regular file is replaced.
+    @Test func storeNeverReplacesANonRegularFile() throws {
+        let directory = NSTemporaryDirectory() + "ngrad-binary-\(UInt64.random(in: 0...UInt64.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cache = BinaryCache(directory: directory)
+        func type(_ path: String) -> mode_t {
+            var info = stat()
+            return lstat(path, &info) == 0 ? info.st_mode & S_IFMT : 0
+        }
+        #expect(mkfifo(cache.path(for: "fifo"), 0o600) == 0)
+        try FileManager.default.createDirectory(atPath: cache.path(for: "directory"), withIntermediateDirectories: true)
+        try Data("target".utf8).write(to: URL(fileURLWithPath: directory + "/target"))
+        try FileManager.default.createSymbolicLink(atPath: cache.path(for: "link"), withDestinationPath: directory + "/target")
+        for (key, expected) in [("fifo", S_IFIFO), ("directory", S_IFDIR), ("link", S_IFLNK)] {
+            cache.store(key: key, binary: [1, 2, 3])
+            #expect(type(cache.path(for: key)) == expected, "\(key)")
+            #expect(cache.load(key: key) == nil || key == "link", "\(key)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/target")) == Data("target".utf8))
+        // A regular file (here a stale one) is replaced.
+        try Data("stale".utf8).write(to: URL(fileURLWithPath: cache.path(for: "regular")))
+        cache.store(key: "regular", binary: [1, 2, 3])
+        #expect(cache.load(key: "regular") == [1, 2, 3])
+    }
+
     @Test func defaultCacheDirectoryFollowsTheEnvironment() {
         #expect(BinaryCache.defaultDirectory(environment: ["NGRAD_CACHE_DIR": "/x"]) == "/x")
         #expect(BinaryCache.defaultDirectory(environment: ["XDG_CACHE_HOME": "/c", "HOME": "/h"]) == "/c/naturalgradient/kernels")

@@ -38,6 +38,8 @@ struct ExitCodeTests {
     static func rows(_ files: Files) -> [Row] {
         let solve = ["solve", "--factor", files.path("U.npy"), "--gradient", files.path("g.npy")]
         let metric = ["metric", "--family", "gaussian", "--measure", "kl"]
+        let train = ["train", "--methods", "sgd", "--steps", "1", "--batch-size", "8", "--train-samples", "16"]
+        let gp = ["example", "gp", "--iterations", "2", "--points", "5"]
         return [
             // 0: success
             Row(arguments: ["--version"], status: 0, mentions: ""),
@@ -57,6 +59,16 @@ struct ExitCodeTests {
                 arguments: solve + ["--damping", "0.5", "--output", files.path("x.npy")], status: 1,
                 mentions: "standard output", toFullDisk: true),
             Row(arguments: metric + ["--at", "0.5,2"], status: 1, mentions: "standard output", toFullDisk: true),
+            Row(arguments: ["kernels", "--precision", "float"], status: 1, mentions: "standard output", toFullDisk: true),
+            Row(
+                arguments: ["bench", "--size", "tiny", "--repetitions", "1", "--warmup", "0"], status: 1,
+                mentions: "standard output", toFullDisk: true),
+            Row(arguments: ["tune", "--show"], status: 1, mentions: "standard output", toFullDisk: true),
+            Row(arguments: ["tune", "--show", "--json"], status: 1, mentions: "standard output", toFullDisk: true),
+            Row(arguments: train + ["--output", files.path("train")], status: 1, mentions: "standard output", toFullDisk: true),
+            Row(arguments: gp + ["--output", files.path("gp")], status: 1, mentions: "standard output", toFullDisk: true),
+            Row(arguments: train + ["--output", files.path("U.npy")], status: 1, mentions: "--output"),
+            Row(arguments: gp + ["--output", files.path("U.npy") + "/gp"], status: 1, mentions: "--output"),
             // 2: usage and input errors
             Row(arguments: ["frobnicate"], status: 2, mentions: "frobnicate"),
             Row(arguments: ["devices", "--bogus"], status: 2, mentions: "--bogus"),
@@ -74,6 +86,11 @@ struct ExitCodeTests {
             Row(arguments: ["tune", "--repetitions", "0"], status: 2, mentions: "--repetitions"),
             Row(arguments: ["train", "--steps", "0"], status: 2, mentions: "--steps"),
             Row(arguments: ["example", "gp", "--iterations", "0"], status: 2, mentions: "--iterations"),
+            Row(arguments: ["tune", "--warmup=-1"], status: 2, mentions: "--warmup"),
+            Row(arguments: train + ["--output", ""], status: 2, mentions: "--output"),
+            Row(arguments: gp + ["--output", ""], status: 2, mentions: "--output"),
+            Row(arguments: ["train", "--data", files.directory], status: 2, mentions: "--data"),
+            Row(arguments: ["example", "frobnicate"], status: 2, mentions: "frobnicate"),
             // 3: no usable OpenCL (the ICD loader pointed at an empty vendors directory)
             Row(arguments: ["devices"], status: 3, mentions: "pocl-opencl-icd", noPlatform: true),
             Row(arguments: ["devices", "--json"], status: 3, mentions: "pocl-opencl-icd", noPlatform: true),
@@ -85,6 +102,10 @@ struct ExitCodeTests {
             Row(arguments: ["bench", "--size", "tiny"], status: 3, mentions: "pocl-opencl-icd", noPlatform: true),
             Row(arguments: ["tune", "--size", "tiny", "--dry-run"], status: 3, mentions: "pocl-opencl-icd", noPlatform: true),
             Row(arguments: ["train", "--steps", "1"], status: 3, mentions: "pocl-opencl-icd", noPlatform: true),
+            // The GP example runs on the host: no OpenCL needed, so it succeeds without a platform.
+            Row(arguments: gp + ["--output", files.path("gp3")], status: 0, mentions: "", noPlatform: true),
+            // --show reads the cache file only: it works without a platform (entries not checked).
+            Row(arguments: ["tune", "--show"], status: 0, mentions: "", noPlatform: true),
         ]
     }
 

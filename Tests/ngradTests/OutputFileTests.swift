@@ -154,4 +154,38 @@ struct OutputFileTests {
         let alias = try OutputFile(option: "--summary", path: files.directory + "/./a.txt")
         #expect(throws: (any Error).self) { try OutputFile.writeAll([(a, [1]), (alias, [2])]) }
     }
+
+    /// A rename that fails after others (here: an immutable file, which the check cannot
+    /// see) undoes the ones done: the set stays the old one, nothing is left beside it.
+    /// Needs `chattr` and the right to set the immutable flag (root on ext4, tmpfs ≥ 6.0);
+    /// elsewhere it records why it could not run.
+    @Test func aLateRenameFailureRestoresTheFilesAlreadyReplaced() throws {
+        let files = try Files()
+        let names = ["a.txt", "b.txt", "c.txt"]
+        for name in names { try Data("old \(name)".utf8).write(to: URL(fileURLWithPath: files.path(name))) }
+        let outputs = try names.map { try OutputFile(option: "--\($0)", path: files.path($0)) }
+        let chattr = Process()
+        chattr.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
+        chattr.arguments = ["+i", files.path("b.txt")]
+        chattr.standardError = FileHandle.nullDevice
+        guard (try? chattr.run()) != nil, ({ chattr.waitUntilExit(); return chattr.terminationStatus == 0 })() else {
+            print("note: cannot make a file immutable here (no chattr or no permission); the late-rename case is not exercised")
+            return
+        }
+        defer {
+            let undo = Process()
+            undo.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
+            undo.arguments = ["-i", files.path("b.txt")]
+            try? undo.run()
+            undo.waitUntilExit()
+        }
+        let fresh = try OutputFile(option: "--new", path: files.path("new.txt"))
+        #expect(throws: OutputFileError.self) {
+            try OutputFile.writeAll(zip(outputs + [fresh], names + ["new.txt"]).map { ($0, Array("new \($1)".utf8)) })
+        }
+        for name in names { #expect(try files.bytes(name) == Data("old \(name)".utf8), "\(name)") }
+        #expect(!FileManager.default.fileExists(atPath: files.path("new.txt")), "a file that was new is removed again")
+        let left = try FileManager.default.contentsOfDirectory(atPath: files.directory)
+        #expect(left.allSatisfy { !$0.hasSuffix(".tmp") && !$0.hasSuffix(".old") }, "\(left)")
+    }
 }

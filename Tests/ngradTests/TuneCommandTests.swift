@@ -72,6 +72,52 @@ struct TuneCommandTests {
         #expect(after.stdout.contains("\"cacheState\" : \"loaded\""))
     }
 
+    /// `--show` checks each entry against the device it names where that device is here: an
+    /// entry outside its family's space (the kernels ignore it) is listed as rejected with
+    /// the rule, never as loaded.
+    @Test func showMarksOutOfRangeEntriesRejectedWithTheRule() throws {
+        let directory = NSTemporaryDirectory() + "ngrad-tune-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let devices = try runNgrad(["devices", "--json"])
+        let reports = try #require(try JSONSerialization.jsonObject(with: Data(devices.stdout.utf8)) as? [[String: Any]])
+        let name = try #require(reports.first?["name"] as? String)
+        let driver = try #require(reports.first?["driverVersion"] as? String)
+        func entry(_ device: String, _ family: String, _ element: String, _ defines: [String: Int]) -> [String: Any] {
+            ["device": device, "driverVersion": driver, "family": family, "element": element, "defines": defines]
+        }
+        let entries: [[String: Any]] = [
+            entry(name, "Reduction.cl", "float", ["WGS": 3]),  // not a power of two
+            entry(name, "Reduction.cl", "double", [:]),  // the defaults: used
+            entry(name, "Reduction.cl", "half", [:]),
+            entry(name, "Nope.cl", "float", ["WGS": 8]),
+            entry(name, "Vector.cl", "float", ["NO_SUCH_TUNABLE": 1]),
+            entry("a device that is not here", "Reduction.cl", "float", ["WGS": 3]),
+        ]
+        let file = directory + "/tuning.json"
+        try JSONSerialization.data(withJSONObject: ["format": "naturalgradient-tuning", "version": 1, "entries": entries])
+            .write(to: URL(fileURLWithPath: file))
+        let environment = ["NGRAD_TUNING_CACHE": file]
+
+        let show = try runNgradWithEnvironment(["tune", "--show", "--json"], environment: environment)
+        #expect(show.status == 0, "\(show.stderr)")
+        let shown = try #require(try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])
+        let states = try #require(shown["entryStates"] as? [String])
+        try #require(states.count == entries.count, "\(states)")
+        #expect(states[0].hasPrefix("rejected: WGS=3 is not one of"), "\(states[0])")
+        #expect(states[1] == "used", "\(states[1])")
+        #expect(states[2].hasPrefix("rejected: unknown element type 'half'"), "\(states[2])")
+        #expect(states[3].hasPrefix("rejected: unknown kernel file 'Nope.cl'"), "\(states[3])")
+        #expect(states[4].hasPrefix("rejected: ") && states[4].contains("NO_SUCH_TUNABLE"), "\(states[4])")
+        #expect(states[5].hasPrefix("not checked"), "\(states[5])")
+
+        // The table says the same, one state per row.
+        let table = try runNgradWithEnvironment(["tune", "--show"], environment: environment)
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("rejected: WGS=3 is not one of"), "\(table.stdout)")
+        #expect(table.stdout.components(separatedBy: "rejected: ").count - 1 == 4, "\(table.stdout)")
+    }
+
     @Test func disabledCacheAndDryRunWriteNothing() throws {
         let directory = NSTemporaryDirectory() + "ngrad-tune-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -301,13 +301,36 @@ public struct TuningCache: Sendable {
     static func isValid(_ defines: [String: Int], family: KernelFamily, device: Device, element: String = "float")
         -> Bool
     {
-        func valid<Tunables: KernelTunables, Element: DeviceScalar>(_: Tunables.Type, _ type: Element.Type) -> Bool {
-            guard let tunables = try? Tunables.defaults(for: device, element: type).overriding(defines) else {
-                return false
+        violation(of: defines, family: family, device: device, element: element) == nil
+    }
+
+    /// Why `entry` is not used on `device` (nil: it is): an unknown kernel file or element
+    /// type, a name its family has no tunable for, or the rule of the family's tunable space
+    /// that its values break there. `ngrad tune --show` prints it beside a rejected entry.
+    public static func rejection(of entry: Entry, on device: Device) -> String? {
+        guard let family = KernelFamily(rawValue: entry.family) else {
+            return "unknown kernel file '\(entry.family)' (known: \(KernelFamily.allCases.map(\.rawValue).joined(separator: ", ")))"
+        }
+        guard entry.element == Float.openCLTypeName || entry.element == Double.openCLTypeName else {
+            return "unknown element type '\(entry.element)' (float or double)"
+        }
+        return violation(of: entry.defines, family: family, device: device, element: entry.element)
+    }
+
+    /// The rule `defines` break in `family`'s tunable space on `device`, or nil.
+    private static func violation(of defines: [String: Int], family: KernelFamily, device: Device, element: String)
+        -> String?
+    {
+        func check<Tunables: KernelTunables, Element: DeviceScalar>(_: Tunables.Type, _ type: Element.Type) -> String? {
+            do {
+                return try Tunables.defaults(for: device, element: type).overriding(defines).violation(on: device, element: type)
+            } catch let error as NaturalGradientError {
+                return error.description
+            } catch {
+                return "\(error)"
             }
-            return tunables.violation(on: device, element: type) == nil
         }
         return element == Double.openCLTypeName
-            ? valid(family.tunablesType, Double.self) : valid(family.tunablesType, Float.self)
+            ? check(family.tunablesType, Double.self) : check(family.tunablesType, Float.self)
     }
 }
