@@ -89,7 +89,7 @@ let package = Package(
         // first-order optimizers and data loader, and the Gaussian-process model selection.
         .target(
             name: "NaturalGradientExamples",
-            dependencies: ["NaturalGradient", "NaturalGradientTestSupport", "SVGCharts", "CZlib", "CBLAS"]
+            dependencies: ["NaturalGradient", "NaturalGradientTestSupport", "OpenCLHost", "SVGCharts", "CZlib", "CBLAS"]
         ),
 
         // MARK: Layer 4: the command-line tool (parses, calls the targets above, prints).

@@ -1,4 +1,7 @@
 import NaturalGradient
+// `CurvatureBuilder<Float>` in a public requirement needs Float's DeviceScalar conformance,
+// which lives in OpenCLHost (NaturalGradient re-exports the protocol's name, not the module).
+import OpenCLHost
 
 /// What `Trainer` needs from a data-parallel job (`ngrad train --distributed`, over MPI):
 /// each rank trains on its share of every global mini-batch, and these calls make the
