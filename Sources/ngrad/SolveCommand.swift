@@ -159,9 +159,8 @@ struct SolveCommand: ParsableCommand {
     ) throws -> SolveSummary {
         let clock = ContinuousClock()
         let start = clock.now
-        let factor = try CurvatureFactor<Element>(
-            context: context, matrix: try narrowed(input.factor.values, "--factor", file: self.factor, Element.self),
-            rows: input.rows, dimension: input.dimension, samples: input.samples,
+        let factor = try uploadFactor(
+            Element.self, input, context: context,
             weights: try input.weights.map { try narrowed($0, "--weights", file: weights ?? "", Element.self) })
         let g = try VectorBatch<Element>(
             context: context,
@@ -220,7 +219,7 @@ struct SolveCommand: ParsableCommand {
 
     /// `values` in the working precision; a value beyond its range names the option and
     /// the file instead of failing later as an internal "non-finite" matrix.
-    private func narrowed<Element: DeviceScalar>(
+    func narrowed<Element: DeviceScalar>(
         _ values: [Double], _ option: String, file path: String, _: Element.Type
     ) throws -> [Element] {
         let narrowed = values.map { Element($0) }
@@ -245,7 +244,8 @@ struct SolveCommand: ParsableCommand {
 /// The validated contents of the input files. Every problem is a one-line `ValidationError`
 /// that names the file.
 struct SolveInput {
-    let factor: NumPyArray
+    /// U, memory-mapped and read in place (`SolveCommand+Factor.swift` uploads it).
+    let factor: NumPyMappedArray
     let rows: Int
     let dimension: Int
     let samples: Int
@@ -262,12 +262,15 @@ struct SolveInput {
     static func read(factor factorPath: String, gradient gradientPath: String, weights weightsPath: String?, samples: Int?)
         throws -> SolveInput
     {
-        let factor = try load(factorPath, option: "--factor")
+        let factor = try loadMapped(factorPath, option: "--factor")
         guard factor.shape.count == 2, factor.shape[0] > 0, factor.shape[1] > 0 else {
             throw ValidationError("--factor '\(factorPath)': the factor must be 2-D (M, P) and non-empty, got shape \(factor.shape)")
         }
         let (rows, dimension) = (factor.shape[0], factor.shape[1])
-        try requireFinite(factor, "--factor", factorPath)
+        let nonFinite = factor.nonFiniteCount
+        if nonFinite > 0 {
+            throw ValidationError("--factor '\(factorPath)': holds \(nonFinite) non-finite values (NaN or infinity)")
+        }
 
         let gradient = try load(gradientPath, option: "--gradient")
         guard gradient.shape.first == dimension, gradient.shape.count <= 2, gradient.shape.last ?? 0 > 0 else {
@@ -311,6 +314,16 @@ struct SolveInput {
             return try NumPyArray.read(contentsOf: path)
         } catch let error as NumPyFormatError {
             let verb = ["no such file", "cannot read"].contains(where: error.problem.hasPrefix) ? "cannot read " : ""
+            throw ValidationError("\(verb)\(option) '\(path)': \(error.problem)")
+        }
+    }
+
+    /// The factor mapped in place: a multi-GiB U is neither copied nor widened on reading.
+    private static func loadMapped(_ path: String, option: String) throws -> NumPyMappedArray {
+        do {
+            return try NumPyMappedArray(contentsOf: path)
+        } catch let error as NumPyFormatError {
+            let verb = ["no such file", "cannot read", "cannot map"].contains(where: error.problem.hasPrefix) ? "cannot read " : ""
             throw ValidationError("\(verb)\(option) '\(path)': \(error.problem)")
         }
     }
