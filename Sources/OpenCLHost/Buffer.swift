@@ -23,10 +23,10 @@ public final class Buffer<Element: DeviceElement>: @unchecked Sendable {
             throw OpenCLError.unsupported(device: context.device.name, feature: "double precision (cl_khr_fp64)")
         }
         let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
-        guard !overflow, UInt64(bytes) <= context.maxAllocationBytes else {
+        guard !overflow, UInt64(bytes) <= context.device.maxAllocationBytes else {
             throw OpenCLError.invalidArgument(
                 name: "count",
-                reason: "\(count) elements exceed the device's largest allocation of \(context.maxAllocationBytes) bytes")
+                reason: "\(count) elements exceed the device's largest allocation of \(context.device.maxAllocationBytes) bytes")
         }
         var status: cl_int = CL_SUCCESS
         guard let memory = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
@@ -63,10 +63,10 @@ public final class Buffer<Element: DeviceElement>: @unchecked Sendable {
             throw OpenCLError.unsupported(device: context.device.name, feature: "double precision (cl_khr_fp64)")
         }
         let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
-        guard !overflow, UInt64(bytes) <= context.maxAllocationBytes else {
+        guard !overflow, UInt64(bytes) <= context.device.maxAllocationBytes else {
             throw OpenCLError.invalidArgument(
                 name: "count",
-                reason: "\(count) elements exceed the device's largest allocation of \(context.maxAllocationBytes) bytes")
+                reason: "\(count) elements exceed the device's largest allocation of \(context.device.maxAllocationBytes) bytes")
         }
         var status: cl_int = CL_SUCCESS
         guard

@@ -49,16 +49,17 @@ public final class Context: @unchecked Sendable {
         clReleaseContext(context)
     }
 
-    /// The largest single buffer this context allocates, in bytes: the device's
-    /// `maxAllocationBytes`, or less where `limitAllocations(to:)` set a limit. Data larger
-    /// than this is split into several buffers by the library (`CurvatureFactor`'s pieces).
+    /// The largest buffer the library plans splittable data with (a `CurvatureFactor`'s row
+    /// pieces), in bytes: the device's `maxAllocationBytes`, or less where
+    /// `limitAllocations(to:)` set a limit. Data larger than this is split into several
+    /// buffers; other buffers are checked against the device's own limit.
     public var maxAllocationBytes: UInt64 {
         let limit = allocationLimit.load(ordering: .relaxed)
         return limit == 0 ? device.maxAllocationBytes : min(limit, device.maxAllocationBytes)
     }
 
-    /// Lowers this context's largest allocation to `bytes` (nil: the device's again), so the
-    /// tests exercise split buffers on a device whose real limit is gigabytes. A per-context
+    /// Lowers this context's `maxAllocationBytes` to `bytes` (nil: the device's again), so the
+    /// tests exercise split factors on a device whose real limit is gigabytes. A per-context
     /// setting, never a global one: tests running in parallel on other contexts keep theirs.
     package func limitAllocations(to bytes: UInt64?) {
         allocationLimit.store(bytes.map { max(1, $0) } ?? 0, ordering: .relaxed)
