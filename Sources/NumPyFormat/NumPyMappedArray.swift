@@ -33,7 +33,9 @@ public final class NumPyMappedArray: @unchecked Sendable {
     ///   `NumPyArray.read(contentsOf:)`: no such file, a directory, unreadable, or not a valid
     ///   `.npy` file this module supports. A file that cannot be mapped (a pipe) is refused as
     ///   unreadable; `NumPyArray.read(contentsOf:)` reads those.
-    public init(contentsOf path: String) throws {
+    /// - Parameter populate: fault the whole file in now (the fast way to read all of it);
+    ///   false maps it lazily, for a caller that needs only the header (a dry run).
+    public init(contentsOf path: String, populate: Bool = true) throws {
         self.path = path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -57,7 +59,7 @@ public final class NumPyMappedArray: @unchecked Sendable {
         if length > 0 {
             // MAP_POPULATE faults the whole file in with one call, which from the page cache
             // runs at memory bandwidth; touching the pages one by one costs a fault per page.
-            let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, descriptor, 0)
+            let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), descriptor, 0)
             guard let mapped, mapped != MAP_FAILED else {
                 throw NumPyFormatError(
                     file: path, problem: "cannot map the file (\(String(cString: strerror(errno))))")

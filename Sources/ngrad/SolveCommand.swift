@@ -69,6 +69,11 @@ struct SolveCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of a summary.")
     var json = false
 
+    @Flag(
+        name: .long,
+        help: "Print the memory plan (each method's device and host bytes, what fits) and the method auto picks; read only the headers, solve nothing.")
+    var dryRun = false
+
     func validate() throws {
         guard damping.isFinite, damping >= 0 else {
             throw ValidationError("--damping must be finite and ≥ 0, got \(damping)")
@@ -87,6 +92,10 @@ struct SolveCommand: ParsableCommand {
         let start = clock.now
         let inputs = [("--factor", factor), ("--gradient", gradient)] + (weights.map { [("--weights", $0)] } ?? [])
         // Checked before any work: an unwritable --output or one that is an input fails now.
+        if dryRun {
+            try printPlan()
+            return
+        }
         let outputFile = try OutputFile(option: "--output", path: output, inputs: inputs)
         let input = try SolveInput.read(factor: factor, gradient: gradient, weights: weights, samples: samples)
         let readSeconds = seconds(since: start, clock)
@@ -159,14 +168,6 @@ struct SolveCommand: ParsableCommand {
     ) throws -> SolveSummary {
         let clock = ContinuousClock()
         let start = clock.now
-        let factor = try uploadFactor(
-            Element.self, input, context: context,
-            weights: try input.weights.map { try narrowed($0, "--weights", file: weights ?? "", Element.self) })
-        let g = try VectorBatch<Element>(
-            context: context,
-            vectors: try input.rightHandSides.map { try narrowed($0, "--gradient", file: gradient, Element.self) })
-        let uploadSeconds = seconds(since: start, clock)
-
         let options = ConjugateGradientOptions(tolerance: tolerance, maxIterations: maxIterations)
         // The library's policy for a factor decides `auto`, and with it whether F is formed.
         let solveMethod: SolveMethod =
@@ -179,6 +180,19 @@ struct SolveCommand: ParsableCommand {
             case .woodbury: .woodbury
             case .cholesky: .cholesky
             }
+        // Refused before U, F or the Gram is allocated when it cannot fit, naming what would.
+        try memoryPlan(
+            rows: input.rows, dimension: input.dimension, vectors: input.rightHandSides.count,
+            elementBytes: MemoryLayout<Element>.stride, context: context
+        ).check(Self.plannedRepresentation(solveMethod))
+        let factor = try uploadFactor(
+            Element.self, input, context: context,
+            weights: try input.weights.map { try narrowed($0, "--weights", file: weights ?? "", Element.self) })
+        let g = try VectorBatch<Element>(
+            context: context,
+            vectors: try input.rightHandSides.map { try narrowed($0, "--gradient", file: gradient, Element.self) })
+        let uploadSeconds = seconds(since: start, clock)
+
         let useDense = solveMethod == .cholesky
         let buildStart = clock.now
         let solution: NaturalGradientSolution<Element>

@@ -53,6 +53,9 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var deviceOptions: DeviceOptions
 
+    @Flag(name: .long, help: "Print each method's memory plan (representation, device and host bytes) and train nothing.")
+    var dryRun = false
+
     func validate() throws {
         try CountOption.check(steps, "--steps", in: Self.stepRange)
         try CountOption.check(batchSize, "--batch-size", in: Self.batchSizeRange)
@@ -75,6 +78,15 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let methods = try selectedMethods()
+        if dryRun {
+            let device = try deviceOptions.selectDevice()
+            let model = MLP(sizes: [DigitsData.features, 128, 64, DigitsData.classes])
+            print(
+                "ngrad train --dry-run: MLP \(model.sizes.map(String.init).joined(separator: "-")), \(model.parameterCount) parameters, "
+                    + "batch \(batchSize), float32 on \(device.name)")
+            print(try TrainingComparison.memoryPlans(methods: methods, model: model, batchSize: batchSize, context: Context(device: device)))
+            return
+        }
         var data = try loadData()
         if let trainSamples { data.limitTraining(to: trainSamples) }
         guard batchSize <= data.trainCount else {

@@ -82,10 +82,10 @@ public struct MemoryPlan: Sendable {
     public func check(_ representation: String) throws {
         guard let requirement = requirement(representation), !fits(requirement) else { return }
         let (place, needed, has): (String, UInt64, UInt64) =
-            if requirement.largestBufferBytes > available.maxAllocationBytes {
-                ("the device's largest allocation is", requirement.largestBufferBytes, available.maxAllocationBytes)
-            } else if requirement.deviceBytes > available.deviceBytes {
+            if requirement.deviceBytes > available.deviceBytes {
                 ("the device has", requirement.deviceBytes, available.deviceBytes)
+            } else if requirement.largestBufferBytes > available.maxAllocationBytes {
+                ("the device's largest allocation is", requirement.largestBufferBytes, available.maxAllocationBytes)
             } else {
                 ("the host has", requirement.hostBytes, available.hostBytes)
             }
@@ -215,12 +215,14 @@ extension MemoryPlan {
             available: available)
         let factor = UInt64(rowsPerStep) * p * s
         var requirements: [MemoryRequirement] = []
-        for planned in solvePlan.requirements where planned.representation != "woodbury" {
-            // The step's factor is the caller's; the representation's own storage remains.
+        for planned in solvePlan.requirements {
+            // The step's factor is the caller's; the representation's own storage remains
+            // (the implicit and Woodbury solves keep the factor).
             requirements.append(
                 MemoryRequirement(
                     representation: planned.representation,
-                    deviceBytes: planned.deviceBytes - (planned.representation == "implicit" ? 0 : factor) + vectors,
+                    deviceBytes: planned.deviceBytes - (["implicit", "woodbury"].contains(planned.representation) ? 0 : factor)
+                        + vectors,
                     hostBytes: planned.hostBytes, largestBufferBytes: planned.largestBufferBytes))
         }
         if case let .blockDiagonal(sizes) = options.representation {
@@ -234,10 +236,21 @@ extension MemoryPlan {
     }
 }
 
+extension NaturalGradientOptimizerOptions {
+    /// The name the memory plan gives what these options allocate: `woodbury` for an
+    /// implicit representation solved by Woodbury (it forms the Gram), `kronecker` for
+    /// K-FAC, else the representation's; nil for `.automatic`, which the plan resolves.
+    public var plannedName: String? {
+        if case .kfac = curvature { return "kronecker" }
+        if representation == .implicit, method == .woodbury { return "woodbury" }
+        return representation.plannedName
+    }
+}
+
 extension CurvatureRepresentation {
     /// The name the memory plan gives the representation; nil for `.automatic`, which the
     /// plan resolves.
-    var plannedName: String? {
+    public var plannedName: String? {
         switch self {
         case .implicit: "implicit"
         case .dense: "dense F"

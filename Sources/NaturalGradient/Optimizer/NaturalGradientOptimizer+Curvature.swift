@@ -115,7 +115,7 @@ public struct CurvatureBuilder<Element: DeviceScalar> {
             _ make: @escaping (CurvatureFactor<Element>) throws -> any CurvatureOperator<Element>
         ) -> (CurvatureFactor<Element>) throws -> any CurvatureOperator<Element> {
             { factor in
-                if let name = options.representation.plannedName { try plan(factor).check(name) }
+                if let name = options.plannedName { try plan(factor).check(name) }
                 return try make(factor)
             }
         }

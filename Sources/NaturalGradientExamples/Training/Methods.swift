@@ -145,6 +145,55 @@ struct NaturalGradientRule: StepRule {
         self.method = method
         curvatureSamples = method == .fisherCG ? 32 : method == .empiricalWoodbury ? 128 : Int.max
         generator = SplitMix64(seed: seed ^ 0x5EED)
+        let options = try Self.options(for: method, model: model)
+        optimizer = try NaturalGradientOptimizer(context: context, dimension: model.parameterCount, options: options)
+    }
+
+    mutating func step(_ parameters: inout [Float], batch: Batch) throws {
+        let model = self.model
+        let pass = model.forward(parameters, inputs: batch.inputs, count: batch.count)
+        let loss = model.loss(pass, labels: batch.labels)
+        let dz = model.backward(parameters, pass, logitGradients: model.outputGradients(pass, labels: batch.labels))
+        let gradient = model.parameterGradient(pass, outputGradients: dz, scale: 1 / Float(batch.count))
+        var input: CurvatureInput<Float>?
+        if optimizer.needsCurvature {
+            switch method {
+            case .kfac, .kfacAdaptive:
+                // The true Fisher's K-FAC: output gradients at labels drawn from the model.
+                let sampled = model.sampledLabels(pass, generator: &generator)
+                let dzSampled = model.backward(
+                    parameters, pass, logitGradients: model.outputGradients(pass, labels: sampled))
+                input = .layers(
+                    zip(pass.activations, dzSampled).map { LayerStatistics(activations: $0, outputGradients: $1) },
+                    samples: batch.count)
+            case .fisherCG:
+                let n = min(curvatureSamples, batch.count)
+                let jacobians = model.outputJacobians(parameters, pass, count: n)
+                // The Fisher of the softmax output: KL on the categorical logits (issue 5's
+                // formal natural gradient with D = KL is the exact Fisher / GGN).
+                input = .outputJacobians(
+                    jacobians, samples: n, outputs: model.classes,
+                    measure: .similarity(
+                        family: .categorical(classes: model.classes), measure: .kullbackLeibler,
+                        outputs: Array(pass.logits.prefix(n * model.classes))))
+            default:
+                let n = min(curvatureSamples, batch.count)
+                input = .perSampleGradients(model.perSampleGradients(pass, outputGradients: dz, count: n), samples: n)
+            }
+        }
+        var lossAt: (([Float]) throws -> Double)?
+        if case .levenbergMarquardt = optimizer.options.damping {
+            lossAt = { candidate in
+                model.loss(model.forward(candidate, inputs: batch.inputs, count: batch.count), labels: batch.labels)
+            }
+        }
+        try optimizer.step(parameters: &parameters, gradient: gradient, curvature: input, loss: loss, lossAt: lossAt)
+    }
+}
+
+extension NaturalGradientRule {
+    /// The optimizer options of `method` (a natural-gradient method) for `model`.
+    static func options(for method: TrainMethod, model: MLP) throws -> NaturalGradientOptimizerOptions {
         var options: NaturalGradientOptimizerOptions
         let layers = model.shapes.map { LayerShape(outputs: $0.outputs, inputs: $0.inputs) }
         switch method {
@@ -198,47 +247,17 @@ struct NaturalGradientRule: StepRule {
         case .sgd, .adam:
             throw NaturalGradientError.invalidArgument(name: "method", reason: "\(method.rawValue) is not a natural-gradient method")
         }
-        optimizer = try NaturalGradientOptimizer(context: context, dimension: model.parameterCount, options: options)
+        return options
     }
 
-    mutating func step(_ parameters: inout [Float], batch: Batch) throws {
-        let model = self.model
-        let pass = model.forward(parameters, inputs: batch.inputs, count: batch.count)
-        let loss = model.loss(pass, labels: batch.labels)
-        let dz = model.backward(parameters, pass, logitGradients: model.outputGradients(pass, labels: batch.labels))
-        let gradient = model.parameterGradient(pass, outputGradients: dz, scale: 1 / Float(batch.count))
-        var input: CurvatureInput<Float>?
-        if optimizer.needsCurvature {
-            switch method {
-            case .kfac, .kfacAdaptive:
-                // The true Fisher's K-FAC: output gradients at labels drawn from the model.
-                let sampled = model.sampledLabels(pass, generator: &generator)
-                let dzSampled = model.backward(
-                    parameters, pass, logitGradients: model.outputGradients(pass, labels: sampled))
-                input = .layers(
-                    zip(pass.activations, dzSampled).map { LayerStatistics(activations: $0, outputGradients: $1) },
-                    samples: batch.count)
-            case .fisherCG:
-                let n = min(curvatureSamples, batch.count)
-                let jacobians = model.outputJacobians(parameters, pass, count: n)
-                // The Fisher of the softmax output: KL on the categorical logits (issue 5's
-                // formal natural gradient with D = KL is the exact Fisher / GGN).
-                input = .outputJacobians(
-                    jacobians, samples: n, outputs: model.classes,
-                    measure: .similarity(
-                        family: .categorical(classes: model.classes), measure: .kullbackLeibler,
-                        outputs: Array(pass.logits.prefix(n * model.classes))))
-            default:
-                let n = min(curvatureSamples, batch.count)
-                input = .perSampleGradients(model.perSampleGradients(pass, outputGradients: dz, count: n), samples: n)
-            }
+    /// The rows of the factor a step of `method` brings at `batchSize` (nil for K-FAC, which
+    /// takes layer statistics): the exact Fisher's 32 samples times the model's outputs, the
+    /// empirical Fisher's 128 per-sample gradients.
+    static func factorRows(for method: TrainMethod, model: MLP, batchSize: Int) -> Int? {
+        switch method {
+        case .fisherCG: min(32, batchSize) * (model.sizes.last ?? 1)
+        case .empiricalWoodbury: min(128, batchSize)
+        default: nil
         }
-        var lossAt: (([Float]) throws -> Double)?
-        if case .levenbergMarquardt = optimizer.options.damping {
-            lossAt = { candidate in
-                model.loss(model.forward(candidate, inputs: batch.inputs, count: batch.count), labels: batch.labels)
-            }
-        }
-        try optimizer.step(parameters: &parameters, gradient: gradient, curvature: input, loss: loss, lossAt: lossAt)
     }
 }
