@@ -59,8 +59,16 @@ public final class NumPyMappedArray: @unchecked Sendable {
         if length > 0 {
             // MAP_POPULATE faults the whole file in with one call, which from the page cache
             // runs at memory bandwidth; touching the pages one by one costs a fault per page.
-            let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), descriptor, 0)
+            // Mapped read-only first: populating a writable private mapping copies every
+            // page (copy-on-write for the write access it prepares), doubling the resident
+            // memory; made writable after, a page is copied only if something writes it.
+            let mapped = mmap(nil, length, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), descriptor, 0)
             guard let mapped, mapped != MAP_FAILED else {
+                throw NumPyFormatError(
+                    file: path, problem: "cannot map the file (\(String(cString: strerror(errno))))")
+            }
+            guard mprotect(mapped, length, PROT_READ | PROT_WRITE) == 0 else {
+                munmap(mapped, length)
                 throw NumPyFormatError(
                     file: path, problem: "cannot map the file (\(String(cString: strerror(errno))))")
             }
