@@ -370,12 +370,26 @@ struct SolveSummary: Encodable {
     let columns: [ColumnReport]
     var stages: [Stage]
     let output: String
+    /// The process's peak resident memory (VmHWM), nil where /proc cannot be read: what a
+    /// large factor costs on the host (the benchmark suite's large-input row reads it).
+    var peakResidentBytes: Int?
 
     func with(stages prefix: [(String, Double)], device: String) -> SolveSummary {
         var copy = self
         copy.stages = prefix.map { Stage(name: $0.0, seconds: $0.1) } + stages
         copy.device = device
+        copy.peakResidentBytes = Self.residentHighWaterMark()
         return copy
+    }
+
+    /// VmHWM of /proc/self/status in bytes: this process's own high-water mark (getrusage's
+    /// ru_maxrss also counts the memory of a parent that spawned it with vfork).
+    static func residentHighWaterMark() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            if let kibibytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) { return kibibytes * 1024 }
+        }
+        return nil
     }
 
     var text: String {

@@ -13,7 +13,7 @@ import NumPyFormat
 // floor is B / memory bandwidth (about 24 GB/s memcpy on this machine kind; a mapped read
 // that faults pages in from the page cache runs below that, at the kernel's page-mapping
 // rate). The widening read (`NumPyArray.read`, float64 values) writes 2B more for float32.
-// `ngrad solve`'s peak resident set is the child's `ru_maxrss`, against B: 1.0x is the
+// `ngrad solve`'s peak resident set is the child's own VmHWM (its JSON's `peakResidentBytes`), against B: 1.0x is the
 // floor on a CPU device (the mapped pages are the device buffers), the target ≤ 1.1x there
 // and ≤ 2.2x where the device has memory of its own. See NOTES.md, "Large inputs".
 
@@ -108,9 +108,8 @@ enum LargeInput {
         var peak: Int?
         var baseline: Int?
         if let ngrad {
-            // The fixed cost first (the binary, the OpenCL runtime, its compiler): the same
-            // solve of a 2 x 8 factor. `ru_maxrss` of the children is their maximum, so the
-            // small run must come before the large one.
+            // The fixed cost (the binary, the OpenCL runtime, its compiler): the same solve
+            // of a 2 x 8 factor.
             try NumPyArray(shape: [2, 8], elementType: .float32, values: uniformValues(count: 16, seed: 3))
                 .write(to: scratch + "/u0.npy")
             try NumPyArray(shape: [8], elementType: .float32, values: uniformValues(count: 8, seed: 4))
@@ -155,8 +154,9 @@ enum LargeInput {
         }
     }
 
-    /// Runs `ngrad solve --json`; its stages and its peak resident set (`ru_maxrss` of the
-    /// waited child, the only child this process has waited for at that point).
+    /// Runs `ngrad solve --json`; its stages and its peak resident set (`peakResidentBytes`,
+    /// the child's own VmHWM: `getrusage(RUSAGE_CHILDREN)` would count this process's
+    /// memory too, as Foundation spawns children with vfork semantics).
     private static func runSolve(_ ngrad: String, arguments: [String]) throws -> ([(String, Double)], Int?) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ngrad)
@@ -167,14 +167,12 @@ enum LargeInput {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw LargeInputError.solveFailed(process.terminationStatus) }
-        var usage = rusage()
-        let peak = getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage) == 0 ? usage.ru_maxrss * 1024 : nil
         let json = try JSONSerialization.jsonObject(with: data) as? [String: Any]
         let stages = (json?["stages"] as? [[String: Any]] ?? []).compactMap { stage -> (String, Double)? in
             guard let name = stage["name"] as? String, let seconds = stage["seconds"] as? Double else { return nil }
             return (name, seconds)
         }
-        return (stages, peak)
+        return (stages, json?["peakResidentBytes"] as? Int)
     }
 
     private static func freeDiskBytes(_ path: String) -> Int? {

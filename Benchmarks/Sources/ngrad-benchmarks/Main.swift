@@ -154,7 +154,7 @@ struct Benchmarks: ParsableCommand {
                 rows: rows, columns: columns, directory: NSTemporaryDirectory(), ngrad: ngradBinary(),
                 repetitions: max(3, min(repetitions, 5)))
             {
-                print("large input (a child ngrad solve; its peak RSS is ru_maxrss):")
+                print("large input (a child ngrad solve; its peak RSS is its own VmHWM, peakResidentBytes of its JSON):")
                 print(result.table)
                 print("")
             }
