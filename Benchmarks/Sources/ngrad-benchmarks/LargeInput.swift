@@ -1,4 +1,5 @@
 import Foundation
+import NaturalGradient
 import NaturalGradientTestSupport
 import NumPyFormat
 
@@ -182,11 +183,7 @@ enum LargeInput {
     }
 
     private static func availableMemoryBytes() -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            if let kibibytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) { return kibibytes * 1024 }
-        }
-        return nil
+        MemoryAvailability.hostAvailableBytes().map { Int(clamping: $0) }
     }
 
     private static func median(_ values: [Double]) -> Double {

@@ -44,7 +44,7 @@ public struct MemoryAvailability: Sendable, Equatable {
     }
 
     /// `MemAvailable` from /proc/meminfo, nil where it cannot be read.
-    static func hostAvailableBytes() -> UInt64? {
+    public static func hostAvailableBytes() -> UInt64? {
         guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
             let fields = line.split(separator: " ")
