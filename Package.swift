@@ -16,6 +16,9 @@ let package = Package(
         // Float64 references, SplitMix64, error measures, text tables and timing, shared by
         // the tests, `ngrad bench`/`tune` and the benchmark package (Benchmarks/).
         .library(name: "NaturalGradientTestSupport", targets: ["NaturalGradientTestSupport"]),
+        // The .npy reader and writer (memory-mapped reading), for the benchmark package's
+        // large-input measurement.
+        .library(name: "NumPyFormat", targets: ["NumPyFormat"]),
         // The C ABI (include/naturalgradient.h) as a shared library, for C, C++ and Python.
         .library(name: "NaturalGradientC", type: .dynamic, targets: ["NaturalGradientC"]),
     ],

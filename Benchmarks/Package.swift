@@ -31,6 +31,7 @@ let package = Package(
                 .product(name: "NaturalGradient", package: "NaturalGradient"),
                 .product(name: "SVGCharts", package: "NaturalGradient"),
                 .product(name: "NaturalGradientTestSupport", package: "NaturalGradient"),
+                .product(name: "NumPyFormat", package: "NaturalGradient"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

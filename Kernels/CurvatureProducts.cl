@@ -75,7 +75,8 @@ inline REAL lane_sum(const REALV v) {
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
 void implicit_product_partial(const uint rows, const uint dim, const uint ldu, const uint rowsPerGroup,
                               __global const REAL* u, __global const REAL* w, const uint weighted,
-                              const REAL alpha, __global const REAL* x, __global REAL* partial) {
+                              const REAL alpha, __global const REAL* x, __global REAL* partial,
+                              const uint firstGroup) {
     __local REAL scratch[RB * KB * WGS];
     __local REAL coefficients[RB * KB];
     const uint item = get_local_id(0);
@@ -84,7 +85,9 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
     const uint last = min(rows, first + rowsPerGroup);
     const uint vectors = dim / VW;
     const uint tail = vectors * VW;  // columns [tail, dim) are scalar leftovers
-    __global REAL* y = partial + (size_t)group * dim * KB;
+    // A factor split into row pieces runs one launch per piece; each writes its groups'
+    // partials after the previous pieces', so the finish adds every group in row order.
+    __global REAL* y = partial + (size_t)(firstGroup + group) * dim * KB;
 
     for (uint m0 = first; m0 < last; m0 += RB) {
         const uint count = min((uint)RB, last - m0);
@@ -263,11 +266,12 @@ __kernel void diagonal_product(const uint dim, const ulong total, __global const
     y[index] = (d[index % dim] + lambda) * x[index];
 }
 
-// y[i] = alpha * (A_i . x) for the rows of a rows x cols row-major matrix A: one work-group
-// per row, items splitting the columns, a fixed-order reduction (the Woodbury solver's U b).
+// y[first + i] = alpha * (A_i . x) for the rows of a rows x cols row-major matrix A: one
+// work-group per row, items splitting the columns, a fixed-order reduction (the Woodbury
+// solver's U b; `first` places a row piece of a split U).
 __kernel __attribute__((reqd_work_group_size(WGS, 1, 1)))
 void row_dots(const uint cols, __global const REAL* a, __global const REAL* x, const REAL alpha,
-              __global REAL* y) {
+              __global REAL* y, const uint first) {
     __local REAL scratch[WGS];
     const uint item = get_local_id(0);
     const size_t i = get_group_id(0);
@@ -283,7 +287,7 @@ void row_dots(const uint cols, __global const REAL* a, __global const REAL* x, c
     if (item == 0) {
         REAL total = 0;
         for (uint k = 0; k < WGS; ++k) total += scratch[k];
-        y[i] = alpha * total;
+        y[first + i] = alpha * total;
     }
 }
 
@@ -291,10 +295,12 @@ void row_dots(const uint cols, __global const REAL* a, __global const REAL* x, c
 // one work-item per column, so a work-group reads each row contiguously. With the Woodbury
 // solver's coefficients this is U~^T z without a transposed copy of U.
 __kernel void column_combination(const uint rows, const uint dim, __global const REAL* u,
-                                 __global const REAL* coefficients, __global REAL* v) {
+                                 __global const REAL* coefficients, __global REAL* v, const uint accumulate) {
     const size_t c = get_global_id(0);
     if (c >= dim) return;
-    REAL sum = 0;
+    // accumulate: continue the sum of the previous row pieces of a split U, so the result
+    // is bitwise the one sequential sum over all rows.
+    REAL sum = accumulate ? v[c] : (REAL)0;
     for (uint m = 0; m < rows; ++m) sum += coefficients[m] * u[(size_t)m * dim + c];
     v[c] = sum;
 }

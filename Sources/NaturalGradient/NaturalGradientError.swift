@@ -5,6 +5,10 @@ public enum NaturalGradientError: Error, Equatable, Sendable, CustomStringConver
     case invalidArgument(name: String, reason: String)
     /// `name` holds `count` NaN or infinite values (found by an opt-in check).
     case nonFiniteValues(name: String, count: Int)
+    /// A representation or solve does not fit (`MemoryPlan.check`): `what` needs
+    /// `neededBytes` where `place` (the device, its largest allocation, the host) offers
+    /// `availableBytes`; `alternatives` are the representations that would fit.
+    case insufficientMemory(what: String, neededBytes: UInt64, place: String, availableBytes: UInt64, alternatives: [String])
 
     public var description: String {
         switch self {
@@ -12,7 +16,15 @@ public enum NaturalGradientError: Error, Equatable, Sendable, CustomStringConver
             "invalid argument '\(name)': \(reason)"
         case let .nonFiniteValues(name, count):
             "'\(name)' holds \(count) non-finite value\(count == 1 ? "" : "s") (NaN or infinity)"
+        case let .insufficientMemory(what, needed, place, available, alternatives):
+            "\(what) needs \(MemoryPlan.formatted(needed)); \(place) \(MemoryPlan.formatted(available)); "
+                + (alternatives.isEmpty ? "nothing fits: use fewer rows or a smaller model" : "use \(Self.listed(alternatives))")
         }
+    }
+
+    /// `a`, `a or b`, `a, b or c`.
+    static func listed(_ items: [String]) -> String {
+        items.count <= 1 ? items.joined() : items.dropLast().joined(separator: ", ") + " or " + (items.last ?? "")
     }
 }
 

@@ -47,6 +47,7 @@ func status(of error: any Error) -> Int32 {
         switch error {
         case .invalidArgument: Int32(NG_ERROR_INVALID_ARGUMENT)
         case .nonFiniteValues: Int32(NG_ERROR_NON_FINITE)
+        case .insufficientMemory: Int32(NG_ERROR_DEVICE)
         }
     case let error as OpenCLError:
         if case .invalidArgument = error { Int32(NG_ERROR_INVALID_ARGUMENT) } else { Int32(NG_ERROR_DEVICE) }

@@ -48,9 +48,13 @@ private func makeFactor<E: BridgeScalar>(
     _: E.Type, _ context: Context, _ matrix: UnsafeRawPointer?, rows: Int, dimension: Int, samples: Int,
     weights: UnsafeRawPointer?
 ) throws -> UInt64 {
-    let u = try Buffer<E>.uploading(context, matrix, count: try product(rows, dimension, "matrix"), "matrix")
-    let w = try weights.map { try Buffer<E>.uploading(context, $0, count: rows, "weights") }
-    return try publish(CurvatureFactor(matrix: u, rows: rows, dimension: dimension, samples: samples, weights: w))
+    // Uploaded straight from the caller's memory, split into row pieces when U exceeds the
+    // device's largest allocation.
+    let u = try elements(matrix, count: try product(rows, dimension, "matrix"), "matrix", as: E.self)
+    try requireFinite(u, "matrix")
+    let w = try weights.map { try hostArray($0, count: rows, "weights", as: E.self) }
+    return try publish(
+        CurvatureFactor(context: context, copying: u, rows: rows, dimension: dimension, samples: samples, weights: w))
 }
 
 @_cdecl("ng_factor_create")
@@ -187,7 +191,7 @@ private func downloadFactor<E: BridgeScalar>(
     let factor = try FactorObject.typed(handle, E.self)
     let total = factor.rows * factor.dimension
     try check(length == Int64(total), "length", "is \(length), the factor holds \(factor.rows) x \(factor.dimension)")
-    try factor.matrix.read(into: destination(matrix, count: total, "matrix"))
+    try factor.download(into: destination(matrix, count: total, "matrix"))
 }
 
 @_cdecl("ng_factor_download")

@@ -1,33 +1,23 @@
-import COpenCL
 import NaturalGradient
 
-// Transfers straight between a caller's memory and device buffers: one blocking
-// clEnqueueWrite/ReadBuffer, with no intermediate Swift array (the library's `upload` and
-// `download` take and return arrays, which would add a host copy of every large input).
+// Transfers straight between a caller's memory and device buffers through the host layer's
+// pointer transfers (`Buffer.upload(from:at:)`, `Buffer.download(into:from:)`): one blocking
+// write or read, with no intermediate Swift array, which would add a host copy of every
+// large input.
 
 extension Buffer where Element: BridgeScalar {
     /// Writes `values` at element 0 (blocking: the caller's memory may be reused afterwards).
     func write(_ values: UnsafeBufferPointer<Element>) throws {
-        guard let base = values.baseAddress, !values.isEmpty else { return }
+        guard !values.isEmpty else { return }
         try check(values.count <= count, "values", "\(values.count) values do not fit a buffer of \(count)")
-        let status = clEnqueueWriteBuffer(
-            context.unsafeQueueHandle, unsafeMemoryHandle, cl_bool(CL_TRUE), 0,
-            values.count * MemoryLayout<Element>.stride, base, 0, nil, nil)
-        guard status == CL_SUCCESS else {
-            throw OpenCLError.callFailed(function: "clEnqueueWriteBuffer", status: status, object: "buffer[\(count)]")
-        }
+        try upload(from: values)
     }
 
     /// Reads elements `0..<values.count` into `values` after all enqueued work (blocking).
     func read(into values: UnsafeMutableBufferPointer<Element>) throws {
-        guard let base = values.baseAddress, !values.isEmpty else { return }
+        guard !values.isEmpty else { return }
         try check(values.count <= count, "out", "\(values.count) values exceed a buffer of \(count)")
-        let status = clEnqueueReadBuffer(
-            context.unsafeQueueHandle, unsafeMemoryHandle, cl_bool(CL_TRUE), 0,
-            values.count * MemoryLayout<Element>.stride, base, 0, nil, nil)
-        guard status == CL_SUCCESS else {
-            throw OpenCLError.callFailed(function: "clEnqueueReadBuffer", status: status, object: "buffer[\(count)]")
-        }
+        try download(into: values)
     }
 
     /// A new buffer holding `count` finite values from `pointer` (checked on the host first).

@@ -23,9 +23,7 @@ public final class DistributedImplicitCurvature<Element: CommunicableScalar>: Cu
     public init(factor: CurvatureFactor<Element>, communicator: Communicator) throws {
         let total = try communicator.collectively(
             "DistributedImplicitCurvature", shape: [factor.dimension], samples: factor.samples, {})
-        self.factor = try CurvatureFactor(
-            matrix: factor.matrix, rows: factor.rows, dimension: factor.dimension, samples: total,
-            weights: factor.weights)
+        self.factor = try factor.withSamples(total)
         self.communicator = communicator
         local = try ImplicitCurvature(factor: self.factor)
     }

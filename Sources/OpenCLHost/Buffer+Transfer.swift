@@ -17,6 +17,26 @@ extension Buffer {
         }
     }
 
+    /// Writes the elements `values` points at into the buffer starting at element `offset`,
+    /// straight from the caller's memory (a memory-mapped file, a caller's array) with no
+    /// intermediate copy; blocking, so the memory may be reused when it returns.
+    ///
+    /// - Throws: `OpenCLError.invalidArgument` naming `offset` when the elements do not fit
+    ///   at `offset`; `OpenCLError.callFailed` when the driver refuses.
+    public func upload(from values: UnsafeBufferPointer<Element>, at offset: Int = 0) throws {
+        guard let base = values.baseAddress, !values.isEmpty else { return }
+        let (end, overflow) = offset.addingReportingOverflow(values.count)
+        guard !overflow else {
+            throw OpenCLError.invalidArgument(name: "offset", reason: "\(offset) + \(values.count) elements overflows")
+        }
+        try validate(offset..<end, argument: "offset")
+        let stride = MemoryLayout<Element>.stride
+        try check(
+            clEnqueueWriteBuffer(
+                context.queue, memory, cl_bool(CL_TRUE), offset * stride, values.count * stride, base, 0, nil, nil),
+            "clEnqueueWriteBuffer", objectDescription)
+    }
+
     /// Reads elements `range` (all of them by default) back to the host, after every
     /// command enqueued before it has completed.
     public func download(_ range: Range<Int>? = nil) throws -> [Element] {
@@ -54,6 +74,25 @@ extension Buffer {
                     buffer.baseAddress, 0, nil, nil),
                 "clEnqueueReadBuffer", objectDescription)
         }
+    }
+
+    /// Reads `destination.count` elements starting at element `offset` straight into the
+    /// caller's memory, after every command enqueued before it has completed (blocking).
+    ///
+    /// - Throws: `OpenCLError.invalidArgument` naming `offset` when the range is outside the
+    ///   buffer; `OpenCLError.callFailed` when the driver refuses.
+    public func download(into destination: UnsafeMutableBufferPointer<Element>, from offset: Int = 0) throws {
+        guard let base = destination.baseAddress, !destination.isEmpty else { return }
+        let (end, overflow) = offset.addingReportingOverflow(destination.count)
+        guard !overflow else {
+            throw OpenCLError.invalidArgument(name: "offset", reason: "\(offset) + \(destination.count) elements overflows")
+        }
+        try validate(offset..<end, argument: "offset")
+        let stride = MemoryLayout<Element>.stride
+        try check(
+            clEnqueueReadBuffer(
+                context.queue, memory, cl_bool(CL_TRUE), offset * stride, destination.count * stride, base, 0, nil, nil),
+            "clEnqueueReadBuffer", objectDescription)
     }
 
     /// Sets elements `range` (all by default) to `value`, asynchronously.
@@ -97,6 +136,53 @@ extension Buffer {
                 sourceRange.count * stride, 0, nil, &event),
             "clEnqueueCopyBuffer", objectDescription)
         return try Event(taking: event, from: "clEnqueueCopyBuffer")
+    }
+}
+
+// MARK: - Rectangles
+
+extension Buffer {
+    /// Copies a `rows x columns` block from `source` to this buffer, asynchronously
+    /// (`clEnqueueCopyBufferRect`): both row-major with rows `sourcePitch` and
+    /// `destinationPitch` elements apart, the block's top-left elements at `sourceOrigin` and
+    /// `destinationOrigin` (row, column). Gathers the same columns of several row pieces of a
+    /// split matrix into one buffer without a host round trip.
+    ///
+    /// - Throws: `OpenCLError.invalidArgument` naming the argument when a block lies outside
+    ///   either buffer or wider than its pitch; `OpenCLError.callFailed` when the driver refuses.
+    @discardableResult
+    public func copyRectangle(
+        from source: Buffer<Element>, sourceOrigin: (row: Int, column: Int), sourcePitch: Int,
+        destinationOrigin: (row: Int, column: Int), destinationPitch: Int, rows: Int, columns: Int
+    ) throws -> Event {
+        guard source.context === context else {
+            throw OpenCLError.invalidArgument(name: "source", reason: "the buffer belongs to another context")
+        }
+        guard rows > 0, columns > 0 else {
+            throw OpenCLError.invalidArgument(name: "rows", reason: "a \(rows) x \(columns) block is empty")
+        }
+        for (name, origin, pitch, buffer) in [
+            ("sourceOrigin", sourceOrigin, sourcePitch, source), ("destinationOrigin", destinationOrigin, destinationPitch, self),
+        ] {
+            guard origin.row >= 0, origin.column >= 0, pitch > 0, origin.column + columns <= pitch,
+                (origin.row + rows - 1) * pitch + origin.column + columns <= buffer.count
+            else {
+                throw OpenCLError.invalidArgument(
+                    name: name,
+                    reason: "a \(rows) x \(columns) block at \(origin) with pitch \(pitch) lies outside the buffer's \(buffer.count) elements")
+            }
+        }
+        let stride = MemoryLayout<Element>.stride
+        var sourceBytes = [sourceOrigin.column * stride, sourceOrigin.row, 0]
+        var destinationBytes = [destinationOrigin.column * stride, destinationOrigin.row, 0]
+        var region = [columns * stride, rows, 1]
+        var event: cl_event?
+        try check(
+            clEnqueueCopyBufferRect(
+                context.queue, source.memory, memory, &sourceBytes, &destinationBytes, &region, sourcePitch * stride, 0,
+                destinationPitch * stride, 0, 0, nil, &event),
+            "clEnqueueCopyBufferRect", objectDescription)
+        return try Event(taking: event, from: "clEnqueueCopyBufferRect")
     }
 }
 

@@ -15,6 +15,8 @@ public final class Context: @unchecked Sendable {
     let context: cl_context
     let queue: cl_command_queue
     let programs = Mutex(ProgramCacheState())
+    /// A lower largest allocation than the device's (0: none), set by the tests.
+    private let allocationLimit = Atomic<UInt64>(0)
 
     /// Creates a context and an in-order queue with profiling on `device`.
     /// - Parameter binaryCachePolicy: `.automatic` keeps binaries on disk for GPU drivers
@@ -45,6 +47,22 @@ public final class Context: @unchecked Sendable {
     deinit {
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
+    }
+
+    /// The largest buffer the library plans splittable data with (a `CurvatureFactor`'s row
+    /// pieces), in bytes: the device's `maxAllocationBytes`, or less where
+    /// `limitAllocations(to:)` set a limit. Data larger than this is split into several
+    /// buffers; other buffers are checked against the device's own limit.
+    public var maxAllocationBytes: UInt64 {
+        let limit = allocationLimit.load(ordering: .relaxed)
+        return limit == 0 ? device.maxAllocationBytes : min(limit, device.maxAllocationBytes)
+    }
+
+    /// Lowers this context's `maxAllocationBytes` to `bytes` (nil: the device's again), so the
+    /// tests exercise split factors on a device whose real limit is gigabytes. A per-context
+    /// setting, never a global one: tests running in parallel on other contexts keep theirs.
+    package func limitAllocations(to bytes: UInt64?) {
+        allocationLimit.store(bytes.map { max(1, $0) } ?? 0, ordering: .relaxed)
     }
 
     /// Blocks until every command enqueued so far has completed.

@@ -75,6 +75,11 @@ struct SolveCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of a summary.")
     var json = false
 
+    @Flag(
+        name: .long,
+        help: "Print the memory plan (each method's device and host bytes, what fits) and the method auto picks; read only the headers, solve nothing.")
+    var dryRun = false
+
     func validate() throws {
         guard damping.isFinite, damping >= 0 else {
             throw ValidationError("--damping must be finite and ≥ 0, got \(damping)")
@@ -91,6 +96,10 @@ struct SolveCommand: ParsableCommand {
         let start = clock.now
         let inputs = [("--factor", factor), ("--gradient", gradient)] + (weights.map { [("--weights", $0)] } ?? [])
         // Checked before any work: an unwritable --output or one that is an input fails now.
+        if dryRun {
+            try printPlan()
+            return
+        }
         let outputFile = try OutputFile(option: "--output", path: output, inputs: inputs)
         let input = try SolveInput.read(factor: factor, gradient: gradient, weights: weights, samples: samples)
         let readSeconds = seconds(since: start, clock)
@@ -163,15 +172,6 @@ struct SolveCommand: ParsableCommand {
     ) throws -> SolveSummary {
         let clock = ContinuousClock()
         let start = clock.now
-        let factor = try CurvatureFactor<Element>(
-            context: context, matrix: try narrowed(input.factor.values, "--factor", file: self.factor, Element.self),
-            rows: input.rows, dimension: input.dimension, samples: input.samples,
-            weights: try input.weights.map { try narrowed($0, "--weights", file: weights ?? "", Element.self) })
-        let g = try VectorBatch<Element>(
-            context: context,
-            vectors: try input.rightHandSides.map { try narrowed($0, "--gradient", file: gradient, Element.self) })
-        let uploadSeconds = seconds(since: start, clock)
-
         let options = ConjugateGradientOptions(tolerance: tolerance, maxIterations: maxIterations)
         // The library's policy for a factor decides `auto`, and with it whether F is formed.
         let solveMethod: SolveMethod =
@@ -184,6 +184,19 @@ struct SolveCommand: ParsableCommand {
             case .woodbury: .woodbury
             case .cholesky: .cholesky
             }
+        // Refused before U, F or the Gram is allocated when it cannot fit, naming what would.
+        try memoryPlan(
+            rows: input.rows, dimension: input.dimension, vectors: input.rightHandSides.count,
+            elementBytes: MemoryLayout<Element>.stride, context: context
+        ).check(Self.plannedRepresentation(solveMethod))
+        let factor = try uploadFactor(
+            Element.self, input, context: context,
+            weights: try input.weights.map { try narrowed($0, "--weights", file: weights ?? "", Element.self) })
+        let g = try VectorBatch<Element>(
+            context: context,
+            vectors: try input.rightHandSides.map { try narrowed($0, "--gradient", file: gradient, Element.self) })
+        let uploadSeconds = seconds(since: start, clock)
+
         let useDense = solveMethod == .cholesky
         let buildStart = clock.now
         let solution: NaturalGradientSolution<Element>
@@ -224,7 +237,7 @@ struct SolveCommand: ParsableCommand {
 
     /// `values` in the working precision; a value beyond its range names the option and
     /// the file instead of failing later as an internal "non-finite" matrix.
-    private func narrowed<Element: DeviceScalar>(
+    func narrowed<Element: DeviceScalar>(
         _ values: [Double], _ option: String, file path: String, _: Element.Type
     ) throws -> [Element] {
         let narrowed = values.map { Element($0) }
@@ -249,7 +262,8 @@ struct SolveCommand: ParsableCommand {
 /// The validated contents of the input files. Every problem is a one-line `ValidationError`
 /// that names the file.
 struct SolveInput {
-    let factor: NumPyArray
+    /// U, memory-mapped and read in place (`SolveCommand+Factor.swift` uploads it).
+    let factor: NumPyMappedArray
     let rows: Int
     let dimension: Int
     let samples: Int
@@ -266,12 +280,15 @@ struct SolveInput {
     static func read(factor factorPath: String, gradient gradientPath: String, weights weightsPath: String?, samples: Int?)
         throws -> SolveInput
     {
-        let factor = try load(factorPath, option: "--factor")
+        let factor = try loadMapped(factorPath, option: "--factor")
         guard factor.shape.count == 2, factor.shape[0] > 0, factor.shape[1] > 0 else {
             throw ValidationError("--factor '\(factorPath)': the factor must be 2-D (M, P) and non-empty, got shape \(factor.shape)")
         }
         let (rows, dimension) = (factor.shape[0], factor.shape[1])
-        try requireFinite(factor, "--factor", factorPath)
+        let nonFinite = factor.nonFiniteCount
+        if nonFinite > 0 {
+            throw ValidationError("--factor '\(factorPath)': holds \(nonFinite) non-finite values (NaN or infinity)")
+        }
 
         let gradient = try load(gradientPath, option: "--gradient")
         guard gradient.shape.first == dimension, gradient.shape.count <= 2, gradient.shape.last ?? 0 > 0 else {
@@ -319,6 +336,16 @@ struct SolveInput {
         }
     }
 
+    /// The factor mapped in place: a multi-GiB U is neither copied nor widened on reading.
+    private static func loadMapped(_ path: String, option: String) throws -> NumPyMappedArray {
+        do {
+            return try NumPyMappedArray(contentsOf: path)
+        } catch let error as NumPyFormatError {
+            let verb = ["no such file", "cannot read", "cannot map"].contains(where: error.problem.hasPrefix) ? "cannot read " : ""
+            throw ValidationError("\(verb)\(option) '\(path)': \(error.problem)")
+        }
+    }
+
     private static func requireFinite(_ array: NumPyArray, _ option: String, _ path: String) throws {
         let count = array.nonFiniteCount
         if count > 0 { throw ValidationError("\(option) '\(path)': holds \(count) non-finite values (NaN or infinity)") }
@@ -347,12 +374,26 @@ struct SolveSummary: Encodable {
     let columns: [ColumnReport]
     var stages: [Stage]
     let output: String
+    /// The process's peak resident memory (VmHWM), nil where /proc cannot be read: what a
+    /// large factor costs on the host (the benchmark suite's large-input row reads it).
+    var peakResidentBytes: Int?
 
     func with(stages prefix: [(String, Double)], device: String) -> SolveSummary {
         var copy = self
         copy.stages = prefix.map { Stage(name: $0.0, seconds: $0.1) } + stages
         copy.device = device
+        copy.peakResidentBytes = Self.residentHighWaterMark()
         return copy
+    }
+
+    /// VmHWM of /proc/self/status in bytes: this process's own high-water mark (getrusage's
+    /// ru_maxrss also counts the memory of a parent that spawned it with vfork).
+    static func residentHighWaterMark() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            if let kibibytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) { return kibibytes * 1024 }
+        }
+        return nil
     }
 
     var text: String {

@@ -60,6 +60,9 @@ struct TrainCommand: ParsableCommand {
             discussion: "One device per rank (the local rank's GPU unless --device names one); only rank 0 prints and writes."))
     var distributed = false
 
+    @Flag(name: .long, help: "Print each method's memory plan (representation, device and host bytes) and train nothing.")
+    var dryRun = false
+
     func validate() throws {
         try validateDistributed()
         try CountOption.check(steps, "--steps", in: Self.stepRange)
@@ -98,6 +101,16 @@ struct TrainCommand: ParsableCommand {
     func train(parallel: (any DataParallel)?, device: Device) throws {
         let lead = (parallel?.rank ?? 0) == 0
         let methods = try selectedMethods()
+        if dryRun {
+            guard lead else { return }
+            let model = MLP(sizes: [DigitsData.features, 128, 64, DigitsData.classes])
+            try StandardOutput.print(
+                "ngrad train --dry-run: MLP \(model.sizes.map(String.init).joined(separator: "-")), \(model.parameterCount) parameters, "
+                    + "batch \(batchSize), float32 on \(device.name)")
+            try StandardOutput.print(
+                try TrainingComparison.memoryPlans(methods: methods, model: model, batchSize: batchSize, context: Context(device: device)))
+            return
+        }
         var data = try loadData()
         // Checked before any work: a file, an unwritable directory or '' fails now.
         let outputDirectory = try OutputDirectory(option: "--output", path: output, names: Self.outputNames)

@@ -73,8 +73,23 @@ struct Benchmarks: ParsableCommand {
         name: .long, parsing: .upToNextOption,
         help: ArgumentHelp(
             "Run only these operations (accumulation, block-accumulation, implicit-product, dense-product, "
-                + "kronecker-product, transfers, cg-iteration, solvers).", valueName: "operation"))
+                + "kronecker-product, transfers, cg-iteration, solvers, large-input).", valueName: "operation"))
     var only: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The large-input factor as ROWSxCOLUMNS float32 (default by suite: tiny 33x4097, quick 256x65536, "
+                + "full 512x262144 = 512 MiB); 512x2500000 is the 5 GB beyond-4-GiB run (needs 10 GB free disk, 13 GB memory).",
+            valueName: "shape"))
+    var largeInputShape: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The ngrad binary whose solve the large-input measurement runs (default: $NGRAD_BINARY, else ../.build/release/ngrad, "
+                + "else ../.build/debug/ngrad; none found: the solve is skipped).", valueName: "path"))
+    var ngrad: String?
 
     @Flag(name: .long, help: "Re-read the --json, --csv and --svg files after writing them and check them (CI).")
     var checkOutputs = false
@@ -125,13 +140,25 @@ struct Benchmarks: ParsableCommand {
         let selected = Set(only.flatMap { $0.split(separator: ",").map(String.init) })
         let known: Set = [
             "accumulation", "block-accumulation", "implicit-product", "dense-product", "kronecker-product", "transfers",
-            "cg-iteration", "solvers",
+            "cg-iteration", "solvers", "large-input",
         ]
         if let unknown = selected.subtracting(known).sorted().first {
             throw ValidationError("--only: unknown operation '\(unknown)'; choose from \(known.sorted().joined(separator: ", "))")
         }
         func runs(_ operation: String) -> Bool { selected.isEmpty || selected.contains(operation) }
         var cases: [CaseResult] = []
+        if runs("large-input") {
+            let (rows, columns) = try largeInputDimensions()
+            progress("large input \(rows) x \(columns) (read throughput, ngrad solve's peak memory)")
+            if let result = try LargeInput.measure(
+                rows: rows, columns: columns, directory: NSTemporaryDirectory(), ngrad: ngradBinary(),
+                repetitions: max(3, min(repetitions, 5)))
+            {
+                print("large input (a child ngrad solve; its peak RSS is its own VmHWM, peakResidentBytes of its JSON):")
+                print(result.table)
+                print("")
+            }
+        }
         for (m, p) in suite.accumulation where runs("accumulation") {
             progress("accumulation float M=\(m) P=\(p)")
             cases.append(try sweepAccumulation(Float.self, context: context, rows: m, dimension: p, settings: settings))
@@ -265,6 +292,31 @@ struct Benchmarks: ParsableCommand {
         if !failed.isEmpty {
             throw MismatchError(checks: failed)
         }
+    }
+}
+
+extension Benchmarks {
+    /// `--large-input-shape`, else the suite's size.
+    func largeInputDimensions() throws -> (Int, Int) {
+        guard let largeInputShape else {
+            switch suite {
+            case .tiny: return (33, 4097)
+            case .quick: return (256, 65536)
+            case .full: return (512, 262_144)
+            }
+        }
+        let parts = largeInputShape.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts.allSatisfy({ $0 > 0 }), parts[0].multipliedReportingOverflow(by: parts[1]).overflow == false
+        else {
+            throw ValidationError("--large-input-shape must be ROWSxCOLUMNS with positive integers, got '\(largeInputShape)'")
+        }
+        return (parts[0], parts[1])
+    }
+
+    /// The ngrad binary: --ngrad, $NGRAD_BINARY, then the root package's release and debug builds.
+    func ngradBinary() -> String? {
+        let candidates = [ngrad, ProcessInfo.processInfo.environment["NGRAD_BINARY"], "../.build/release/ngrad", "../.build/debug/ngrad"]
+        return candidates.compactMap { $0 }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }
 

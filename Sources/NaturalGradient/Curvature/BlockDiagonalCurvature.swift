@@ -50,14 +50,17 @@ public final class BlockDiagonalCurvature<Element: DeviceScalar>: CurvatureOpera
     public func accumulate(_ factor: CurvatureFactor<Element>, alpha: Element? = nil, beta: Element = 1) throws {
         try require(
             factor.dimension == dimension, "factor", "has dimension \(factor.dimension), the blocks \(dimension)")
-        let descriptors = blocks.map { block in
-            AccumulationBlock(
-                factorOffset: block.offset, rowStride: factor.dimension, rows: factor.rows, dimension: block.size,
-                outputOffset: block.matrixOffset, weightOffset: factor.weights == nil ? nil : 0)
+        // A split factor: one accumulation per row piece (β for the first, 1 after).
+        for (index, piece) in factor.pieces.enumerated() {
+            let descriptors = blocks.map { block in
+                AccumulationBlock(
+                    factorOffset: block.offset, rowStride: factor.dimension, rows: piece.rows.count, dimension: block.size,
+                    outputOffset: block.matrixOffset, weightOffset: piece.weights == nil ? nil : 0)
+            }
+            try accumulation.accumulate(
+                descriptors, factors: piece.matrix, weights: piece.weights, into: matrices,
+                alpha: alpha ?? 1 / Element(factor.samples), beta: index == 0 ? beta : 1)
         }
-        try accumulation.accumulate(
-            descriptors, factors: factor.matrix, weights: factor.weights, into: matrices,
-            alpha: alpha ?? 1 / Element(factor.samples), beta: beta)
     }
 
     public func apply(_ x: VectorBatch<Element>, damping: Element, into y: VectorBatch<Element>) throws {

@@ -58,7 +58,7 @@ extension CurvatureFactor {
     /// The factor as saved in an optimizer state (values in float64).
     func savedState() throws -> SavedCurvature {
         .factor(
-            matrix: try matrix.downloadFloat64(0..<(rows * dimension)), rows: rows, samples: samples,
+            matrix: try downloadFloat64(), rows: rows, samples: samples,
             weights: try weights?.downloadFloat64(0..<rows))
     }
 }

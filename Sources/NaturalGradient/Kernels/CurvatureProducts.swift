@@ -65,19 +65,31 @@ import OpenCLHost
         // `GROUPS` groups (default `defaultGroups`), no more than there are row blocks, and
         // partial results of at most 256 MiB: from the problem and the tunables alone, never
         // the device's compute units, so the partials' summation order and every bit of
-        // the result are the same whatever threads the device runs.
-        let budget = max(1, (256 << 20) / (dimension * x.count * MemoryLayout<Element>.stride))
-        let blocks = (factor.rows + plan.rowBlock - 1) / plan.rowBlock
-        let wanted = max(1, min(tunables.groups ?? defaultGroups(blocks: blocks), blocks, budget))
-        let rowsPerGroup = roundUp((factor.rows + wanted - 1) / wanted, toMultipleOf: plan.rowBlock)
-        let groups = (factor.rows + rowsPerGroup - 1) / rowsPerGroup
+        // the result are the same whatever threads the device runs. A factor split into
+        // row pieces gets the rule per piece (and a share of the budget), one launch each,
+        // its groups' partials after the previous pieces': the finish adds them in row
+        // order. Bitwise the unsplit result when every piece boundary falls on a group
+        // boundary of the unsplit partition; else the rows are grouped differently and the
+        // result agrees to rounding.
+        let budget = max(1, (256 << 20) / (dimension * x.count * MemoryLayout<Element>.stride) / factor.pieces.count)
+        let layout = factor.pieces.map { piece -> (piece: FactorPiece<Element>, rowsPerGroup: Int, groups: Int) in
+            let blocks = (piece.rows.count + plan.rowBlock - 1) / plan.rowBlock
+            let wanted = max(1, min(tunables.groups ?? defaultGroups(blocks: blocks), blocks, budget))
+            let rowsPerGroup = roundUp((piece.rows.count + wanted - 1) / wanted, toMultipleOf: plan.rowBlock)
+            return (piece, rowsPerGroup, (piece.rows.count + rowsPerGroup - 1) / rowsPerGroup)
+        }
+        let groups = layout.reduce(0) { $0 + $1.groups }
         let partials = try scratch(count: groups * dimension * x.count)
 
-        try plan.partial.setArguments(
-            try uint32(factor.rows, "rows"), try uint32(dimension, "dimension"), try uint32(dimension, "dimension"),
-            UInt32(rowsPerGroup), factor.matrix, factor.weights ?? factor.matrix, UInt32(factor.weights == nil ? 0 : 1),
-            1 / Element(factor.samples), x.buffer, partials)
-        try context.enqueue(plan.partial, globalSize: [groups * plan.groupSize], localSize: [plan.groupSize])
+        var firstGroup = 0
+        for (piece, rowsPerGroup, pieceGroups) in layout {
+            try plan.partial.setArguments(
+                try uint32(piece.rows.count, "rows"), try uint32(dimension, "dimension"), try uint32(dimension, "dimension"),
+                UInt32(rowsPerGroup), piece.matrix, piece.weights ?? piece.matrix, UInt32(piece.weights == nil ? 0 : 1),
+                1 / Element(factor.samples), x.buffer, partials, UInt32(firstGroup))
+            try context.enqueue(plan.partial, globalSize: [pieceGroups * plan.groupSize], localSize: [plan.groupSize])
+            firstGroup += pieceGroups
+        }
         try plan.finish.setArguments(UInt32(dimension), UInt32(groups), partials, damping, x.buffer, y.buffer)
         try context.enqueue1D(plan.finish, items: dimension * x.count)
     }

@@ -92,19 +92,29 @@ import OpenCLHost
     }
 
     /// Dense accumulation of a whole factor: `F ← βF + α Uᵀ diag(w) U`, α = 1/N by default.
+    /// A factor split into row pieces is accumulated piece by piece (β for the first, 1
+    /// after), so F is rounded to the element type between pieces: equal to the unsplit
+    /// result to rounding, not bitwise.
     @discardableResult
     public func accumulate(
         _ factor: CurvatureFactor<Element>, into output: Buffer<Element>, alpha: Element? = nil, beta: Element = 0
     ) throws -> Event {
-        let block = AccumulationBlock(
-            factorOffset: 0, rowStride: factor.dimension, rows: factor.rows, dimension: factor.dimension,
-            outputOffset: 0, weightOffset: factor.weights == nil ? nil : 0)
-        return try accumulate(
-            [block], factors: factor.matrix, weights: factor.weights, into: output,
-            alpha: alpha ?? 1 / Element(factor.samples), beta: beta)
+        var event: Event?
+        for (index, piece) in factor.pieces.enumerated() {
+            let block = AccumulationBlock(
+                factorOffset: 0, rowStride: factor.dimension, rows: piece.rows.count, dimension: factor.dimension,
+                outputOffset: 0, weightOffset: piece.weights == nil ? nil : 0)
+            let pieceBeta: Element = index == 0 ? beta : 1
+            event = try accumulate(
+                [block], factors: piece.matrix, weights: piece.weights, into: output,
+                alpha: alpha ?? 1 / Element(factor.samples), beta: pieceBeta)
+        }
+        guard let event else { throw NaturalGradientError.invalidArgument(name: "factor", reason: "has no rows") }
+        return event
     }
 
-    /// `d ← βd + α Σ_m w_m u_m²` (the diagonal of the accumulated matrix), α = 1/N by default.
+    /// `d ← βd + α Σ_m w_m u_m²` (the diagonal of the accumulated matrix), α = 1/N by default;
+    /// piece by piece for a split factor (as `accumulate(_:into:alpha:beta:)`).
     @discardableResult
     public func accumulateDiagonal(
         _ factor: CurvatureFactor<Element>, into diagonal: Buffer<Element>, alpha: Element? = nil, beta: Element = 0
@@ -112,11 +122,18 @@ import OpenCLHost
         try require(
             diagonal.count >= factor.dimension, "diagonal",
             "holds \(diagonal.count) values for \(factor.dimension) parameters")
-        try diagonalKernel.setArguments(
-            UInt64(factor.rows), UInt64(factor.dimension), UInt64(factor.dimension), factor.matrix,
-            factor.weights ?? factor.matrix, UInt32(factor.weights == nil ? 0 : 1), diagonal,
-            alpha ?? 1 / Element(factor.samples), beta)
-        return try context.enqueue1D(diagonalKernel, items: factor.dimension)
+        var event: Event?
+        let scale: Element = alpha ?? 1 / Element(factor.samples)
+        for (index, piece) in factor.pieces.enumerated() {
+            let pieceBeta: Element = index == 0 ? beta : 1
+            let weights: Buffer<Element> = piece.weights ?? piece.matrix
+            try diagonalKernel.setArguments(
+                UInt64(piece.rows.count), UInt64(factor.dimension), UInt64(factor.dimension), piece.matrix,
+                weights, UInt32(piece.weights == nil ? 0 : 1), diagonal, scale, pieceBeta)
+            event = try context.enqueue1D(diagonalKernel, items: factor.dimension)
+        }
+        guard let event else { throw NaturalGradientError.invalidArgument(name: "factor", reason: "has no rows") }
+        return event
     }
 
     // MARK: - Task tables

@@ -81,32 +81,55 @@ public struct CurvatureBuilder<Element: DeviceScalar> {
                 })
             return
         }
+        // Restoring each kind of saved curvature, shared by its representation and `.automatic`.
+        let restoreImplicit: (SavedCurvature) throws -> any CurvatureOperator<Element> = { saved in
+            guard case let .factor(matrix, rows, samples, weights) = saved else { throw mismatch(saved) }
+            try require(
+                rows > 0 && matrix.count == rows * dimension, "state",
+                "the factor holds \(matrix.count) values for \(rows) rows")
+            return try ImplicitCurvature(
+                factor: CurvatureFactor<Element>(
+                    context: context, matrix: Element.narrowed(matrix), rows: rows, dimension: dimension,
+                    samples: samples, weights: weights.map { Element.narrowed($0) }))
+        }
+        let restoreDense: (SavedCurvature) throws -> any CurvatureOperator<Element> = { saved in
+            guard case let .dense(matrix) = saved else { throw mismatch(saved) }
+            try require(matrix.count == dimension * dimension, "state", "the dense matrix holds \(matrix.count) values")
+            let dense = try DenseCurvature<Element>(context: context, dimension: dimension)
+            try dense.matrix.upload(float64: matrix)
+            return dense
+        }
+        let restoreDiagonal: (SavedCurvature) throws -> any CurvatureOperator<Element> = { saved in
+            guard case let .diagonal(values) = saved else { throw mismatch(saved) }
+            try require(values.count == dimension, "state", "the diagonal holds \(values.count) values")
+            return try DiagonalCurvature(
+                values: Buffer(context: context, copying: Element.narrowed(values)), dimension: dimension)
+        }
+        // The memory plan for a step's factor, checked before a representation allocates.
+        func plan(_ factor: CurvatureFactor<Element>) -> MemoryPlan {
+            MemoryPlan.optimizer(
+                options, dimension: dimension, rowsPerStep: factor.rows, elementBytes: MemoryLayout<Element>.stride,
+                deviceKind: context.device.kind, available: MemoryAvailability(context: context))
+        }
+        func planned(
+            _ make: @escaping (CurvatureFactor<Element>) throws -> any CurvatureOperator<Element>
+        ) -> (CurvatureFactor<Element>) throws -> any CurvatureOperator<Element> {
+            { factor in
+                if let name = options.plannedName { try plan(factor).check(name) }
+                return try make(factor)
+            }
+        }
         let build: (CurvatureFactor<Element>) throws -> any CurvatureOperator<Element>
         let restore: (SavedCurvature) throws -> any CurvatureOperator<Element>
         switch options.representation {
         case .implicit:
-            build = { try ImplicitCurvature(factor: $0) }
-            restore = { saved in
-                guard case let .factor(matrix, rows, samples, weights) = saved else { throw mismatch(saved) }
-                try require(
-                    rows > 0 && matrix.count == rows * dimension, "state",
-                    "the factor holds \(matrix.count) values for \(rows) rows")
-                return try ImplicitCurvature(
-                    factor: CurvatureFactor<Element>(
-                        context: context, matrix: Element.narrowed(matrix), rows: rows, dimension: dimension,
-                        samples: samples, weights: weights.map { Element.narrowed($0) }))
-            }
+            build = planned { try ImplicitCurvature(factor: $0) }
+            restore = restoreImplicit
         case .dense:
-            build = { try DenseCurvature(factor: $0) }
-            restore = { saved in
-                guard case let .dense(matrix) = saved else { throw mismatch(saved) }
-                try require(matrix.count == dimension * dimension, "state", "the dense matrix holds \(matrix.count) values")
-                let dense = try DenseCurvature<Element>(context: context, dimension: dimension)
-                try dense.matrix.upload(float64: matrix)
-                return dense
-            }
+            build = planned { try DenseCurvature(factor: $0) }
+            restore = restoreDense
         case let .blockDiagonal(sizes):
-            build = { try BlockDiagonalCurvature(factor: $0, blockSizes: sizes) }
+            build = planned { try BlockDiagonalCurvature(factor: $0, blockSizes: sizes) }
             restore = { saved in
                 guard case let .blockDiagonal(matrices) = saved else { throw mismatch(saved) }
                 let blocks = try BlockDiagonalCurvature<Element>(context: context, blockSizes: sizes)
@@ -117,12 +140,22 @@ public struct CurvatureBuilder<Element: DeviceScalar> {
                 return blocks
             }
         case .diagonal:
-            build = { try DiagonalCurvature(factor: $0) }
+            build = planned { try DiagonalCurvature(factor: $0) }
+            restore = restoreDiagonal
+        case .automatic:
+            build = { factor in
+                switch try plan(factor).automaticRepresentation(rows: factor.rows, averaging: options.curvatureDecay > 0) {
+                case "dense F": try DenseCurvature(factor: factor)
+                case "implicit": try ImplicitCurvature(factor: factor)
+                default: try DiagonalCurvature(factor: factor)
+                }
+            }
             restore = { saved in
-                guard case let .diagonal(values) = saved else { throw mismatch(saved) }
-                try require(values.count == dimension, "state", "the diagonal holds \(values.count) values")
-                return try DiagonalCurvature(
-                    values: Buffer(context: context, copying: Element.narrowed(values)), dimension: dimension)
+                switch saved {
+                case .factor: try restoreImplicit(saved)
+                case .dense: try restoreDense(saved)
+                default: try restoreDiagonal(saved)
+                }
             }
         }
         self.init(fromFactor: build, fromLayers: nil, restoring: restore)

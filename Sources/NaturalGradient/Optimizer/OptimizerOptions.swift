@@ -39,6 +39,12 @@ public enum CurvatureRepresentation: Sendable, Equatable, Codable {
     /// The diagonal (`DiagonalCurvature`): CG or PCG (`.automatic` picks PCG, whose
     /// Jacobi preconditioner is the diagonal itself).
     case diagonal
+    /// Chosen by the memory plan at the first step, when the factor's rows are known
+    /// (`MemoryPlan.automaticRepresentation`): dense F where it fits and P ≤ M, else the
+    /// implicit factor (the diagonal where nothing else fits or a moving average is kept
+    /// and dense F does not fit). Solved by CG or PCG (or the dense Cholesky under
+    /// `.automatic` methods).
+    case automatic
 }
 
 /// The damping λ of `(F + λI) Δ = g`.
@@ -177,6 +183,10 @@ public struct NaturalGradientOptimizerOptions: Sendable {
                 try require(
                     [.automatic, .cg, .pcg].contains(method), "method",
                     "a diagonal curvature solves with cg or pcg, not \(method.rawValue)")
+            case .automatic:
+                try require(
+                    [.automatic, .cg, .pcg].contains(method), "method",
+                    "an automatic representation solves with the automatic method, cg or pcg, not \(method.rawValue)")
             }
         }
         switch damping {

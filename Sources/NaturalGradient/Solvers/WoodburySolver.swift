@@ -40,12 +40,27 @@ public final class WoodburySolver<Element: DeviceScalar>: CurvatureInverse, Expo
 
         let accumulation = try FisherAccumulation<Element>(context: context)
         let chunkGram = try Buffer<Element>(context: context, count: rows * rows)
+        // A factor split into row pieces: each chunk's columns of every piece are gathered into
+        // one M x chunk buffer on the device (one more pass over U, against the M²P/2
+        // multiply-adds of the Gram), and accumulated from there in the same order as from
+        // one buffer, so the Gram is bitwise the unsplit one.
+        let staging = factor.pieces.count > 1 ? try Buffer<Element>(context: context, count: rows * Self.gramChunk) : nil
         var sum = [Double](repeating: 0, count: rows * rows)
         for first in stride(from: 0, to: dimension, by: Self.gramChunk) {
+            let width = min(Self.gramChunk, dimension - first)
+            if let staging {
+                for piece in factor.pieces {
+                    try staging.copyRectangle(
+                        from: piece.matrix, sourceOrigin: (0, first), sourcePitch: dimension,
+                        destinationOrigin: (piece.rows.lowerBound, 0), destinationPitch: width, rows: piece.rows.count,
+                        columns: width)
+                }
+            }
             let block = AccumulationBlock(
-                factorOffset: first, rowStride: 1, columnStride: dimension, rows: min(Self.gramChunk, dimension - first),
-                dimension: rows, outputOffset: 0)
-            try accumulation.accumulate([block], factors: factor.matrix, into: chunkGram, alpha: 1, beta: 0)
+                factorOffset: staging == nil ? first : 0, rowStride: 1, columnStride: staging == nil ? dimension : width,
+                rows: width, dimension: rows, outputOffset: 0)
+            try accumulation.accumulate(
+                [block], factors: staging ?? factor.pieces[0].matrix, into: chunkGram, alpha: 1, beta: 0)
             let chunk = try chunkGram.downloadFloat64()
             for index in sum.indices { sum[index] += chunk[index] }
         }
@@ -81,20 +96,32 @@ public final class WoodburySolver<Element: DeviceScalar>: CurvatureInverse, Expo
         let context = factor.context
         let x = try VectorBatch<Element>(context: context, dimension: b.dimension, count: b.count)
         let t = try Buffer<Element>(context: context, count: rows)
+        // Each row piece's share of the coefficients c (the whole t for one piece).
+        let coefficients = try factor.pieces.count == 1 ? [t] : factor.pieces.map { try Buffer<Element>(context: context, count: $0.rows.count) }
         let v = try Buffer<Element>(context: context, count: b.dimension)
         let column = try Buffer<Element>(context: context, count: b.dimension)
         for index in 0..<b.count {
             let range = (index * b.dimension)..<((index + 1) * b.dimension)
             try column.copy(from: b.buffer, range: range)
             // t = Ũ b, on the host in float64 from here: z = (λI + ŨŨᵀ)⁻¹ t, c = √(w/N) ∘ z.
-            try rowDots.setArguments(UInt32(b.dimension), factor.matrix, column, Element(1), t)
-            try context.enqueue(rowDots, globalSize: [rows * groupSize], localSize: [groupSize])
+            // One launch per row piece, each writing its rows of t (bitwise the unsplit t).
+            for piece in factor.pieces {
+                try rowDots.setArguments(
+                    UInt32(b.dimension), piece.matrix, column, Element(1), t, UInt32(piece.rows.lowerBound))
+                try context.enqueue(rowDots, globalSize: [piece.rows.count * groupSize], localSize: [groupSize])
+            }
             let projected = try t.downloadFloat64().enumerated().map { $1 * rowScales[$0] }
             let z = try kernelMatrix.solve(projected)
-            try t.upload(float64: z.enumerated().map { $1 * rowScales[$0] })
-            // v = Uᵀ c; x = (b − v)/λ.
-            try columnCombination.setArguments(UInt32(rows), UInt32(b.dimension), factor.matrix, t, v)
-            try context.enqueue1D(columnCombination, items: b.dimension)
+            let c = z.enumerated().map { $1 * rowScales[$0] }
+            // v = Uᵀ c, each piece continuing the previous pieces' sums (bitwise the one
+            // sequential sum over all rows); x = (b − v)/λ.
+            for (piece, pieceCoefficients) in zip(factor.pieces, coefficients) {
+                try pieceCoefficients.upload(float64: Array(c[piece.rows]))
+                try columnCombination.setArguments(
+                    UInt32(piece.rows.count), UInt32(b.dimension), piece.matrix, pieceCoefficients, v,
+                    UInt32(piece.rows.lowerBound == 0 ? 0 : 1))
+                try context.enqueue1D(columnCombination, items: b.dimension)
+            }
             try vectors.axpby(-1 / damping, v, 1 / damping, column)
             try x.buffer.copy(from: column, range: 0..<b.dimension, to: range.lowerBound)
         }

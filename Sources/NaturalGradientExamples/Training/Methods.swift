@@ -158,59 +158,8 @@ struct NaturalGradientRule: StepRule {
         self.parallel = parallel
         curvatureSamples = method == .fisherCG ? 32 : method == .empiricalWoodbury ? 128 : Int.max
         generator = SplitMix64(seed: seed ^ 0x5EED)
-        var options: NaturalGradientOptimizerOptions
+        let options = try Self.options(for: method, model: model)
         let layers = model.shapes.map { LayerShape(outputs: $0.outputs, inputs: $0.inputs) }
-        switch method {
-        case .kfacAdaptive:
-            // K-FAC with KFAC-JAX's adaptive rules, so that no constant is tuned to this data:
-            // the step size and the momentum weight minimise the quadratic model, λ follows ρ
-            // (Levenberg-Marquardt, from KFAC-JAX's initial 1e-3), the factor average is
-            // bias-corrected (a weighted mean of the batch estimates), and there is no clip.
-            options = NaturalGradientOptimizerOptions(curvature: .kfac(layers: layers))
-            options.damping = .levenbergMarquardt(initial: 1e-3, minimum: 1e-8, maximum: 1e4)
-            options.stepSize = .quadraticModel(maximum: 1)
-            options.momentum = 0.9
-            options.curvatureDecay = 0.95
-            options.curvatureBiasCorrection = true
-            // Inverses every step: with λ moving every step a stale inverse solves with the
-            // wrong λ (every second step took 63 steps to 1e-3 on seed 0 against 38).
-            options.curvatureRefreshPeriod = 1
-            options.inverseRefreshPeriod = 1
-        case .kfac:
-            // K-FAC as in Martens and Grosse (2015): factors averaged over steps (statistics
-            // from labels sampled from the model), factored Tikhonov damping, factors and
-            // inverses refreshed every second step (every step took as many steps to the
-            // threshold, at more cost per step).
-            // Settings tuned once on seeds 0-2 at batch 512 (README, "Training").
-            options = NaturalGradientOptimizerOptions(curvature: .kfac(layers: layers))
-            options.damping = .fixed(0.03)
-            options.stepSize = .learningRate(0.3)
-            options.momentum = 0.9
-            options.curvatureDecay = 0.95
-            options.maxUpdateNorm = 1
-            options.curvatureRefreshPeriod = 2
-            options.inverseRefreshPeriod = 2
-        case .fisherCG:
-            // Hessian-free style: exact Fisher (GGN) on a 32-sample subset, truncated CG,
-            // Levenberg-Marquardt damping, step size and momentum from the quadratic model.
-            options = NaturalGradientOptimizerOptions(curvature: .exactFisher)
-            options.method = .cg
-            options.damping = .levenbergMarquardt(initial: 1, minimum: 1e-4, maximum: 100)
-            options.stepSize = .quadraticModel(maximum: 1)
-            options.momentum = 0.9
-            options.maxUpdateNorm = 1
-            options.conjugateGradient = ConjugateGradientOptions(tolerance: 1e-3, maxIterations: 10, progressRule: true)
-        case .empiricalWoodbury:
-            // The empirical Fisher of a 128-sample subset, solved exactly by Woodbury.
-            options = NaturalGradientOptimizerOptions(curvature: .empiricalFisher)
-            options.method = .woodbury
-            options.damping = .fixed(1)
-            options.stepSize = .learningRate(1)
-            options.momentum = 0.9
-            options.maxUpdateNorm = 1
-        case .sgd, .adam:
-            throw NaturalGradientError.invalidArgument(name: "method", reason: "\(method.rawValue) is not a natural-gradient method")
-        }
         if let parallel {
             // Data-parallel: K-FAC the KAISA way (factors summed over the ranks, inversions
             // spread over them); the factor-based methods would need the ranks' rows gathered.
@@ -281,4 +230,75 @@ struct NaturalGradientRule: StepRule {
 /// A mean over this rank's samples as the mean over the global batch (itself in one process).
 private func globalMean(_ value: Double, samples: Int, _ parallel: (any DataParallel)?) throws -> Double {
     try parallel?.mean(value, samples: samples) ?? value
+}
+
+extension NaturalGradientRule {
+    /// The optimizer options of `method` (a natural-gradient method) for `model`.
+    static func options(for method: TrainMethod, model: MLP) throws -> NaturalGradientOptimizerOptions {
+        var options: NaturalGradientOptimizerOptions
+        let layers = model.shapes.map { LayerShape(outputs: $0.outputs, inputs: $0.inputs) }
+        switch method {
+        case .kfacAdaptive:
+            // K-FAC with KFAC-JAX's adaptive rules, so that no constant is tuned to this data:
+            // the step size and the momentum weight minimise the quadratic model, λ follows ρ
+            // (Levenberg-Marquardt, from KFAC-JAX's initial 1e-3), the factor average is
+            // bias-corrected (a weighted mean of the batch estimates), and there is no clip.
+            options = NaturalGradientOptimizerOptions(curvature: .kfac(layers: layers))
+            options.damping = .levenbergMarquardt(initial: 1e-3, minimum: 1e-8, maximum: 1e4)
+            options.stepSize = .quadraticModel(maximum: 1)
+            options.momentum = 0.9
+            options.curvatureDecay = 0.95
+            options.curvatureBiasCorrection = true
+            // Inverses every step: with λ moving every step a stale inverse solves with the
+            // wrong λ (every second step took 63 steps to 1e-3 on seed 0 against 38).
+            options.curvatureRefreshPeriod = 1
+            options.inverseRefreshPeriod = 1
+        case .kfac:
+            // K-FAC as in Martens and Grosse (2015): factors averaged over steps (statistics
+            // from labels sampled from the model), factored Tikhonov damping, factors and
+            // inverses refreshed every second step (every step took as many steps to the
+            // threshold, at more cost per step).
+            // Settings tuned once on seeds 0-2 at batch 512 (README, "Training").
+            options = NaturalGradientOptimizerOptions(curvature: .kfac(layers: layers))
+            options.damping = .fixed(0.03)
+            options.stepSize = .learningRate(0.3)
+            options.momentum = 0.9
+            options.curvatureDecay = 0.95
+            options.maxUpdateNorm = 1
+            options.curvatureRefreshPeriod = 2
+            options.inverseRefreshPeriod = 2
+        case .fisherCG:
+            // Hessian-free style: exact Fisher (GGN) on a 32-sample subset, truncated CG,
+            // Levenberg-Marquardt damping, step size and momentum from the quadratic model.
+            options = NaturalGradientOptimizerOptions(curvature: .exactFisher)
+            options.method = .cg
+            options.damping = .levenbergMarquardt(initial: 1, minimum: 1e-4, maximum: 100)
+            options.stepSize = .quadraticModel(maximum: 1)
+            options.momentum = 0.9
+            options.maxUpdateNorm = 1
+            options.conjugateGradient = ConjugateGradientOptions(tolerance: 1e-3, maxIterations: 10, progressRule: true)
+        case .empiricalWoodbury:
+            // The empirical Fisher of a 128-sample subset, solved exactly by Woodbury.
+            options = NaturalGradientOptimizerOptions(curvature: .empiricalFisher)
+            options.method = .woodbury
+            options.damping = .fixed(1)
+            options.stepSize = .learningRate(1)
+            options.momentum = 0.9
+            options.maxUpdateNorm = 1
+        case .sgd, .adam:
+            throw NaturalGradientError.invalidArgument(name: "method", reason: "\(method.rawValue) is not a natural-gradient method")
+        }
+        return options
+    }
+
+    /// The rows of the factor a step of `method` brings at `batchSize` (nil for K-FAC, which
+    /// takes layer statistics): the exact Fisher's 32 samples times the model's outputs, the
+    /// empirical Fisher's 128 per-sample gradients.
+    static func factorRows(for method: TrainMethod, model: MLP, batchSize: Int) -> Int? {
+        switch method {
+        case .fisherCG: min(32, batchSize) * (model.sizes.last ?? 1)
+        case .empiricalWoodbury: min(128, batchSize)
+        default: nil
+        }
+    }
 }
