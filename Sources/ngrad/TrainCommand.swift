@@ -14,8 +14,10 @@ struct TrainCommand: ParsableCommand {
             initial parameters and batch order for every method. SGD (momentum 0.9) and Adam each \
             try a small learning-rate grid and keep the best. Natural-gradient methods go through \
             the library's NaturalGradientOptimizer. Seconds count the training steps, not the \
-            whole-training-set loss evaluated after every step for the table and the plot. \
-            Writes steps.csv (every step of every run), summary.csv and loss.svg into --output.
+            whole-training-set loss evaluated after every step for the table and the plot, nor the \
+            untimed warm-up (two throwaway steps that build every kernel program and launch shape \
+            first: the 'warm-up s' column). Writes steps.csv (every step of every run), summary.csv, \
+            summary.json (with the warm-up seconds) and loss.svg into --output.
             """,
         version: NaturalGradientVersion.string
     )
@@ -99,8 +101,9 @@ struct TrainCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         try comparison.stepsCSV().write(toFile: output + "/steps.csv", atomically: true, encoding: .utf8)
         try comparison.summaryCSV().write(toFile: output + "/summary.csv", atomically: true, encoding: .utf8)
+        try comparison.summaryJSON().write(toFile: output + "/summary.json", atomically: true, encoding: .utf8)
         try comparison.chart().write(toFile: output + "/loss.svg", atomically: true, encoding: .utf8)
-        print("wrote \(output)/steps.csv, \(output)/summary.csv, \(output)/loss.svg")
+        print("wrote \(output)/steps.csv, \(output)/summary.csv, \(output)/summary.json, \(output)/loss.svg")
     }
 
     /// The digits data from `--data` or the committed copy; a file that cannot be read or
