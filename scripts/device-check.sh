@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Checks an OpenCL device (a GPU machine) in one step from binaries built elsewhere.
 #
-#   scripts/device-check.sh --prepare [--bundle DIR] [--debug]
+#   scripts/device-check.sh --prepare [--bundle DIR] [--debug] [--skip-benchmarks]
 #       Here (the build machine): builds static release binaries of ngrad and of the
 #       benchmark package (swift build -c release --static-swift-stdlib; slow: tens of
 #       minutes on two cores) and bundles them into DIR (default device-check-bundle) with
 #       this script and the shared libraries they load that are not glibc's: OpenBLAS,
 #       LAPACKE, zlib, CLBlast in lib/, and in lib/optional/ the OpenCL ICD loader
 #       (libOpenCL.so.1) and the C++ runtime, used on the target only where it lacks them.
-#       --debug bundles the debug builds instead (to test this script, not for a device).
+#       --debug bundles the debug builds instead and --skip-benchmarks leaves the benchmark
+#       binary out (both to test this script quickly, not for a device).
 #
 #   DIR/device-check.sh [--device D] [--sizes quick|tiny] [--out DIR] [--budget SECONDS]
 #       There (the target): runs, each under its own timeout and all within the budget
@@ -24,13 +25,14 @@
 # Tested on PoCL (the CPU device, --sizes tiny); see README, "Checking a GPU machine".
 set -u
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 64; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 64; }
 
 script_path=$(readlink -f "$0")
 script_dir=$(dirname "$script_path")
 mode=run
 bundle=
 debug=0
+skip_benchmarks=0
 device=${NGRAD_DEVICE:-gpu}
 sizes=quick
 out=${OUT:-}
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
         --prepare) mode=prepare ;;
         --bundle) bundle=$2; shift ;;
         --debug) debug=1 ;;
+        --skip-benchmarks) skip_benchmarks=1 ;;
         --device) device=$2; shift ;;
         --sizes) sizes=$2; shift ;;
         --out) out=$2; shift ;;
@@ -66,14 +69,17 @@ prepare() {
     if [ "$debug" = 1 ]; then configuration=(); products=.build/debug; fi
     echo "device-check: building ngrad (${configuration[*]:-debug})" >&2
     (cd "$root" && swift build "${configuration[@]}" --product ngrad) || exit 1
-    echo "device-check: building ngrad-benchmarks (${configuration[*]:-debug})" >&2
-    (cd "$root/Benchmarks" && swift build "${configuration[@]}" --product ngrad-benchmarks) || exit 1
+    if [ "$skip_benchmarks" = 0 ]; then
+        echo "device-check: building ngrad-benchmarks (${configuration[*]:-debug})" >&2
+        (cd "$root/Benchmarks" && swift build "${configuration[@]}" --product ngrad-benchmarks) || exit 1
+    fi
     rm -rf "$bundle"
     mkdir -p "$bundle/bin" "$bundle/lib/optional"
-    cp "$root/$products/ngrad" "$root/Benchmarks/$products/ngrad-benchmarks" "$bundle/bin/"
+    cp "$root/$products/ngrad" "$bundle/bin/"
+    [ "$skip_benchmarks" = 0 ] && cp "$root/Benchmarks/$products/ngrad-benchmarks" "$bundle/bin/"
     cp "$script_path" "$bundle/device-check.sh"
     local library
-    for library in $(libraries_of "$bundle/bin/ngrad"; libraries_of "$bundle/bin/ngrad-benchmarks"); do
+    for library in $(for binary in "$bundle"/bin/*; do libraries_of "$binary"; done | sort -u); do
         case $(basename "$library") in
             # The ICD loader and the C++ runtime: only where the target has none, since a
             # GPU driver brings (and may need) its own.
@@ -104,11 +110,13 @@ out=$(cd "$out" && pwd)
 
 # The bundle's libraries, plus its optional ones where the target lacks any of them.
 export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-if ldd "$bundle/bin/ngrad" "$bundle/bin/ngrad-benchmarks" 2>/dev/null | grep -q 'not found'; then
+binaries=("$bundle/bin/ngrad")
+[ -x "$bundle/bin/ngrad-benchmarks" ] && binaries+=("$bundle/bin/ngrad-benchmarks")
+if ldd "${binaries[@]}" 2>/dev/null | grep -q 'not found'; then
     export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$bundle/lib/optional"
     echo "device-check: using the bundled ICD loader / C++ runtime (lib/optional)" >&2
 fi
-ldd "$bundle/bin/ngrad" "$bundle/bin/ngrad-benchmarks" >"$out/ldd.txt" 2>&1
+ldd "${binaries[@]}" >"$out/ldd.txt" 2>&1
 export NGRAD_DEVICE=$device
 export NGRAD_TUNING_CACHE="$out/tuning-cache.json"
 # The steps share the machine with nothing else they start: one BLAS thread would
@@ -180,7 +188,15 @@ step devices 30 devices.json "$ngrad" devices --json
 step kernels 90 kernels.json "$ngrad" kernels --json
 step bench 90 bench.json "$ngrad" bench --json "${bench_size[@]}"
 step tune 120 tune.json "$ngrad" tune --json "${tune_size[@]}"
-step benchmarks 180 benchmarks.stdout "$bundle/bin/ngrad-benchmarks" --suite "$suite" --json "$out/benchmarks.json"
+if [ -x "$bundle/bin/ngrad-benchmarks" ]; then
+    step benchmarks 180 benchmarks.stdout "$bundle/bin/ngrad-benchmarks" --suite "$suite" --json "$out/benchmarks.json"
+else
+    failures=$((failures + 1))
+    steps_json="$steps_json,
+    {\"step\": \"benchmarks\", \"status\": \"not bundled\", \"exit_status\": -1, \"seconds\": 0, \"output\": \"\"}"
+    summary_text="$summary_text$(printf '%-12s %-18s %7s s' benchmarks "not bundled" 0)
+"
+fi
 
 total=$(($(date +%s) - start))
 cat >"$out/summary.json" <<EOF

@@ -52,11 +52,15 @@ struct GPUConfigurationTests {
 
     /// The configurations of one family to run, each with the context (profile) to run it
     /// on: the profiles' defaults (duplicates dropped), then the low and high corners on the
-    /// NVIDIA limits and the two alternating corners on the small GPU's.
+    /// NVIDIA limits and the two alternating corners on the small GPU's. `defaultsOnly`
+    /// (the double runs, to bound the builds): the NVIDIA defaults alone.
     static func configurations<Tunables: KernelTunables, Element: DeviceScalar>(
-        _: Tunables.Type, _: Element.Type
+        _: Tunables.Type, _: Element.Type, defaultsOnly: Bool = false
     ) throws -> [(tunables: Tunables?, context: Context, label: String)] {
         let contexts = try Self.contexts.get()
+        if defaultsOnly {
+            return [(nil, contexts[0], "\(profiles[0]) defaults \(Tunables.defaults(for: contexts[0].device, element: Element.self))")]
+        }
         var seen = Set<Tunables>()
         var runs: [(tunables: Tunables?, context: Context, label: String)] = []
         for (profile, context) in zip(profiles, contexts) {
@@ -134,7 +138,7 @@ struct GPUConfigurationTests {
         let u: [T] = randomValues(m * p, seed: 11)
         let weights: [T] = randomValues(m, seed: 12).map { abs($0) }
         let reference = referenceAccumulation(u, rows: m, dim: p, weights: weights, alpha: 1 / Double(m))
-        for run in try Self.configurations(AccumulationTunables.self, T.self) where !defaultsOnly || run.tunables == nil {
+        for run in try Self.configurations(AccumulationTunables.self, T.self, defaultsOnly: defaultsOnly) {
             let factor = try CurvatureFactor(
                 matrix: Buffer(context: run.context, copying: u), rows: m, dimension: p, samples: m,
                 weights: Buffer(context: run.context, copying: weights))
@@ -181,7 +185,7 @@ struct GPUConfigurationTests {
             }
         }
         let denseReference = batches.map { $0.map { referenceDenseProduct(dense, dim: p, x: $0.map { Double($0) }, damping: damping) } }
-        for run in try Self.configurations(ProductTunables.self, T.self) where !defaultsOnly || run.tunables == nil {
+        for run in try Self.configurations(ProductTunables.self, T.self, defaultsOnly: defaultsOnly) {
             let context = run.context
             let factor = try CurvatureFactor(
                 matrix: Buffer(context: context, copying: u), rows: m, dimension: p, samples: m,
@@ -221,7 +225,7 @@ struct GPUConfigurationTests {
     private func kronecker<T: DeviceScalar>(_: T.Type, defaultsOnly: Bool = false) throws {
         let shapes = [(outputs: 1, inputs: 3), (outputs: 9, inputs: 17), (outputs: 70, inputs: 67)]
         let damping = 0.05
-        for run in try Self.configurations(KroneckerTunables.self, T.self) where !defaultsOnly || run.tunables == nil {
+        for run in try Self.configurations(KroneckerTunables.self, T.self, defaultsOnly: defaultsOnly) {
             let context = run.context
             let curvature = try KroneckerCurvature<T>(context: context, shapes: shapes, tunables: run.tunables)
             var factors = [T](repeating: 0, count: curvature.factors.count)
@@ -298,6 +302,19 @@ struct GPUConfigurationTests {
         #expect(ConjugateGradientTunables.defaults(for: nvidia, element: Float.self).contiguous == 0)
         #expect(KroneckerTunables.defaults(for: contexts[3].device, element: Float.self).groupSize == 64)
 
+        // Every family's defaults are valid on every profile (the products' were refused on
+        // 48 KiB of local memory until the rule charged RB·KB as the plan chooses it).
+        for device in contexts.map(\.device) {
+            func valid<Tunables: KernelTunables>(_: Tunables.Type) {
+                let violation = Tunables.defaults(for: device, element: Float.self).violation(on: device, element: Float.self)
+                #expect(violation == nil, "\(Tunables.family) on \(device.name)")
+            }
+            valid(ReductionTunables.self)
+            valid(AccumulationTunables.self)
+            valid(ProductTunables.self)
+            valid(KroneckerTunables.self)
+            valid(ConjugateGradientTunables.self)
+        }
         let high = try Self.corner(ReductionTunables.self, Float.self, .high, device: nvidia)
         #expect(high.groupSize == 1024)
         let tile = try Self.corner(AccumulationTunables.self, Float.self, .high, device: nvidia)
@@ -307,8 +324,11 @@ struct GPUConfigurationTests {
         // Each step back was forced: one more of the stepped tunable breaks the rule.
         let local = (tiles.groupRows * tiles.tileRows + tiles.groupColumns * tiles.tileColumns) * tiles.slice * 4
         #expect(local <= 48 << 10 && local + (tiles.groupRows * tiles.tileRows + tiles.groupColumns * tiles.tileColumns) * 4 > 48 << 10)
+        // The largest group fits with the plan's own row blocks (RB·KB ≤ 8), and then only
+        // with one row per block: two would need 65,600 bytes.
         let rows = try Self.corner(ProductTunables.self, Float.self, .high, device: nvidia)
-        #expect(rows.rowBlock.map { $0 > 1 } == true && rows.violation(on: nvidia, element: Float.self) == nil)
+        #expect(rows.groupSize == 1024 && rows.rowBlock == 1 && rows.violation(on: nvidia, element: Float.self) == nil)
+        #expect(try rows.overriding(["RB": 2]).violation(on: nvidia, element: Float.self) != nil)
         #expect(throws: OpenCLError.self) {
             try nvidia.presenting(as: .gpu, name: "too large", maxWorkGroupSize: 1 << 30, localMemoryBytes: 0)
         }

@@ -26,8 +26,9 @@ public struct TrainRun: Sendable {
     /// (on PoCL) compiling each launch shape, plus the warm-up steps' own work (0 for the
     /// host-only first-order methods).
     public var warmupSeconds: Double = 0
-    /// Programs looked up or built (`Context.buildProgram` calls of any origin) during the
-    /// timed steps: 0 when the warm-up made every launch plan the steps use.
+    /// Programs compiled or loaded from the disk cache during the timed steps: 0 when the
+    /// warm-up built every program the steps use (a launch plan a step makes from a program
+    /// already in the context's memory cache is not a build).
     public var programBuildsInTimedSteps = 0
     /// The first record at or below the threshold, if any.
     public func firstBelow(_ threshold: Double) -> TrainRecord? { records.first { $0.trainLoss <= threshold } }
@@ -104,8 +105,7 @@ public struct Trainer {
         return TrainRun(
             method: method, variant: method.learningRates.count > 1 ? "lr=\(learningRate)" : "", records: records,
             testAccuracy: accuracy, warmupSeconds: warmupSeconds,
-            programBuildsInTimedSteps: (builds.memoryHits + builds.diskHits + builds.compiles)
-                - (buildsBefore.memoryHits + buildsBefore.diskHits + buildsBefore.compiles))
+            programBuildsInTimedSteps: (builds.diskHits + builds.compiles) - (buildsBefore.diskHits + buildsBefore.compiles))
     }
 
     /// Steps of the untimed warm-up: the first step (factors, inverses, the first solve)

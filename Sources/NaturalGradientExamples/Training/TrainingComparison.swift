@@ -121,7 +121,7 @@ public struct TrainingComparison: Sendable {
         let finalTrainLoss: Double?, testAccuracy: Double, seconds: Double
         /// The untimed warm-up (program builds, per-shape compilation, its steps' work).
         let warmupSeconds: Double
-        /// Programs looked up or built during the timed steps (0: no compilation in them).
+        /// Programs compiled or loaded from disk during the timed steps (0: none in them).
         let programBuildsInTimedSteps: Int
     }
 
