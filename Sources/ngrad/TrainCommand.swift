@@ -14,8 +14,10 @@ struct TrainCommand: ParsableCommand {
             initial parameters and batch order for every method. SGD (momentum 0.9) and Adam each \
             try a small learning-rate grid and keep the best. Natural-gradient methods go through \
             the library's NaturalGradientOptimizer. Seconds count the training steps, not the \
-            whole-training-set loss evaluated after every step for the table and the plot. \
-            Writes steps.csv (every step of every run), summary.csv and loss.svg into --output.
+            whole-training-set loss evaluated after every step for the table and the plot, nor the \
+            untimed warm-up (two throwaway steps that build every kernel program and launch shape \
+            first: the 'warm-up s' column). Writes steps.csv (every step of every run), summary.csv, \
+            summary.json (with the warm-up seconds) and loss.svg into --output.
             """,
         version: NaturalGradientVersion.string
     )
@@ -87,7 +89,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// The files of a run, written as one set into --output.
-    static let outputNames = ["steps.csv", "summary.csv", "loss.svg"]
+    static let outputNames = ["steps.csv", "summary.csv", "summary.json", "loss.svg"]
 
     func run() throws {
         #if NGRAD_MPI
@@ -141,7 +143,7 @@ struct TrainCommand: ParsableCommand {
         if let traffic { try StandardOutput.print(traffic) }
         try outputDirectory.write([
             "steps.csv": Array(comparison.stepsCSV().utf8), "summary.csv": Array(comparison.summaryCSV().utf8),
-            "loss.svg": Array(comparison.chart().utf8),
+            "summary.json": Array(comparison.summaryJSON().utf8), "loss.svg": Array(comparison.chart().utf8),
         ])
         try StandardOutput.print("wrote " + Self.outputNames.map(outputDirectory.path(of:)).joined(separator: ", "))
     }

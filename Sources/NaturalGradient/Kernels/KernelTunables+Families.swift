@@ -199,12 +199,15 @@ public struct CurvatureProductTunables: KernelTunables {
     }
 
     /// Local scratch: RB·KB·WGS (+ RB·KB) of the implicit product and DRB·KB·DWGS of the
-    /// dense product, at the largest KB a pass uses.
+    /// dense product, at the largest KB a pass uses. Without an `RB` the plan takes at most
+    /// `maximum / KB` rows per block, so RB·KB is at most `maximum` (charging 8 x 8 refused
+    /// the GPU defaults on 48 KiB of local memory: 65,792 bytes at WGS = 256).
     public func crossRuleViolation<Element: DeviceScalar>(on device: Device, element: Element.Type) -> String? {
         let kb = Self.maxVectorsPerPass
-        let rb = rowBlock ?? ImplicitProductRowBlock.maximum
+        let rbkb = rowBlock.map { $0 * kb } ?? ImplicitProductRowBlock.maximum
+        let shape = rowBlock.map { "RB=\($0) x KB=\(kb)" } ?? "RB·KB=\(rbkb)"
         return localMemoryViolation(
-            (rb * kb * groupSize + rb * kb) * elementBytes(element), "RB=\(rb) x KB=\(kb) x WGS=\(groupSize)", device)
+            (rbkb * groupSize + rbkb) * elementBytes(element), "\(shape) x WGS=\(groupSize)", device)
             ?? localMemoryViolation(
                 denseRows * kb * denseGroupSize * elementBytes(element),
                 "DRB=\(denseRows) x KB=\(kb) x DWGS=\(denseGroupSize)", device)

@@ -46,7 +46,7 @@ public struct TrainingComparison: Sendable {
     public func table() -> TextTable {
         var table = TextTable([
             "method", "setting", "steps to loss ≤ \(threshold)", "seconds to it", "final train loss", "test accuracy",
-            "seconds",
+            "seconds", "warm-up s",
         ])
         for run in best {
             let hit = run.firstBelow(threshold)
@@ -54,7 +54,7 @@ public struct TrainingComparison: Sendable {
                 run.method.title, run.variant.isEmpty ? "-" : run.variant, hit.map { "\($0.step)" } ?? "not reached",
                 hit.map { String(format: "%.2f", $0.seconds) } ?? "-", String(format: "%.3g", run.finalLoss),
                 String(format: "%.1f%%", run.testAccuracy * 100),
-                String(format: "%.2f", run.records.last?.seconds ?? 0),
+                String(format: "%.2f", run.records.last?.seconds ?? 0), String(format: "%.2f", run.warmupSeconds),
             ])
         }
         return table
@@ -74,9 +74,19 @@ public struct TrainingComparison: Sendable {
                 + "\(baseline.method.title) did not within \(steps)."
         }
         return String(
-            format: "%@ reached loss ≤ %g in %.1fx fewer steps (%d vs %d) and %.1fx less time (%.2f s vs %.2f s) than %@ %@.",
-            contender.method.title, threshold, Double(slow.step) / Double(max(fast.step, 1)), fast.step, slow.step,
-            slow.seconds / max(fast.seconds, 1e-9), fast.seconds, slow.seconds, baseline.method.title, baseline.variant)
+            format: "%@ reached loss ≤ %g in %@ (%d vs %d) and %@ (%.2f s vs %.2f s) than %@ %@.",
+            contender.method.title, threshold,
+            Self.ratioPhrase(Double(fast.step), Double(slow.step), less: "fewer steps", more: "more steps"), fast.step,
+            slow.step, Self.ratioPhrase(fast.seconds, slow.seconds, less: "less time", more: "more time"), fast.seconds,
+            slow.seconds, baseline.method.title, baseline.variant)
+    }
+
+    /// `value` against `baseline` as a ratio of at least 1: "2.8x less time" where the value
+    /// is smaller, "1.7x more time" where it is larger (never "0.6x less time").
+    public static func ratioPhrase(_ value: Double, _ baseline: Double, less: String, more: String) -> String {
+        let (value, baseline) = (max(value, 1e-9), max(baseline, 1e-9))
+        return value <= baseline
+            ? String(format: "%.1fx %@", baseline / value, less) : String(format: "%.1fx %@", value / baseline, more)
     }
 
     /// steps.csv: every step of every run, the best runs flagged.
@@ -102,6 +112,35 @@ public struct TrainingComparison: Sendable {
                 + String(format: "%.8g,%.6f,%.6f\n", run.finalLoss, run.testAccuracy, run.records.last?.seconds ?? 0)
         }
         return text
+    }
+
+    /// One method's best run in summary.json.
+    struct SummaryEntry: Encodable {
+        let method: String, setting: String, threshold: Double
+        let stepsToThreshold: Int?, secondsToThreshold: Double?
+        let finalTrainLoss: Double?, testAccuracy: Double, seconds: Double
+        /// The untimed warm-up (program builds, per-shape compilation, its steps' work).
+        let warmupSeconds: Double
+        /// Programs compiled or loaded from disk during the timed steps (0: none in them).
+        let programBuildsInTimedSteps: Int
+    }
+
+    /// summary.json: summary.csv's fields per method's best run, plus the warm-up seconds
+    /// kept out of the timed steps and the programs built during them (snake_case keys; a
+    /// non-finite final loss is null).
+    public func summaryJSON() throws -> String {
+        let entries = best.map { run in
+            let hit = run.firstBelow(threshold)
+            return SummaryEntry(
+                method: run.method.rawValue, setting: run.variant, threshold: threshold, stepsToThreshold: hit?.step,
+                secondsToThreshold: hit?.seconds, finalTrainLoss: run.finalLoss.isFinite ? run.finalLoss : nil,
+                testAccuracy: run.testAccuracy, seconds: run.records.last?.seconds ?? 0,
+                warmupSeconds: run.warmupSeconds, programBuildsInTimedSteps: run.programBuildsInTimedSteps)
+        }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(entries), as: UTF8.self) + "\n"
     }
 
     /// loss.svg: the best runs' training loss against steps and against seconds.
