@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import NaturalGradientTestSupport
 
-@testable import NaturalGradient
+@_spi(Benchmarks) @testable import NaturalGradient
 @testable import OpenCLHost
 
 /// The kernel configurations a GPU would run, run on the test device before a GPU ever
