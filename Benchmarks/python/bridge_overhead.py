@@ -11,7 +11,12 @@ The Swift side is SwiftBaseline/ (built here with `swift build -c release`); the
 is the installed `naturalgradient` package (or $NATURALGRADIENT_LIBRARY). Run on a quiet
 machine: both sides are timed in one run, but a busy machine spreads both.
 
-Usage: python Benchmarks/python/bridge_overhead.py [--repetitions 20] [--device cpu] [--json out.json]
+With --rounds R (default 5) the two sides alternate R times (Swift, Python, Swift, ...), and
+the overhead quoted is the median over the rounds of each round's Python / Swift - 1: a
+shared VM's throughput drifts by 10-20% over a minute, which a single Swift-then-Python
+pair reads as overhead of either sign.
+
+Usage: python Benchmarks/python/bridge_overhead.py [--repetitions 20] [--rounds 5] [--device cpu] [--json out.json]
 """
 
 from __future__ import annotations
@@ -77,14 +82,24 @@ def python_cases(repetitions: int, context: ng.Context) -> dict[str, tuple[float
 
 
 def swift_cases(repetitions: int, device: str) -> dict[str, tuple[float, float]]:
-    package = HERE / "SwiftBaseline"
-    subprocess.run(["swift", "build", "-c", "release"], cwd=package, check=True)
-    binary = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=package, check=True,
-                            capture_output=True, text=True).stdout.strip()
-    output = subprocess.run([f"{binary}/swift-baseline", str(repetitions), "--device", device], check=True,
+    output = subprocess.run([f"{swift_binary()}/swift-baseline", str(repetitions), "--device", device], check=True,
                             capture_output=True, text=True).stdout
     rows = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     return {row["case"]: (row["median_us"], row["min_us"]) for row in rows}
+
+
+def swift_binary() -> str:
+    """The release build folder of SwiftBaseline/, built on first use."""
+    global _swift_binary
+    if _swift_binary is None:
+        package = HERE / "SwiftBaseline"
+        subprocess.run(["swift", "build", "-c", "release"], cwd=package, check=True)
+        _swift_binary = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=package,
+                                       check=True, capture_output=True, text=True).stdout.strip()
+    return _swift_binary
+
+
+_swift_binary: str | None = None
 
 
 def main() -> int:
@@ -92,17 +107,26 @@ def main() -> int:
     parser.add_argument("--repetitions", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rounds", type=int, default=5)
     arguments = parser.parse_args()
-    swift = swift_cases(arguments.repetitions, arguments.device)
-    python = python_cases(arguments.repetitions, ng.Context(arguments.device))
+    if arguments.repetitions < 1 or arguments.rounds < 1:
+        parser.error(f"--repetitions {arguments.repetitions} and --rounds {arguments.rounds} must be at least 1")
+    context = ng.Context(arguments.device)
+    rounds = []
+    for _ in range(arguments.rounds):
+        swift = swift_cases(arguments.repetitions, arguments.device)
+        python = python_cases(arguments.repetitions, context)
+        rounds.append({case: (swift[case.replace(" bare ctypes", "")][0], median) for case, (median, _) in python.items()})
     rows = []
-    print(f"{'case':40} {'Swift median':>14} {'Python median':>14} {'overhead':>10} {'abs':>10}")
-    for case, (py_median, py_min) in python.items():
-        sw_median, sw_min = swift[case.replace(" bare ctypes", "")]
-        overhead = py_median / sw_median - 1
-        rows.append(dict(case=case, swift_median_us=sw_median, python_median_us=py_median, swift_min_us=sw_min,
-                         python_min_us=py_min, overhead=overhead))
-        print(f"{case:40} {sw_median:12.1f}us {py_median:12.1f}us {overhead:+9.1%} {py_median - sw_median:+8.1f}us")
+    print(f"{'case':40} {'Swift median':>14} {'Python median':>14} {'overhead':>10} {'range over rounds':>20}")
+    for case in rounds[0]:
+        sw = statistics.median(r[case][0] for r in rounds)
+        py = statistics.median(r[case][1] for r in rounds)
+        overheads = sorted(r[case][1] / r[case][0] - 1 for r in rounds)
+        overhead = statistics.median(overheads)
+        rows.append(dict(case=case, swift_median_us=sw, python_median_us=py, overhead=overhead,
+                         overhead_per_round=overheads, rounds=arguments.rounds, repetitions=arguments.repetitions))
+        print(f"{case:40} {sw:12.1f}us {py:12.1f}us {overhead:+9.1%} {overheads[0]:+9.1%} to {overheads[-1]:+.1%}")
     if arguments.json:
         arguments.json.write_text(json.dumps(rows, indent=2))
     return 0

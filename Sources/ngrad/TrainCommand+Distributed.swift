@@ -32,7 +32,8 @@ extension TrainCommand {
     static func trafficLine(_ parallel: any DataParallel, runs: [TrainRun]) throws -> String {
         let steps = max(runs.reduce(0) { $0 + $1.records.count - 1 }, 1)
         var slots = [Double](repeating: 0, count: parallel.size)
-        slots[parallel.rank] = Double(parallel.bytesReceived)
+        // The timed steps' bytes only: the untimed warm-up's collectives are not a step's.
+        slots[parallel.rank] = Double(runs.reduce(0) { $0 + $1.bytesReceivedInTimedSteps })
         let received = try parallel.sum(slots)
         let perStep = received.map { $0 / Double(steps) }
         let busiest = perStep.indices.max { perStep[$0] < perStep[$1] } ?? 0

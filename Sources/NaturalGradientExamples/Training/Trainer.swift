@@ -30,6 +30,9 @@ public struct TrainRun: Sendable {
     /// warm-up built every program the steps use (a launch plan a step makes from a program
     /// already in the context's memory cache is not a build).
     public var programBuildsInTimedSteps = 0
+    /// Bytes this rank received in collectives during the timed steps (0 in one process;
+    /// the warm-up's collectives are not counted).
+    public var bytesReceivedInTimedSteps = 0
     /// The first record at or below the threshold, if any.
     public func firstBelow(_ threshold: Double) -> TrainRecord? { records.first { $0.trainLoss <= threshold } }
     /// The last record's training loss.
@@ -82,6 +85,7 @@ public struct Trainer {
         let warmupSeconds = try warmUp(method, learningRate: learningRate, parameters: parameters)
         var rule = try makeRule(method, learningRate: learningRate)
         let buildsBefore = context.programCacheStatistics
+        let bytesBefore = parallel?.bytesReceived ?? 0
         var order = Array(0..<data.trainCount)
         var generator = SplitMix64(seed: seed &+ 1)
         var cursor = order.count
@@ -117,7 +121,8 @@ public struct Trainer {
         return TrainRun(
             method: method, variant: method.learningRates.count > 1 ? "lr=\(learningRate)" : "", records: records,
             testAccuracy: accuracy, warmupSeconds: warmupSeconds,
-            programBuildsInTimedSteps: (builds.diskHits + builds.compiles) - (buildsBefore.diskHits + buildsBefore.compiles))
+            programBuildsInTimedSteps: (builds.diskHits + builds.compiles) - (buildsBefore.diskHits + buildsBefore.compiles),
+            bytesReceivedInTimedSteps: (parallel?.bytesReceived ?? 0) - bytesBefore)
     }
 
     /// Steps of the untimed warm-up: the first step (factors, inverses, the first solve)
