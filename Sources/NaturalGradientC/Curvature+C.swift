@@ -190,7 +190,8 @@ func solveOptions(_ options: ng_solve_options) throws -> (SolveMethod, Conjugate
 
 // MARK: - Constructors
 
-private func publish<Op: CurvatureOperator>(_ curvature: Op, _ representation: Int32) throws -> UInt64
+/// Registers `curvature` under the `NG_CURVATURE_*` code `representation`; its new handle.
+func publish<Op: CurvatureOperator>(_ curvature: Op, _ representation: Int32) throws -> UInt64
 where Op.Element: BridgeScalar {
     try Registry.shared.insert(TypedCurvature(curvature, representation: representation))
 }
@@ -320,8 +321,28 @@ public func ngCurvatureDiagonalFromValues(
     }
 }
 
+/// The `layer_count` `ng_kfac_layer`s at `layers`, checked non-null and counted.
+func layerList(_ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64) throws
+    -> UnsafeBufferPointer<ng_kfac_layer>
+{
+    UnsafeBufferPointer(start: try nonNull(layers, "layers"), count: try count(layerCount, "layer_count"))
+}
+
+/// Uploads every layer of `list` for `samples` samples, and the optional weights (K-FAC's
+/// and EKFAC's inputs).
+func uploadLayers<E: BridgeScalar>(
+    _: E.Type, _ context: Context, _ list: UnsafeBufferPointer<ng_kfac_layer>, samples: Int,
+    weights: UnsafeRawPointer?
+) throws -> (layers: [KFACLayer<E>], weights: Buffer<E>?) {
+    let inputs = try list.enumerated().map {
+        try kfacLayer(E.self, context, $0.element, index: $0.offset, samples: samples)
+    }
+    let w = try weights.map { try Buffer<E>.uploading(context, $0, count: samples, "weights") }
+    return (inputs, w)
+}
+
 /// Uploads one `ng_kfac_layer` for `samples` samples.
-func kfacLayer<E: BridgeScalar>(_: E.Type, _ context: Context, _ layer: ng_kfac_layer, index: Int, samples: Int)
+private func kfacLayer<E: BridgeScalar>(_: E.Type, _ context: Context, _ layer: ng_kfac_layer, index: Int, samples: Int)
     throws -> KFACLayer<E>
 {
     let (inputs, outputs) = (
@@ -340,10 +361,7 @@ private func kronecker<E: BridgeScalar>(
     _: E.Type, _ context: Context, _ layers: UnsafeBufferPointer<ng_kfac_layer>, samples: Int,
     weights: UnsafeRawPointer?
 ) throws -> UInt64 {
-    let inputs = try layers.enumerated().map {
-        try kfacLayer(E.self, context, $0.element, index: $0.offset, samples: samples)
-    }
-    let w = try weights.map { try Buffer<E>.uploading(context, $0, count: samples, "weights") }
+    let (inputs, w) = try uploadLayers(E.self, context, layers, samples: samples, weights: weights)
     return try publish(KroneckerCurvature(layers: inputs, samples: samples, weights: w), Int32(NG_CURVATURE_KRONECKER))
 }
 
@@ -356,7 +374,7 @@ public func ngCurvatureKronecker(
         let context = try ContextObject.lookup(contextHandle).context
         let dtype = try DType(code: dtypeCode)
         let out = try nonNull(out, "curvature")
-        let list = UnsafeBufferPointer(start: try nonNull(layers, "layers"), count: try count(layerCount, "layer_count"))
+        let list = try layerList(layers, layerCount)
         let n = try count(samples, "samples")
         out.pointee = try dtype.dispatch(
             { try kronecker($0, context, list, samples: n, weights: weights) },
