@@ -357,18 +357,11 @@ private func kfacLayer<E: BridgeScalar>(_: E.Type, _ context: Context, _ layer: 
     return KFACLayer(activations: a, outputGradients: g, inputs: inputs, outputs: outputs)
 }
 
-private func kronecker<E: BridgeScalar>(
-    _: E.Type, _ context: Context, _ layers: UnsafeBufferPointer<ng_kfac_layer>, samples: Int,
-    weights: UnsafeRawPointer?
-) throws -> UInt64 {
-    let (inputs, w) = try uploadLayers(E.self, context, layers, samples: samples, weights: weights)
-    return try publish(KroneckerCurvature(layers: inputs, samples: samples, weights: w), Int32(NG_CURVATURE_KRONECKER))
-}
-
-@_cdecl("ng_curvature_kronecker")
-public func ngCurvatureKronecker(
-    _ contextHandle: UInt64, _ dtypeCode: Int32, _ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64,
-    _ samples: Int64, _ weights: UnsafeRawPointer?, _ out: UnsafeMutablePointer<UInt64>?
+/// `ng_curvature_kronecker` and `ng_curvature_ekfac`: the curvature `representation`
+/// (NG_CURVATURE_KRONECKER or NG_CURVATURE_EKFAC) of `layer_count` `ng_kfac_layer`s.
+func layerCurvature(
+    _ representation: Int32, _ contextHandle: UInt64, _ dtypeCode: Int32, _ layers: UnsafePointer<ng_kfac_layer>?,
+    _ layerCount: Int64, _ samples: Int64, _ weights: UnsafeRawPointer?, _ out: UnsafeMutablePointer<UInt64>?
 ) -> Int32 {
     boundary {
         let context = try ContextObject.lookup(contextHandle).context
@@ -376,10 +369,25 @@ public func ngCurvatureKronecker(
         let out = try nonNull(out, "curvature")
         let list = try layerList(layers, layerCount)
         let n = try count(samples, "samples")
-        out.pointee = try dtype.dispatch(
-            { try kronecker($0, context, list, samples: n, weights: weights) },
-            { try kronecker($0, context, list, samples: n, weights: weights) })
+        func make<E: BridgeScalar>(_: E.Type) throws -> UInt64 {
+            let (inputs, w) = try uploadLayers(E.self, context, list, samples: n, weights: weights)
+            if representation == Int32(NG_CURVATURE_EKFAC) {
+                return try publish(
+                    EigenvalueCorrectedKroneckerCurvature(layers: inputs, samples: n, weights: w), representation)
+            }
+            return try publish(KroneckerCurvature(layers: inputs, samples: n, weights: w), representation)
+        }
+        out.pointee = try dtype.dispatch({ try make($0) }, { try make($0) })
     }
+}
+
+@_cdecl("ng_curvature_kronecker")
+public func ngCurvatureKronecker(
+    _ contextHandle: UInt64, _ dtypeCode: Int32, _ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64,
+    _ samples: Int64, _ weights: UnsafeRawPointer?, _ out: UnsafeMutablePointer<UInt64>?
+) -> Int32 {
+    layerCurvature(
+        Int32(NG_CURVATURE_KRONECKER), contextHandle, dtypeCode, layers, layerCount, samples, weights, out)
 }
 
 // MARK: - Calls

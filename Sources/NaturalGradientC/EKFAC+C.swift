@@ -28,19 +28,7 @@ public func ngCurvatureEKFAC(
     _ contextHandle: UInt64, _ dtypeCode: Int32, _ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64,
     _ samples: Int64, _ weights: UnsafeRawPointer?, _ out: UnsafeMutablePointer<UInt64>?
 ) -> Int32 {
-    boundary {
-        let context = try ContextObject.lookup(contextHandle).context
-        let dtype = try DType(code: dtypeCode)
-        let out = try nonNull(out, "curvature")
-        let n = try count(samples, "samples")
-        func make<E: BridgeScalar>(_: E.Type) throws -> UInt64 {
-            let (inputs, w) = try uploadLayers(
-                E.self, context, layerList(layers, layerCount), samples: n, weights: weights)
-            return try publish(
-                EigenvalueCorrectedKroneckerCurvature(layers: inputs, samples: n, weights: w), Int32(NG_CURVATURE_EKFAC))
-        }
-        out.pointee = try dtype.dispatch({ try make($0) }, { try make($0) })
-    }
+    layerCurvature(Int32(NG_CURVATURE_EKFAC), contextHandle, dtypeCode, layers, layerCount, samples, weights, out)
 }
 
 @_cdecl("ng_ekfac_eigenvalues")
