@@ -38,12 +38,8 @@ struct EigenvalueCorrectedKroneckerTests {
     /// bases are orthonormal eigenbases of the K-FAC factors; EKFAC is no farther from the
     /// empirical Fisher (Frobenius) than K-FAC.
     @Test(arguments: [false, true]) func denseReference(double: Bool) throws {
-        if double {
-            try #require(deviceSupports(Double.self))
-            try check(Double.self)
-        } else {
-            try check(Float.self)
-        }
+        if double { try #require(deviceSupports(Double.self)) }
+        try double ? check(Double.self) : check(Float.self)
     }
 
     private func check<T: DeviceScalar>(_: T.Type) throws {
