@@ -55,8 +55,12 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
 
-        // MARK: NumPy .npy files, for `ngrad solve` (no dependencies).
-        .target(name: "NumPyFormat"),
+        // MARK: Writing a file without ever renaming over one that is not regular (no
+        // dependencies): the .npy writer, `ngrad`'s output files and the tuning cache.
+        .target(name: "FileWriting"),
+
+        // MARK: NumPy .npy files, for `ngrad solve`.
+        .target(name: "NumPyFormat", dependencies: ["FileWriting"]),
 
         // MARK: Layer 2: host layer: devices, contexts, buffers, programs, kernels.
         .target(name: "OpenCLHost", dependencies: ["COpenCL"]),
@@ -79,7 +83,7 @@ let package = Package(
         // MARK: Layer 3: the library.
         .target(
             name: "NaturalGradient",
-            dependencies: ["OpenCLHost", "NaturalGradientKernels", "CLAPACK"]
+            dependencies: ["OpenCLHost", "NaturalGradientKernels", "CLAPACK", "FileWriting"]
         ),
 
         // MARK: SVG line charts for the training, example and benchmark plots (no dependencies).
@@ -105,6 +109,7 @@ let package = Package(
                 "NaturalGradientExamples",
                 "NaturalGradientTestSupport",
                 "NumPyFormat",
+                "FileWriting",
                 // `ngrad devices` lists platforms, `ngrad kernels` builds a caller's source.
                 "OpenCLHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -190,7 +190,8 @@ func solveOptions(_ options: ng_solve_options) throws -> (SolveMethod, Conjugate
 
 // MARK: - Constructors
 
-private func publish<Op: CurvatureOperator>(_ curvature: Op, _ representation: Int32) throws -> UInt64
+/// Registers `curvature` under the `NG_CURVATURE_*` code `representation`; its new handle.
+func publish<Op: CurvatureOperator>(_ curvature: Op, _ representation: Int32) throws -> UInt64
 where Op.Element: BridgeScalar {
     try Registry.shared.insert(TypedCurvature(curvature, representation: representation))
 }
@@ -320,8 +321,28 @@ public func ngCurvatureDiagonalFromValues(
     }
 }
 
+/// The `layer_count` `ng_kfac_layer`s at `layers`, checked non-null and counted.
+func layerList(_ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64) throws
+    -> UnsafeBufferPointer<ng_kfac_layer>
+{
+    UnsafeBufferPointer(start: try nonNull(layers, "layers"), count: try count(layerCount, "layer_count"))
+}
+
+/// Uploads every layer of `list` for `samples` samples, and the optional weights (K-FAC's
+/// and EKFAC's inputs).
+func uploadLayers<E: BridgeScalar>(
+    _: E.Type, _ context: Context, _ list: UnsafeBufferPointer<ng_kfac_layer>, samples: Int,
+    weights: UnsafeRawPointer?
+) throws -> (layers: [KFACLayer<E>], weights: Buffer<E>?) {
+    let inputs = try list.enumerated().map {
+        try kfacLayer(E.self, context, $0.element, index: $0.offset, samples: samples)
+    }
+    let w = try weights.map { try Buffer<E>.uploading(context, $0, count: samples, "weights") }
+    return (inputs, w)
+}
+
 /// Uploads one `ng_kfac_layer` for `samples` samples.
-func kfacLayer<E: BridgeScalar>(_: E.Type, _ context: Context, _ layer: ng_kfac_layer, index: Int, samples: Int)
+private func kfacLayer<E: BridgeScalar>(_: E.Type, _ context: Context, _ layer: ng_kfac_layer, index: Int, samples: Int)
     throws -> KFACLayer<E>
 {
     let (inputs, outputs) = (
@@ -336,15 +357,28 @@ func kfacLayer<E: BridgeScalar>(_: E.Type, _ context: Context, _ layer: ng_kfac_
     return KFACLayer(activations: a, outputGradients: g, inputs: inputs, outputs: outputs)
 }
 
-private func kronecker<E: BridgeScalar>(
-    _: E.Type, _ context: Context, _ layers: UnsafeBufferPointer<ng_kfac_layer>, samples: Int,
-    weights: UnsafeRawPointer?
-) throws -> UInt64 {
-    let inputs = try layers.enumerated().map {
-        try kfacLayer(E.self, context, $0.element, index: $0.offset, samples: samples)
+/// `ng_curvature_kronecker` and `ng_curvature_ekfac`: the curvature `representation`
+/// (NG_CURVATURE_KRONECKER or NG_CURVATURE_EKFAC) of `layer_count` `ng_kfac_layer`s.
+func layerCurvature(
+    _ representation: Int32, _ contextHandle: UInt64, _ dtypeCode: Int32, _ layers: UnsafePointer<ng_kfac_layer>?,
+    _ layerCount: Int64, _ samples: Int64, _ weights: UnsafeRawPointer?, _ out: UnsafeMutablePointer<UInt64>?
+) -> Int32 {
+    boundary {
+        let context = try ContextObject.lookup(contextHandle).context
+        let dtype = try DType(code: dtypeCode)
+        let out = try nonNull(out, "curvature")
+        let list = try layerList(layers, layerCount)
+        let n = try count(samples, "samples")
+        func make<E: BridgeScalar>(_: E.Type) throws -> UInt64 {
+            let (inputs, w) = try uploadLayers(E.self, context, list, samples: n, weights: weights)
+            if representation == Int32(NG_CURVATURE_EKFAC) {
+                return try publish(
+                    EigenvalueCorrectedKroneckerCurvature(layers: inputs, samples: n, weights: w), representation)
+            }
+            return try publish(KroneckerCurvature(layers: inputs, samples: n, weights: w), representation)
+        }
+        out.pointee = try dtype.dispatch({ try make($0) }, { try make($0) })
     }
-    let w = try weights.map { try Buffer<E>.uploading(context, $0, count: samples, "weights") }
-    return try publish(KroneckerCurvature(layers: inputs, samples: samples, weights: w), Int32(NG_CURVATURE_KRONECKER))
 }
 
 @_cdecl("ng_curvature_kronecker")
@@ -352,16 +386,8 @@ public func ngCurvatureKronecker(
     _ contextHandle: UInt64, _ dtypeCode: Int32, _ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64,
     _ samples: Int64, _ weights: UnsafeRawPointer?, _ out: UnsafeMutablePointer<UInt64>?
 ) -> Int32 {
-    boundary {
-        let context = try ContextObject.lookup(contextHandle).context
-        let dtype = try DType(code: dtypeCode)
-        let out = try nonNull(out, "curvature")
-        let list = UnsafeBufferPointer(start: try nonNull(layers, "layers"), count: try count(layerCount, "layer_count"))
-        let n = try count(samples, "samples")
-        out.pointee = try dtype.dispatch(
-            { try kronecker($0, context, list, samples: n, weights: weights) },
-            { try kronecker($0, context, list, samples: n, weights: weights) })
-    }
+    layerCurvature(
+        Int32(NG_CURVATURE_KRONECKER), contextHandle, dtypeCode, layers, layerCount, samples, weights, out)
 }
 
 // MARK: - Calls

@@ -23,36 +23,12 @@ private func layerIndex(_ layer: Int64, layers: Int) throws -> Int {
     return Int(layer)
 }
 
-/// Uploads `layer_count` `ng_kfac_layer`s of `samples` samples, and the optional weights.
-private func uploadLayers<E: BridgeScalar>(
-    _: E.Type, _ context: Context, _ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64, samples: Int,
-    weights: UnsafeRawPointer?
-) throws -> (layers: [KFACLayer<E>], weights: Buffer<E>?) {
-    let list = UnsafeBufferPointer(start: try nonNull(layers, "layers"), count: try count(layerCount, "layer_count"))
-    let inputs = try list.enumerated().map {
-        try kfacLayer(E.self, context, $0.element, index: $0.offset, samples: samples)
-    }
-    let w = try weights.map { try Buffer<E>.uploading(context, $0, count: samples, "weights") }
-    return (inputs, w)
-}
-
 @_cdecl("ng_curvature_ekfac")
 public func ngCurvatureEKFAC(
     _ contextHandle: UInt64, _ dtypeCode: Int32, _ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64,
     _ samples: Int64, _ weights: UnsafeRawPointer?, _ out: UnsafeMutablePointer<UInt64>?
 ) -> Int32 {
-    boundary {
-        let context = try ContextObject.lookup(contextHandle).context
-        let dtype = try DType(code: dtypeCode)
-        let out = try nonNull(out, "curvature")
-        let n = try count(samples, "samples")
-        func make<E: BridgeScalar>(_: E.Type) throws -> UInt64 {
-            let (inputs, w) = try uploadLayers(E.self, context, layers, layerCount, samples: n, weights: weights)
-            let curvature = try EigenvalueCorrectedKroneckerCurvature(layers: inputs, samples: n, weights: w)
-            return try Registry.shared.insert(TypedCurvature(curvature, representation: Int32(NG_CURVATURE_EKFAC)))
-        }
-        out.pointee = try dtype.dispatch({ try make($0) }, { try make($0) })
-    }
+    layerCurvature(Int32(NG_CURVATURE_EKFAC), contextHandle, dtypeCode, layers, layerCount, samples, weights, out)
 }
 
 @_cdecl("ng_ekfac_eigenvalues")
@@ -125,7 +101,7 @@ public func ngEKFACAccumulate(
         func run<E: BridgeScalar>(_: E.Type) throws {
             let curvature = try ekfac(object, E.self)
             let (inputs, w) = try uploadLayers(
-                E.self, curvature.context, layers, layerCount, samples: n, weights: weights)
+                E.self, curvature.context, layerList(layers, layerCount), samples: n, weights: weights)
             let scale: E? = alpha.isNaN ? nil : E(float64: alpha)
             try curvature.accumulate(inputs, samples: n, weights: w, alpha: scale, beta: E(float64: beta))
             guard refreshBasis == 1 else { return }

@@ -1,4 +1,5 @@
 import Foundation
+import FileWriting
 
 // MARK: - Public types
 

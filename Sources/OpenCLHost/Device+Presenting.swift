@@ -18,30 +18,12 @@ extension Device {
                 name: "localMemoryBytes",
                 reason: "\(localMemoryBytes) exceeds \(self.name)'s \(self.localMemoryBytes) bytes")
         }
-        return Device(
-            presenting: self, kind: kind, name: name, maxWorkGroupSize: maxWorkGroupSize,
-            localMemoryBytes: localMemoryBytes)
-    }
-
-    private init(presenting device: Device, kind: Kind, name: String, maxWorkGroupSize: Int, localMemoryBytes: UInt64) {
-        id = device.id
-        index = device.index
-        platform = device.platform
-        self.name = name
-        vendor = device.vendor
-        self.kind = kind
-        driverVersion = device.driverVersion
-        openCLVersion = device.openCLVersion
-        openCLCVersion = device.openCLCVersion
-        computeUnits = device.computeUnits
-        maxClockMHz = device.maxClockMHz
-        globalMemoryBytes = device.globalMemoryBytes
-        maxAllocationBytes = device.maxAllocationBytes
-        self.localMemoryBytes = localMemoryBytes
-        self.maxWorkGroupSize = maxWorkGroupSize
-        maxWorkItemSizes = device.maxWorkItemSizes.map { min($0, maxWorkGroupSize) }
-        memoryBaseAlignmentBits = device.memoryBaseAlignmentBits
-        supportsFloat64 = device.supportsFloat64
-        extensions = device.extensions
+        var presented = self
+        presented.kind = kind
+        presented.name = name
+        presented.maxWorkGroupSize = maxWorkGroupSize
+        presented.maxWorkItemSizes = maxWorkItemSizes.map { min($0, maxWorkGroupSize) }
+        presented.localMemoryBytes = localMemoryBytes
+        return presented
     }
 }

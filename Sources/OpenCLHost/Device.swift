@@ -5,7 +5,9 @@ import Synchronization
 ///
 /// Values are read once at discovery; a `Device` is a plain value that can be passed
 /// between threads. `index` is the device's position across all platforms, the same
-/// number `ngrad devices` prints and `--device N` selects.
+/// number `ngrad devices` prints and `--device N` selects. The properties with an
+/// internal setter are the ones `presenting(as:name:maxWorkGroupSize:localMemoryBytes:)`
+/// changes on its copy.
 public struct Device: Sendable, Hashable, CustomStringConvertible {
     /// The kind of device, from `CL_DEVICE_TYPE`.
     public enum Kind: String, Sendable, Hashable {
@@ -22,11 +24,11 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
     /// The platform the device belongs to.
     public let platform: Platform
     /// `CL_DEVICE_NAME`.
-    public let name: String
+    public internal(set) var name: String
     /// `CL_DEVICE_VENDOR`.
     public let vendor: String
     /// GPU, CPU, accelerator or other.
-    public let kind: Kind
+    public internal(set) var kind: Kind
     /// `CL_DRIVER_VERSION`.
     public let driverVersion: String
     /// `CL_DEVICE_VERSION`, for example "OpenCL 3.0 PoCL ...".
@@ -42,11 +44,11 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
     /// `CL_DEVICE_MAX_MEM_ALLOC_SIZE` in bytes: the largest single buffer.
     public let maxAllocationBytes: UInt64
     /// `CL_DEVICE_LOCAL_MEM_SIZE` in bytes.
-    public let localMemoryBytes: UInt64
+    public internal(set) var localMemoryBytes: UInt64
     /// `CL_DEVICE_MAX_WORK_GROUP_SIZE`.
-    public let maxWorkGroupSize: Int
+    public internal(set) var maxWorkGroupSize: Int
     /// `CL_DEVICE_MAX_WORK_ITEM_SIZES`, per dimension.
-    public let maxWorkItemSizes: [Int]
+    public internal(set) var maxWorkItemSizes: [Int]
     /// `CL_DEVICE_MEM_BASE_ADDR_ALIGN` in bits.
     public let memoryBaseAlignmentBits: Int
     /// Whether the device computes in double precision (`cl_khr_fp64` or a nonzero

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FileWriting
 
 #if canImport(Glibc)
     import Glibc
@@ -62,7 +63,7 @@ struct OutputFile: Sendable {
             switch info.st_mode & S_IFMT {
             case S_IFREG:
                 guard let resolved = realpath(path, nil) else {
-                    throw OutputFileError(option: option, path: path, reason: Self.reason(errno))
+                    throw OutputFileError(option: option, path: path, reason: FileReplacement.reason(errno))
                 }
                 target = String(cString: resolved)
                 free(resolved)
@@ -72,7 +73,7 @@ struct OutputFile: Sendable {
                 target = path
                 method = .inPlace
                 guard access(path, W_OK) == 0 else {
-                    throw OutputFileError(option: option, path: path, reason: Self.reason(errno))
+                    throw OutputFileError(option: option, path: path, reason: FileReplacement.reason(errno))
                 }
             case S_IFDIR:
                 throw OutputFileError(option: option, path: path, reason: "it is a directory; name a file")
@@ -82,11 +83,11 @@ struct OutputFile: Sendable {
                     reason: "it is a block device or a socket; ngrad writes regular files, character devices and pipes only")
             }
         } else if errno == ENOENT {
-            target = try Self.danglingTarget(path, option: option)
+            target = try Self.failing(option: option, path: path) { try FileReplacement.finalTarget(path) }
             method = .replace(mode: nil)
             try Self.requireWritableDirectory(of: target, option: option, path: path)
         } else {
-            throw OutputFileError(option: option, path: path, reason: Self.reason(errno))
+            throw OutputFileError(option: option, path: path, reason: FileReplacement.reason(errno))
         }
     }
 
@@ -113,7 +114,9 @@ struct OutputFile: Sendable {
         do {
             for (file, bytes) in items {
                 guard case let .replace(mode) = file.method else { continue }
-                let temporary = try file.stage(bytes, mode: mode)
+                let temporary = try failing(option: file.option, path: file.path) {
+                    try FileReplacement.stage(bytes, beside: file.target, mode: mode.map { mode_t($0) })
+                }
                 staged.append((file, temporary))
             }
         } catch {
@@ -127,7 +130,7 @@ struct OutputFile: Sendable {
         // failure still undoes all the others.
         enum Backup { case newFile, saved(String), unavailable }
         let planned: [(entry: (file: OutputFile, temporary: String), backup: Backup)] = staged.map { entry in
-            let backup = entry.file.temporaryName(suffix: "old")
+            let backup = FileReplacement.temporaryName(beside: entry.file.target, suffix: "old")
             if link(entry.file.target, backup) == 0 { return (entry, .saved(backup)) }
             return (entry, errno == ENOENT ? .newFile : .unavailable)
         }
@@ -144,84 +147,27 @@ struct OutputFile: Sendable {
             }
             for later in plan[index...] { unlink(later.entry.temporary) }
             for other in plan { if case let .saved(backup) = other.backup { unlink(backup) } }
-            throw OutputFileError(option: step.entry.file.option, path: step.entry.file.path, reason: reason(code))
+            throw OutputFileError(
+                option: step.entry.file.option, path: step.entry.file.path, reason: FileReplacement.reason(code))
         }
         for step in plan { if case let .saved(backup) = step.backup { unlink(backup) } }
         for (file, bytes) in items where file.method == .inPlace {
-            let descriptor = open(file.target, O_WRONLY | O_CLOEXEC)
-            guard descriptor >= 0 else {
-                throw OutputFileError(option: file.option, path: file.path, reason: reason(errno))
-            }
-            let written = writeFully(descriptor, bytes)
-            let closed = close(descriptor) == 0 ? 0 : errno
-            if written != 0 || closed != 0 {
-                throw OutputFileError(option: file.option, path: file.path, reason: reason(written != 0 ? written : closed))
+            try failing(option: file.option, path: file.path) {
+                try FileReplacement.writeInPlace(bytes, to: file.target)
             }
         }
     }
 
     // MARK: - Internals
 
-    /// Writes `bytes` to a new temporary file beside the target and returns its path.
-    private func stage(_ bytes: [UInt8], mode: UInt32?) throws -> String {
-        var temporary = ""
-        var descriptor: Int32 = -1
-        for _ in 0..<16 {
-            temporary = temporaryName(suffix: "tmp")
-            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-            if descriptor >= 0 || errno != EEXIST { break }
+    /// `body`'s result, its `FileReplacement.Failure` thrown as the `OutputFileError` of
+    /// `option` and `path`.
+    private static func failing<T>(option: String, path: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let failure as FileReplacement.Failure {
+            throw OutputFileError(option: option, path: path, reason: failure.reason)
         }
-        guard descriptor >= 0 else { throw OutputFileError(option: option, path: path, reason: Self.reason(errno)) }
-        var failure: Int32 = 0
-        if let mode, fchmod(descriptor, mode_t(mode)) != 0 { failure = errno }
-        if failure == 0 { failure = Self.writeFully(descriptor, bytes) }
-        // The data must be on disk before the rename makes it the file's contents.
-        if failure == 0, fsync(descriptor) != 0 { failure = errno }
-        if close(descriptor) != 0, failure == 0 { failure = errno }
-        if failure != 0 {
-            unlink(temporary)
-            throw OutputFileError(option: option, path: path, reason: Self.reason(failure))
-        }
-        return temporary
-    }
-
-    /// A fresh hidden name beside the target (`.name.pid.random.suffix`).
-    private func temporaryName(suffix: String) -> String {
-        let (directory, name) = Self.split(target)
-        return "\(directory)/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).\(suffix)"
-    }
-
-    /// Writes every byte, retrying short writes and interruptions; 0 or the `errno`.
-    private static func writeFully(_ descriptor: Int32, _ bytes: [UInt8]) -> Int32 {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let count = posixWrite(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                offset += count
-            }
-            return 0
-        }
-    }
-
-    /// The file a missing path names: the path itself, or, for a dangling symbolic link,
-    /// the final path of its chain (created, the links kept).
-    private static func danglingTarget(_ path: String, option: String) throws -> String {
-        var current = path
-        for _ in 0..<40 {
-            var info = stat()
-            guard lstat(current, &info) == 0 else { return current }
-            guard info.st_mode & S_IFMT == S_IFLNK else { return current }
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let length = readlink(current, &buffer, buffer.count - 1)
-            guard length >= 0 else { throw OutputFileError(option: option, path: path, reason: reason(errno)) }
-            let destination = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            current = destination.hasPrefix("/") ? destination : split(current).directory + "/" + destination
-        }
-        throw OutputFileError(option: option, path: path, reason: "too many levels of symbolic links")
     }
 
     /// Throws unless the directory that will hold `target` exists and can take a new file.
@@ -229,14 +175,16 @@ struct OutputFile: Sendable {
         let directory = split(target).directory
         var info = stat()
         guard stat(directory, &info) == 0 else {
-            throw OutputFileError(option: option, path: path, reason: "its directory '\(directory)': \(reason(errno))")
+            throw OutputFileError(
+                option: option, path: path, reason: "its directory '\(directory)': \(FileReplacement.reason(errno))")
         }
         guard info.st_mode & S_IFMT == S_IFDIR else {
             throw OutputFileError(option: option, path: path, reason: "'\(directory)' is not a directory")
         }
         guard access(directory, W_OK | X_OK) == 0 else {
             throw OutputFileError(
-                option: option, path: path, reason: "cannot create files in its directory '\(directory)': \(reason(errno))")
+                option: option, path: path,
+                reason: "cannot create files in its directory '\(directory)': \(FileReplacement.reason(errno))")
         }
     }
 
@@ -246,17 +194,7 @@ struct OutputFile: Sendable {
         let directory = String(path[..<slash])
         return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
     }
-
-    private static func reason(_ code: Int32) -> String {
-        String(cString: strerror(code)).lowercased()
-    }
 }
-
-#if canImport(Glibc)
-    private let posixWrite = Glibc.write
-#elseif canImport(Darwin)
-    private let posixWrite = Darwin.write
-#endif
 
 /// An output file that cannot be written (exit status 1).
 struct OutputFileError: Error, CustomStringConvertible {

@@ -313,18 +313,9 @@ enum DenseTestMatrices {
         withSpectrum(eigenvalues, vectors: randomOrthogonal(eigenvalues.count, seed: seed))
     }
 
+    /// `V diag(eigenvalues) Vᵀ` for the row-major `V` with the eigenvectors in its columns.
     static func withSpectrum(_ eigenvalues: [Double], vectors v: [Double]) -> [Double] {
-        let n = eigenvalues.count
-        var a = [Double](repeating: 0, count: n * n)
-        for i in 0..<n {
-            for j in i..<n {
-                var sum = 0.0
-                for p in 0..<n { sum += v[i * n + p] * eigenvalues[p] * v[j * n + p] }
-                a[i * n + j] = sum
-                a[j * n + i] = sum
-            }
-        }
-        return a
+        referenceMatrixFromBasis(eigenvalues, basis: v, dimension: eigenvalues.count)
     }
 
     static func multiply(_ a: [Double], n: Int, x: [Double]) -> [Double] {

@@ -13,22 +13,9 @@ struct EigenvalueCorrectedKroneckerTests {
     private func inputs<T: DeviceScalar>(
         _: T.Type, samples: Int, seed: UInt64, shapes: [(outputs: Int, inputs: Int)] = Self.shapes
     ) throws -> (layers: [KFACLayer<T>], host: [(a: [Double], g: [Double])]) {
-        let context = try TestDevice.context()
-        var layers: [KFACLayer<T>] = []
-        var host: [(a: [Double], g: [Double])] = []
-        for (index, shape) in shapes.enumerated() {
-            let a: [T] = KFACLayer<T>.appendingBiasColumn(
-                randomValues(samples * (shape.inputs - 1), seed: seed + UInt64(index)), rows: samples,
-                columns: shape.inputs - 1)
-            let g: [T] = randomValues(samples * shape.outputs, seed: seed + 10 + UInt64(index))
-            layers.append(
-                KFACLayer(
-                    activations: try Buffer(context: context, copying: a),
-                    outputGradients: try Buffer(context: context, copying: g), inputs: shape.inputs,
-                    outputs: shape.outputs))
-            host.append((T.widened(a), T.widened(g)))
-        }
-        return (layers, host)
+        let (layers, host) = try randomKFACLayers(
+            T.self, context: TestDevice.context(), shapes: shapes, samples: samples, seed: seed)
+        return (layers, host.map { (T.widened($0.a), T.widened($0.g)) })
     }
 
     /// Per layer the dense float64 empirical Fisher `(1/N) Σ w u uᵀ` and the basis K.
@@ -51,12 +38,8 @@ struct EigenvalueCorrectedKroneckerTests {
     /// bases are orthonormal eigenbases of the K-FAC factors; EKFAC is no farther from the
     /// empirical Fisher (Frobenius) than K-FAC.
     @Test(arguments: [false, true]) func denseReference(double: Bool) throws {
-        if double {
-            try #require(deviceSupports(Double.self))
-            try check(Double.self)
-        } else {
-            try check(Float.self)
-        }
+        if double { try #require(deviceSupports(Double.self)) }
+        try double ? check(Double.self) : check(Float.self)
     }
 
     private func check<T: DeviceScalar>(_: T.Type) throws {

@@ -21,20 +21,8 @@ struct KroneckerCurvatureTests {
         let samples = 13
         let shapes = [(outputs: 3, inputs: 8), (outputs: 10, inputs: 4), (outputs: 1, inputs: 1), (outputs: 17, inputs: 33)]
         let weights: [T] = randomValues(samples, seed: 8).map { abs($0) + 0.1 }
-        var layers: [KFACLayer<T>] = []
-        var hostData: [(a: [T], g: [T])] = []
-        for (index, shape) in shapes.enumerated() {
-            let a: [T] = KFACLayer<T>.appendingBiasColumn(
-                randomValues(samples * (shape.inputs - 1), seed: UInt64(10 + index)), rows: samples,
-                columns: shape.inputs - 1)
-            let g: [T] = randomValues(samples * shape.outputs, seed: UInt64(20 + index))
-            hostData.append((a, g))
-            layers.append(
-                KFACLayer(
-                    activations: try Buffer(context: context, copying: a),
-                    outputGradients: try Buffer(context: context, copying: g), inputs: shape.inputs,
-                    outputs: shape.outputs))
-        }
+        let (layers, hostData) = try randomKFACLayers(
+            T.self, context: context, shapes: shapes, samples: samples, seed: 10)
         let curvature = try KroneckerCurvature(
             layers: layers, samples: samples, weights: Buffer(context: context, copying: weights))
         #expect(curvature.dimension == shapes.reduce(0) { $0 + $1.outputs * $1.inputs })

@@ -1,4 +1,5 @@
 import Foundation
+import NaturalGradientTestSupport
 import Testing
 
 @testable import NumPyFormat
@@ -6,21 +7,9 @@ import Testing
 /// `NumPyMappedArray`: the file read in place, with `decode`'s checks and messages.
 @Suite("Memory-mapped reading")
 struct MappedArrayTests {
-    /// A scratch directory, removed on deinit.
-    final class Scratch {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("MappedArrayTests-\(UUID().uuidString)").path
-        init() throws { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-        deinit { try? FileManager.default.removeItem(atPath: path) }
-        func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-            let file = path + "/" + name
-            try Data(bytes).write(to: URL(fileURLWithPath: file))
-            return file
-        }
-    }
-
     @Test(arguments: [NumPyElementType.float32, .float64])
     func elementsAreReadInPlace(type: NumPyElementType) throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "MappedArrayTests")
         // 7 x 1031: more than a page, a row count that is no power of two.
         let values = (0..<(7 * 1031)).map { Double(Float(sin(Double($0)) * 3)) }
         let file = scratch.path + "/u.npy"
@@ -47,7 +36,7 @@ struct MappedArrayTests {
     }
 
     @Test func nonFiniteValuesAreCounted() throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "MappedArrayTests")
         let values: [Float] = [1, .nan, -.infinity, .infinity, 0, -0.0, .greatestFiniteMagnitude, -.nan, 5]
         let file = try scratch.write(
             "n.npy", npyBytes(header: headerDict(descr: "'<f4'", shape: "(9,)"), data: float32Bytes(values)))
@@ -60,7 +49,7 @@ struct MappedArrayTests {
 
     /// Every malformed file is refused with the message `decode` gives the same bytes.
     @Test func malformedFilesGiveDecodesMessages() throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "MappedArrayTests")
         let cases: [[UInt8]] = [
             [],
             Array("not numpy".utf8),

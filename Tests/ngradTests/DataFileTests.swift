@@ -7,18 +7,6 @@ import Testing
 /// in process (`DataFile`, `DigitsData`) and through the binary.
 @Suite("data files and streams")
 struct DataFileTests {
-    /// A scratch directory, removed at the end of the test.
-    final class Scratch {
-        let path = NSTemporaryDirectory() + "ngrad-data-\(UInt64.random(in: 0...UInt64.max))"
-        init() throws { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-        deinit { try? FileManager.default.removeItem(atPath: path) }
-        func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-            let file = path + "/" + name
-            try Data(bytes).write(to: URL(fileURLWithPath: file))
-            return file
-        }
-    }
-
     /// A digits-format CSV of `rows` random rows (pixels 0-16, labels 0-9), reproducible.
     static func csv(rows: Int, seed: UInt64) -> [UInt8] {
         var generator = SplitMix64(seed: seed)
@@ -54,7 +42,7 @@ struct DataFileTests {
     static let limit = 1 << 24
 
     @Test func plainAndGzippedFilesReadTheSameBytes() throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "ngrad-data")
         for rows in [1, 33, 257] {
             let plain = Self.csv(rows: rows, seed: UInt64(rows))
             let gz = try Self.gzip(plain)
@@ -69,7 +57,7 @@ struct DataFileTests {
     }
 
     @Test func truncatedAndCorruptGzipNameTheFile() throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "ngrad-data")
         let gz = try Self.gzip(Self.csv(rows: 257, seed: 3))
         for keep in [2, 10, gz.count / 2, gz.count - 1] {
             let file = try scratch.write("cut-\(keep).csv.gz", Array(gz.prefix(keep)))
@@ -88,7 +76,7 @@ struct DataFileTests {
     }
 
     @Test func theLimitBoundsBothTheFileAndWhatItDecompressesTo() throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "ngrad-data")
         let plain = [UInt8](repeating: UInt8(ascii: "7"), count: 100_000)
         let big = try scratch.write("big.csv", plain)
         let error = try #require(throws: DataFileError.self) { try DataFile.read(big, limit: 99_999) }
@@ -100,7 +88,7 @@ struct DataFileTests {
     }
 
     @Test func aFIFOReadsLikeAFile() throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "ngrad-data")
         let plain = Self.csv(rows: 300, seed: 8)  // larger than a pipe's buffer
         let gz = try Self.gzip(plain)
         let fifo = scratch.path + "/stream.gz"
@@ -113,7 +101,7 @@ struct DataFileTests {
     }
 
     @Test func unreadablePathsNameTheFile() throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "ngrad-data")
         for path in [scratch.path + "/missing.csv", scratch.path] {
             let error = try #require(throws: DataFileError.self) { try DataFile.read(path, limit: Self.limit) }
             #expect(error.path == path)
@@ -132,7 +120,7 @@ struct DataFileTests {
     }
 
     @Test func trainReadsAPipeANameStartingWithADashAndAPlainCSV() throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "ngrad-data")
         let gz = try Self.committedDigits()
         let plain = try DataFile.read(try scratch.write("digits.csv.gz", gz), limit: Self.limit)
         _ = try scratch.write("-dash.csv.gz", gz)
@@ -151,7 +139,7 @@ struct DataFileTests {
     }
 
     @Test func trainNamesATruncatedGzipFile() throws {
-        let scratch = try Scratch()
+        let scratch = try ScratchDirectory(prefix: "ngrad-data")
         let gz = try Self.committedDigits()
         let file = try scratch.write("cut.csv.gz", Array(gz.prefix(gz.count / 3)))
         let result = try runNgrad(Self.quickRun + ["--data", file, "--output", scratch.path + "/out"])

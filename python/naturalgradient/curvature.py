@@ -378,30 +378,39 @@ class KroneckerCurvature(Curvature):
     def __init__(self, layers: Sequence[tuple[NDArray, NDArray]], weights: NDArray | None = None,
                  context: Context | None = None) -> None:
         context = context or default_context()
-        if len(layers) == 0:
-            raise ValueError("layers: is empty")
-        arrays = []
-        for index, layer in enumerate(layers):
-            if len(layer) != 2:
-                raise ValueError(f"layers[{index}]: expected (activations, output_gradients)")
-            a = as_input(layer[0], f"layers[{index}].activations", ndim=(2,))
-            g = as_input(layer[1], f"layers[{index}].output_gradients", dtype=a.dtype, ndim=(2,))
-            arrays.append((a, g))
-        dtype = arrays[0][0].dtype
-        samples = arrays[0][0].shape[0]
-        for index, (a, g) in enumerate(arrays):
-            if a.dtype != dtype:
-                raise ValueError(f"layers[{index}].activations: dtype {a.dtype}, layer 0 has {dtype}")
-            if a.shape[0] != samples or g.shape[0] != samples:
-                raise ValueError(f"layers[{index}]: {a.shape[0]} and {g.shape[0]} samples, layer 0 has {samples}")
-        w = None if weights is None else as_input(weights, "weights", dtype=dtype, ndim=(1,))
-        if w is not None and w.shape[0] != samples:
-            raise ValueError(f"weights: {w.shape[0]} values for {samples} samples")
-        table = (L.ng_kfac_layer * len(arrays))(
-            *[L.ng_kfac_layer(pointer(a), pointer(g), a.shape[1], g.shape[1]) for a, g in arrays]
-        )
+        table, arrays, samples, w, _ = _layer_table(layers, None, weights)
         super().__init__(_created("ng_curvature_kronecker", context.handle, dtype_code(arrays[0][0]), table,
                                   len(arrays), samples, pointer(w)))
+
+
+def _layer_table(layers: Sequence[tuple[NDArray, NDArray]], dtype: np.dtype | None,
+                 weights: NDArray | None) -> tuple[ctypes.Array, list, int, NDArray | None, np.dtype]:
+    """Checked (activations, output_gradients) pairs as an ng_kfac_layer table (no copies),
+    for K-FAC and EKFAC: the table, the arrays, the sample count, the weights and the dtype
+    (``dtype`` when given, which every array must have, else layer 0's)."""
+    if len(layers) == 0:
+        raise ValueError("layers: is empty")
+    arrays = []
+    for index, layer in enumerate(layers):
+        if len(layer) != 2:
+            raise ValueError(f"layers[{index}]: expected (activations, output_gradients)")
+        a = as_input(layer[0], f"layers[{index}].activations", dtype=dtype, ndim=(2,))
+        g = as_input(layer[1], f"layers[{index}].output_gradients", dtype=a.dtype, ndim=(2,))
+        arrays.append((a, g))
+    dtype = arrays[0][0].dtype
+    samples = arrays[0][0].shape[0]
+    for index, (a, g) in enumerate(arrays):
+        if a.dtype != dtype:
+            raise ValueError(f"layers[{index}].activations: dtype {a.dtype}, layer 0 has {dtype}")
+        if a.shape[0] != samples or g.shape[0] != samples:
+            raise ValueError(f"layers[{index}]: {a.shape[0]} and {g.shape[0]} samples, layer 0 has {samples}")
+    w = None if weights is None else as_input(weights, "weights", dtype=dtype, ndim=(1,))
+    if w is not None and w.shape[0] != samples:
+        raise ValueError(f"weights: {w.shape[0]} values for {samples} samples")
+    table = (L.ng_kfac_layer * len(arrays))(
+        *[L.ng_kfac_layer(pointer(a), pointer(g), a.shape[1], g.shape[1]) for a, g in arrays]
+    )
+    return table, arrays, samples, w, dtype
 
 
 def solve(

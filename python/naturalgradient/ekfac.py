@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from . import _library as L
 from . import curvature as _curvature
-from ._arrays import as_input, dtype_code, pointer
+from ._arrays import dtype_code, pointer
 from ._context import Context, default_context
 
 __all__ = ["EKFACCurvature"]
@@ -63,32 +63,6 @@ def _lib() -> ctypes.CDLL:
     return library
 
 
-def _layer_table(layers: Sequence[tuple[NDArray, NDArray]], dtype: np.dtype | None,
-                 weights: NDArray | None) -> tuple[ctypes.Array, list, int, NDArray | None, np.dtype]:
-    """Checked (activations, output_gradients) pairs as an ng_kfac_layer table (no copies)."""
-    if len(layers) == 0:
-        raise ValueError("layers: is empty")
-    arrays = []
-    for index, layer in enumerate(layers):
-        if len(layer) != 2:
-            raise ValueError(f"layers[{index}]: expected (activations, output_gradients)")
-        a = as_input(layer[0], f"layers[{index}].activations", dtype=dtype, ndim=(2,))
-        dtype = a.dtype
-        g = as_input(layer[1], f"layers[{index}].output_gradients", dtype=dtype, ndim=(2,))
-        arrays.append((a, g))
-    samples = arrays[0][0].shape[0]
-    for index, (a, g) in enumerate(arrays):
-        if a.shape[0] != samples or g.shape[0] != samples:
-            raise ValueError(f"layers[{index}]: {a.shape[0]} and {g.shape[0]} samples, layer 0 has {samples}")
-    w = None if weights is None else as_input(weights, "weights", dtype=dtype, ndim=(1,))
-    if w is not None and w.shape[0] != samples:
-        raise ValueError(f"weights: {w.shape[0]} values for {samples} samples")
-    table = (L.ng_kfac_layer * len(arrays))(
-        *[L.ng_kfac_layer(pointer(a), pointer(g), a.shape[1], g.shape[1]) for a, g in arrays]
-    )
-    return table, arrays, samples, w, arrays[0][0].dtype
-
-
 class EKFACCurvature(_curvature.Curvature):
     """EKFAC over dense layers (see the module's docstring for the definition).
 
@@ -104,7 +78,7 @@ class EKFACCurvature(_curvature.Curvature):
     def __init__(self, layers: Sequence[tuple[NDArray, NDArray]], weights: NDArray | None = None,
                  context: Context | None = None) -> None:
         context = context or default_context()
-        table, arrays, samples, w, dtype = _layer_table(layers, None, weights)
+        table, arrays, samples, w, dtype = _curvature._layer_table(layers, None, weights)
         self._shapes = [(g.shape[1], a.shape[1]) for a, g in arrays]
         handle = ctypes.c_uint64()
         L.call(_lib().ng_curvature_ekfac(context.handle, dtype_code(arrays[0][0]), table, len(arrays), samples,
@@ -145,7 +119,7 @@ class EKFACCurvature(_curvature.Curvature):
         ``S <- beta S + alpha sum w (Q_G^T g a^T Q_A)^2`` in the current basis (``alpha``
         None: 1/N). With ``refresh_basis`` the averaged factors are decomposed again and S
         re-estimated from this batch alone in the new basis."""
-        table, arrays, samples, w, _ = _layer_table(layers, self.dtype, weights)
+        table, arrays, samples, w, _ = _curvature._layer_table(layers, self.dtype, weights)
         if len(arrays) != len(self._shapes):
             raise ValueError(f"layers: {len(arrays)} layers, the curvature has {len(self._shapes)}")
         L.call(_lib().ng_ekfac_accumulate(self.handle, table, len(arrays), samples, pointer(w),

@@ -43,6 +43,11 @@ def kronecker_reference(layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarr
         a64, g64 = a.astype(np.float64), g.astype(np.float64)
         n = a.shape[0]
         blocks.append(np.kron(g64.T @ g64 / n, a64.T @ a64 / n))
+    return block_diagonal(blocks)
+
+
+def block_diagonal(blocks: list[np.ndarray]) -> np.ndarray:
+    """The square blocks on the diagonal of one matrix, zeros elsewhere."""
     size = sum(b.shape[0] for b in blocks)
     out = np.zeros((size, size))
     start = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import relative_error, tolerance
+from conftest import block_diagonal, relative_error, tolerance
 
 import naturalgradient as ng
 
@@ -40,13 +40,7 @@ def reference(layers, weights=None):
         blocks.append(k @ np.diag(s) @ k.T)
         fishers.append(fisher)
         values.append(s.reshape(g.shape[1], a.shape[1]))
-    size = sum(b.shape[0] for b in blocks)
-    out = np.zeros((size, size))
-    start = 0
-    for b in blocks:
-        out[start:start + b.shape[0], start:start + b.shape[0]] = b
-        start += b.shape[0]
-    return out, fishers, values
+    return block_diagonal(blocks), fishers, values
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

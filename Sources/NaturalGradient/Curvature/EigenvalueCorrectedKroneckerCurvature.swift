@@ -202,18 +202,10 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
         try require(samples > 0, "samples", "must be positive (an empty batch), got \(samples)")
         var result: [(a: [Double], g: [Double])] = []
         for (index, (input, layer)) in zip(inputs, layers).enumerated() {
-            try require(
-                input.inputs == layer.inputs && input.outputs == layer.outputs, "layers[\(index)]",
-                "is \(input.outputs) x \(input.inputs), expected \(layer.outputs) x \(layer.inputs)")
+            try input.requireFits(outputs: layer.outputs, inputs: layer.inputs, samples: samples, index: index)
             try require(
                 input.activations.context === context && input.outputGradients.context === context, "layers[\(index)]",
                 "belongs to another context")
-            try require(
-                input.activations.count >= samples * layer.inputs, "layers[\(index)].activations",
-                "holds \(input.activations.count) values, fewer than \(samples) x \(layer.inputs)")
-            try require(
-                input.outputGradients.count >= samples * layer.outputs, "layers[\(index)].outputGradients",
-                "holds \(input.outputGradients.count) values, fewer than \(samples) x \(layer.outputs)")
             let a = try input.activations.downloadFloat64(0..<(samples * layer.inputs))
             let g = try input.outputGradients.downloadFloat64(0..<(samples * layer.outputs))
             try requireFinite(a, "layers[\(index)].activations")

@@ -32,6 +32,20 @@ public struct KFACLayer<Element: DeviceScalar> {
         }
         return result
     }
+
+    /// Throws unless this input is `layers[index]` of an `outputs x inputs` layer with
+    /// activations and output gradients for `samples` samples (K-FAC's and EKFAC's check).
+    func requireFits(outputs: Int, inputs: Int, samples: Int, index: Int) throws {
+        try require(
+            self.inputs == inputs && self.outputs == outputs, "layers[\(index)]",
+            "is \(self.outputs) x \(self.inputs), expected \(outputs) x \(inputs)")
+        try require(
+            activations.count >= samples * inputs, "layers[\(index)].activations",
+            "holds \(activations.count) values, fewer than \(samples) x \(inputs)")
+        try require(
+            outputGradients.count >= samples * outputs, "layers[\(index)].outputGradients",
+            "holds \(outputGradients.count) values, fewer than \(samples) x \(outputs)")
+    }
 }
 
 /// K-FAC: per layer `F_l ≈ G_l ⊗ A_l` with `A = (1/N) Σ w a aᵀ` (inputs x inputs) and
@@ -170,15 +184,7 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         var blocks: [AccumulationBlock] = []
         var staged = 0
         for (index, (input, layer)) in zip(inputs, layers).enumerated() {
-            try require(
-                input.inputs == layer.inputs && input.outputs == layer.outputs, "layers[\(index)]",
-                "is \(input.outputs) x \(input.inputs), expected \(layer.outputs) x \(layer.inputs)")
-            try require(
-                input.activations.count >= samples * layer.inputs, "layers[\(index)].activations",
-                "holds \(input.activations.count) values, fewer than \(samples) x \(layer.inputs)")
-            try require(
-                input.outputGradients.count >= samples * layer.outputs, "layers[\(index)].outputGradients",
-                "holds \(input.outputGradients.count) values, fewer than \(samples) x \(layer.outputs)")
+            try input.requireFits(outputs: layer.outputs, inputs: layer.inputs, samples: samples, index: index)
             for (offset, size) in [(layer.aOffset, layer.inputs), (layer.gOffset, layer.outputs)] {
                 blocks.append(
                     AccumulationBlock(

@@ -1,3 +1,4 @@
+import FileWriting
 import Foundation
 import OpenCLHost
 
@@ -254,13 +255,12 @@ public struct TuningCache: Sendable {
     /// (resolved fully); throws unless that is a regular file or absent.
     static func writableTarget(_ location: URL) throws -> URL {
         // Follow links by hand: Foundation leaves a link to a missing file unresolved.
-        var target = location
-        for _ in 0..<32 {
-            guard let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: target.path) else { break }
-            target =
-                destination.hasPrefix("/")
-                ? URL(fileURLWithPath: destination)
-                : target.deletingLastPathComponent().appendingPathComponent(destination)
+        let target: URL
+        do {
+            target = URL(fileURLWithPath: try FileReplacement.finalTarget(location.path))
+        } catch let failure as FileReplacement.Failure {
+            throw NaturalGradientError.invalidArgument(
+                name: "cache", reason: "cannot follow \(location.path): \(failure.reason)")
         }
         var status = stat()
         guard lstat(target.path, &status) == 0 else {

@@ -6,9 +6,11 @@ import Foundation
     import Darwin
 #endif
 
-/// How `NumPyArray.write(to:)` puts bytes at a path, by the rule every writer in the
-/// package keeps (README, "Exit codes and output files"): nothing is ever renamed over a
-/// file that is not regular.
+/// How the package puts bytes at a path, by the rule every writer in it keeps (README,
+/// "Exit codes and output files"): nothing is ever renamed over a file that is not
+/// regular. `write(_:to:)` is the whole rule (`NumPyArray.write(to:)`); the steps are
+/// shared with `ngrad`'s `OutputFile` (checked before the work, several files replaced
+/// together) and the tuning cache (which refuses anything but a regular file).
 ///
 /// - A regular file or a missing path: a temporary file beside it, flushed to disk and
 ///   renamed over it, so it holds the old contents or all the new ones; an existing file
@@ -17,13 +19,18 @@ import Foundation
 ///   stays a link (a dangling one creates the file it names).
 /// - A character device or a FIFO (`/dev/null`, a named pipe) is written in place.
 /// - A directory, a block device or a socket is refused.
-enum FileReplacement {
+package enum FileReplacement {
     /// A write that failed, with the reason in words.
-    struct Failure: Error {
-        let reason: String
+    package struct Failure: Error {
+        package let reason: String
+
+        package init(reason: String) {
+            self.reason = reason
+        }
     }
 
-    static func write(_ bytes: [UInt8], to path: String) throws {
+    /// Writes `bytes` to `path` by the type's rules.
+    package static func write(_ bytes: [UInt8], to path: String) throws {
         let target = try finalTarget(path)
         var info = stat()
         var mode: mode_t? = nil
@@ -42,26 +49,16 @@ enum FileReplacement {
         } else if errno != ENOENT {
             throw Failure(reason: reason(errno))
         }
-        let directory = (target as NSString).deletingLastPathComponent
-        let name = (target as NSString).lastPathComponent
-        let temporary =
-            (directory.isEmpty ? "." : directory) + "/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-        guard descriptor >= 0 else { throw Failure(reason: reason(errno)) }
-        var failure: Int32 = 0
-        if let mode, fchmod(descriptor, mode) != 0 { failure = errno }
-        if failure == 0 { failure = writeFully(descriptor, bytes) }
-        if failure == 0, fsync(descriptor) != 0 { failure = errno }
-        if close(descriptor) != 0, failure == 0 { failure = errno }
-        if failure == 0, rename(temporary, target) != 0 { failure = errno }
-        if failure != 0 {
+        let temporary = try stage(bytes, beside: target, mode: mode)
+        if rename(temporary, target) != 0 {
+            let code = errno
             unlink(temporary)
-            throw Failure(reason: reason(failure))
+            throw Failure(reason: reason(code))
         }
     }
 
     /// `path` with every symbolic link followed (a dangling chain ends at the path it names).
-    private static func finalTarget(_ path: String) throws -> String {
+    package static func finalTarget(_ path: String) throws -> String {
         var current = path
         for _ in 0..<40 {
             var info = stat()
@@ -77,12 +74,50 @@ enum FileReplacement {
         throw Failure(reason: "too many levels of symbolic links")
     }
 
-    private static func writeInPlace(_ bytes: [UInt8], to path: String) throws {
+    /// Writes `bytes` to a new temporary file beside `target` (given the permission bits
+    /// `mode`, else the defaults of a new file), flushed to disk, and returns its path; the
+    /// caller renames it over `target` or unlinks it.
+    package static func stage(_ bytes: [UInt8], beside target: String, mode: mode_t?) throws -> String {
+        var temporary = ""
+        var descriptor: Int32 = -1
+        for _ in 0..<16 {
+            temporary = temporaryName(beside: target, suffix: "tmp")
+            descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            if descriptor >= 0 || errno != EEXIST { break }
+        }
+        guard descriptor >= 0 else { throw Failure(reason: reason(errno)) }
+        var failure: Int32 = 0
+        if let mode, fchmod(descriptor, mode) != 0 { failure = errno }
+        if failure == 0 { failure = writeFully(descriptor, bytes) }
+        // The data must be on disk before the rename makes it the file's contents.
+        if failure == 0, fsync(descriptor) != 0 { failure = errno }
+        if close(descriptor) != 0, failure == 0 { failure = errno }
+        if failure != 0 {
+            unlink(temporary)
+            throw Failure(reason: reason(failure))
+        }
+        return temporary
+    }
+
+    /// A fresh hidden name beside `target` (`.name.pid.random.suffix`).
+    package static func temporaryName(beside target: String, suffix: String) -> String {
+        let directory = (target as NSString).deletingLastPathComponent
+        let name = (target as NSString).lastPathComponent
+        return (directory.isEmpty ? "." : directory) + "/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).\(suffix)"
+    }
+
+    /// Opens the existing `path` (a character device or a pipe) and writes `bytes` to it.
+    package static func writeInPlace(_ bytes: [UInt8], to path: String) throws {
         let descriptor = open(path, O_WRONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw Failure(reason: reason(errno)) }
         let written = writeFully(descriptor, bytes)
         let closed = close(descriptor) == 0 ? 0 : errno
         if written != 0 || closed != 0 { throw Failure(reason: reason(written != 0 ? written : closed)) }
+    }
+
+    /// `strerror(code)` in lower case, for messages.
+    package static func reason(_ code: Int32) -> String {
+        String(cString: strerror(code)).lowercased()
     }
 
     /// Writes every byte, retrying short writes and interruptions; 0 or the `errno`.
@@ -100,10 +135,6 @@ enum FileReplacement {
             }
             return 0
         }
-    }
-
-    private static func reason(_ code: Int32) -> String {
-        String(cString: strerror(code)).lowercased()
     }
 }
 
