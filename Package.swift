@@ -23,7 +23,7 @@ let package = Package(
         .library(name: "NaturalGradientC", type: .dynamic, targets: ["NaturalGradientC"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // MARK: Layer 1: the OpenCL C API (OpenCL 1.2 headers, any ICD).

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== Formatting (swift-format lint, .swift-format)"
+bash scripts/format.sh --check
 echo "== Swift tests"
 swift test
 

@@ -214,7 +214,9 @@ func nonNull<T>(_ pointer: T?, _ name: String) throws -> T {
 }
 
 /// `count` elements of `E` at `pointer` (non-null, aligned), as a buffer pointer.
-func elements<E: BridgeScalar>(_ pointer: UnsafeRawPointer?, count: Int, _ name: String, as _: E.Type = E.self)
+func elements<E: BridgeScalar>(
+    _ pointer: UnsafeRawPointer?, count: Int, _ name: String, as _: E.Type = E.self
+)
     throws -> UnsafeBufferPointer<E>
 {
     let pointer = try nonNull(pointer, name)
@@ -231,7 +233,9 @@ func requireFinite<E: BridgeScalar>(_ values: UnsafeBufferPointer<E>, _ name: St
 }
 
 /// The host array of `count` finite values of `E` at `pointer`.
-func hostArray<E: BridgeScalar>(_ pointer: UnsafeRawPointer?, count: Int, _ name: String, as _: E.Type = E.self)
+func hostArray<E: BridgeScalar>(
+    _ pointer: UnsafeRawPointer?, count: Int, _ name: String, as _: E.Type = E.self
+)
     throws -> [E]
 {
     let values = try elements(pointer, count: count, name, as: E.self)
@@ -240,7 +244,9 @@ func hostArray<E: BridgeScalar>(_ pointer: UnsafeRawPointer?, count: Int, _ name
 }
 
 /// A writable, aligned destination for `count` elements of `E`.
-func destination<E: BridgeScalar>(_ pointer: UnsafeMutableRawPointer?, count: Int, _ name: String, as _: E.Type = E.self)
+func destination<E: BridgeScalar>(
+    _ pointer: UnsafeMutableRawPointer?, count: Int, _ name: String, as _: E.Type = E.self
+)
     throws -> UnsafeMutableBufferPointer<E>
 {
     let pointer = try nonNull(pointer, name)

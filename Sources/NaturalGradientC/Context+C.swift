@@ -64,7 +64,9 @@ public func ngContextCreate(_ selector: UnsafePointer<CChar>?, _ out: UnsafeMuta
 }
 
 @_cdecl("ng_context_device_json")
-public func ngContextDeviceJSON(_ handle: UInt64, _ json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?)
+public func ngContextDeviceJSON(
+    _ handle: UInt64, _ json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+)
     -> Int32
 {
     boundary {

@@ -322,7 +322,9 @@ public func ngCurvatureDiagonalFromValues(
 }
 
 /// The `layer_count` `ng_kfac_layer`s at `layers`, checked non-null and counted.
-func layerList(_ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64) throws
+func layerList(
+    _ layers: UnsafePointer<ng_kfac_layer>?, _ layerCount: Int64
+) throws
     -> UnsafeBufferPointer<ng_kfac_layer>
 {
     UnsafeBufferPointer(start: try nonNull(layers, "layers"), count: try count(layerCount, "layer_count"))
@@ -342,7 +344,9 @@ func uploadLayers<E: BridgeScalar>(
 }
 
 /// Uploads one `ng_kfac_layer` for `samples` samples.
-private func kfacLayer<E: BridgeScalar>(_: E.Type, _ context: Context, _ layer: ng_kfac_layer, index: Int, samples: Int)
+private func kfacLayer<E: BridgeScalar>(
+    _: E.Type, _ context: Context, _ layer: ng_kfac_layer, index: Int, samples: Int
+)
     throws -> KFACLayer<E>
 {
     let (inputs, outputs) = (

@@ -7,7 +7,9 @@ import NaturalGradient
 // the accumulate / refresh cycle of a training loop.
 
 /// The EKFAC operator behind a curvature handle, as `E`, or a throw naming `curvature`.
-private func ekfac<E: BridgeScalar>(_ object: CurvatureObject, _: E.Type) throws
+private func ekfac<E: BridgeScalar>(
+    _ object: CurvatureObject, _: E.Type
+) throws
     -> EigenvalueCorrectedKroneckerCurvature<E>
 {
     guard let typed = object as? TypedCurvature<EigenvalueCorrectedKroneckerCurvature<E>> else {

@@ -19,7 +19,9 @@ class FactorObject: HandledObject, @unchecked Sendable {
     }
 
     /// The factor behind `handle` in element type `E`; throws naming `name` when the dtype differs.
-    static func typed<E: BridgeScalar>(_ handle: UInt64, _: E.Type, _ name: String = "factor") throws
+    static func typed<E: BridgeScalar>(
+        _ handle: UInt64, _: E.Type, _ name: String = "factor"
+    ) throws
         -> CurvatureFactor<E>
     {
         let object = try lookup(handle, name)
@@ -91,7 +93,9 @@ func builtInMetric<E: BridgeScalar>(
     default:
         throw NaturalGradientError.invalidArgument(
             name: "metric",
-            reason: "\(code) is not a built-in output metric (NG_OUTPUT_SOFTMAX_CROSS_ENTROPY = 1, NG_OUTPUT_BERNOULLI = 2, NG_OUTPUT_GAUSSIAN_MEAN = 3)")
+            reason:
+                "\(code) is not a built-in output metric (NG_OUTPUT_SOFTMAX_CROSS_ENTROPY = 1, NG_OUTPUT_BERNOULLI = 2, NG_OUTPUT_GAUSSIAN_MEAN = 3)"
+        )
     }
 }
 
@@ -195,7 +199,9 @@ private func downloadFactor<E: BridgeScalar>(
 }
 
 @_cdecl("ng_factor_download")
-public func ngFactorDownload(_ handle: UInt64, _ dtypeCode: Int32, _ matrix: UnsafeMutableRawPointer?, _ length: Int64)
+public func ngFactorDownload(
+    _ handle: UInt64, _ dtypeCode: Int32, _ matrix: UnsafeMutableRawPointer?, _ length: Int64
+)
     -> Int32
 {
     boundary {

@@ -19,7 +19,9 @@ extension PredictiveFamily {
             default:
                 throw NaturalGradientError.invalidArgument(
                     name: "family.parametrization",
-                    reason: "\(family.parametrization) is not NG_GAUSSIAN_SIGMA (0), NG_GAUSSIAN_LOG_SIGMA (1) or NG_GAUSSIAN_VARIANCE (2)")
+                    reason:
+                        "\(family.parametrization) is not NG_GAUSSIAN_SIGMA (0), NG_GAUSSIAN_LOG_SIGMA (1) or NG_GAUSSIAN_VARIANCE (2)"
+                )
             }
             self = .gaussian(dimension: try dimension(), parametrization: parametrization)
         case Int32(NG_FAMILY_GAUSSIAN_FULL):
@@ -97,7 +99,8 @@ public func ngOutputMetric(
         try check(outLength == Int64(o * o), "out", "has room for \(outLength) values, the metric is \(o) x \(o)")
         let values = Array(UnsafeBufferPointer(start: try nonNull(z, "z"), count: o))
         let out = try nonNull(out, "out")
-        let result = squareRoot != 0
+        let result =
+            squareRoot != 0
             ? try measure.squareRoot(for: family, at: values) : try measure.metric(for: family, at: values)
         try check(result.count == o * o, "out", "the metric has \(result.count) values, expected \(o * o)")
         for (index, value) in result.enumerated() { out[index] = value }

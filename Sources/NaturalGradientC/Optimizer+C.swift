@@ -113,7 +113,8 @@ final class TypedOptimizer<E: BridgeScalar>: OptimizerObject, @unchecked Sendabl
             }
             let n = try count(input.samples, "input.samples")
             let layerCount = try count(input.layer_count, "input.layer_count")
-            try check(layerCount == shapes.count, "input.layer_count", "is \(layerCount), the optimizer has \(shapes.count) layers")
+            try check(
+                layerCount == shapes.count, "input.layer_count", "is \(layerCount), the optimizer has \(shapes.count) layers")
             let layers = UnsafeBufferPointer(start: try nonNull(input.layers, "input.layers"), count: layerCount)
             let statistics = try zip(layers, shapes).enumerated().map { index, pair in
                 let (layer, shape) = pair

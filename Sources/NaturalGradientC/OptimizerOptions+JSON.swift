@@ -24,7 +24,8 @@ extension NaturalGradientOptimizerOptions {
         do {
             parsed = try JSONSerialization.jsonObject(with: Data(text.utf8))
         } catch {
-            throw NaturalGradientError.invalidArgument(name: "options", reason: "is not valid JSON (\(error.localizedDescription))")
+            throw NaturalGradientError.invalidArgument(
+                name: "options", reason: "is not valid JSON (\(error.localizedDescription))")
         }
         guard let object = parsed as? [String: Any] else {
             throw NaturalGradientError.invalidArgument(name: "options", reason: "must be a JSON object")

@@ -68,7 +68,7 @@ final class Registry: @unchecked Sendable {
         defer { lock.unlock() }
         let index = try slotIndex(handle, "handle")
         slots[index].object = nil
-        if slots[index].generation == UInt32.max { return }  // retired
+        if slots[index].generation == UInt32.max { return } // retired
         slots[index].generation += 1
         freeSlots.append(index)
     }

@@ -99,11 +99,11 @@ public final class Communicator: @unchecked Sendable {
     /// rank of the job with `MPI_Abort(code)`: the way out of an error that the other ranks,
     /// waiting in a collective, cannot know about.
     public func abort(_ message: String, code: Int32 = 1) -> Never {
-        fflush(nil)  // what the rank printed so far comes first
+        fflush(nil) // what the rank printed so far comes first
         let line = Array("ngrad: rank \(rank) of \(size): \(message)\n".utf8)
         _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
         MPI_Abort(cmpi_comm_world(), code)
-        exit(code)  // MPI_Abort does not return; this is for an MPI that does
+        exit(code) // MPI_Abort does not return; this is for an MPI that does
     }
 
     /// The value of `body`, or, if it throws, `abort` with the error's description.

@@ -51,7 +51,8 @@ public final class DistributedKroneckerSolver<Element: CommunicableScalar>: Curv
         self.owners = owners
         ownedLayers = curvature.layers.indices.filter { owners[$0] == communicator.rank }
         let held = gradientWorkers == .all ? Array(curvature.layers.indices) : ownedLayers
-        inverses = held.isEmpty
+        inverses =
+            held.isEmpty
             ? nil
             : try KroneckerCurvature(
                 context: curvature.context, shapes: held.map { (curvature.layers[$0].outputs, curvature.layers[$0].inputs) })
@@ -134,7 +135,7 @@ public final class DistributedKroneckerSolver<Element: CommunicableScalar>: Curv
             for index in ownedLayers {
                 let layer = layers[index]
                 let end = layer.gOffset + layer.outputs * layer.outputs
-                compact += full[layer.aOffset..<end]  // A_l then G_l, as the compact layout packs them
+                compact += full[layer.aOffset..<end] // A_l then G_l, as the compact layout packs them
             }
             try inverses.factors.upload(compact)
         }

@@ -92,13 +92,17 @@ public protocol SummableCurvature<Element>: CurvatureOperator where Element: Com
     /// `makeInverse(damping:)` redundantly on every rank (identical inputs, identical
     /// inverses, no communication) and ignores `gradientWorkers`; K-FAC spreads its layers
     /// over the ranks instead.
-    func makeInverse(damping: Element, communicator: Communicator, gradientWorkers: GradientWorkers) throws
+    func makeInverse(
+        damping: Element, communicator: Communicator, gradientWorkers: GradientWorkers
+    ) throws
         -> any CurvatureInverse<Element>
 }
 
 extension SummableCurvature {
     /// `makeInverse(damping:)` on every rank.
-    public func makeInverse(damping: Element, communicator _: Communicator, gradientWorkers _: GradientWorkers) throws
+    public func makeInverse(
+        damping: Element, communicator _: Communicator, gradientWorkers _: GradientWorkers
+    ) throws
         -> any CurvatureInverse<Element>
     {
         try makeInverse(damping: damping)
@@ -154,7 +158,9 @@ extension KroneckerCurvature: SummableCurvature where Element: CommunicableScala
     }
 
     /// KAISA: each layer's inversion on one rank (`DistributedKroneckerSolver`).
-    public func makeInverse(damping: Element, communicator: Communicator, gradientWorkers: GradientWorkers) throws
+    public func makeInverse(
+        damping: Element, communicator: Communicator, gradientWorkers: GradientWorkers
+    ) throws
         -> any CurvatureInverse<Element>
     {
         try DistributedKroneckerSolver(

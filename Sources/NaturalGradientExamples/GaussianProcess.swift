@@ -105,24 +105,24 @@ public struct GaussianProcessModel: Sendable {
                 let r2 = (data.x[a] - data.x[b]) * (data.x[a] - data.x[b])
                 let rbf = h.signalVariance * exp(-r2 / (2 * h.lengthScale * h.lengthScale))
                 k[a * n + b] = rbf
-                dSignal[a * n + b] = rbf  // ∂K/∂ log σf² = σf² E
-                dLength[a * n + b] = rbf * r2 / (h.lengthScale * h.lengthScale)  // ∂K/∂ log ℓ
+                dSignal[a * n + b] = rbf // ∂K/∂ log σf² = σf² E
+                dLength[a * n + b] = rbf * r2 / (h.lengthScale * h.lengthScale) // ∂K/∂ log ℓ
             }
             k[a * n + a] += h.noiseVariance
-            dNoise[a * n + a] = h.noiseVariance  // ∂K/∂ log σn² = σn² I
+            dNoise[a * n + a] = h.noiseVariance // ∂K/∂ log σn² = σn² I
         }
         // A K the plain Cholesky cannot take (the library would add jitter or clamp
         // eigenvalues) is not numerically positive definite: the run ends there.
         guard let factorization = try? DenseSymmetricFactorization(matrix: k, dimension: n),
             factorization.path == .cholesky,
             let alpha = try? factorization.solve(data.y),
-            let inverse = try? factorization.solve(identity(n), count: n)  // K⁻¹, symmetric
+            let inverse = try? factorization.solve(identity(n), count: n) // K⁻¹, symmetric
         else { return nil }
         let dataFit = zip(data.y, alpha).reduce(0.0) { $0 + $1.0 * $1.1 }
         let nll = 0.5 * dataFit + 0.5 * factorization.logDeterminant + 0.5 * Double(n) * log(2 * Double.pi)
         let derivatives = [dLength, dSignal, dNoise]
         let gradient = derivatives.map { d -> Double in
-            var trace = 0.0  // tr(K⁻¹ D) = Σ_ab K⁻¹_ab D_ba, D symmetric.
+            var trace = 0.0 // tr(K⁻¹ D) = Σ_ab K⁻¹_ab D_ba, D symmetric.
             var quadratic = 0.0
             for a in 0..<n {
                 var row = 0.0
@@ -219,7 +219,9 @@ public struct GaussianProcessRun: Sendable {
     }
 
     /// `(G + λI)⁻¹ ∇NLL`.
-    public static func naturalGradient(_ evaluation: GaussianProcessModel.Evaluation, metric: ParameterMetric, n: Int) throws
+    public static func naturalGradient(
+        _ evaluation: GaussianProcessModel.Evaluation, metric: ParameterMetric, n: Int
+    ) throws
         -> [Double]
     {
         let g = try metric.matrix(at: evaluation, dimension: n)

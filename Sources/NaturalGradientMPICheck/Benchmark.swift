@@ -36,7 +36,9 @@ struct DistributedBenchmark {
         var plain = large
         let plainTime = try median(5) { try communicator.allreduce(&plain) }
         if communicator.rank == 0 {
-            print("16 MiB: sumInRankOrder \(largeTime * 1e3) ms, MPI_Allreduce \(plainTime * 1e3) ms; 1 value: \(alphaTime * 1e6) µs")
+            print(
+                "16 MiB: sumInRankOrder \(largeTime * 1e3) ms, MPI_Allreduce \(plainTime * 1e3) ms; 1 value: \(alphaTime * 1e6) µs"
+            )
         }
         let wireBytes = p > 1 ? 2 * Double(p - 1) / Double(p) * Double(n * 4) : 0
         let steps = p > 1 ? 2 * Double(p - 1) : 0
@@ -54,7 +56,8 @@ struct DistributedBenchmark {
                     context: context, copying: randomValues(share.count * shape.outputs, seed: UInt64(10 + index))),
                 inputs: shape.inputs, outputs: shape.outputs)
         }
-        let curvature = DistributedCurvature(try KroneckerCurvature<Float>(context: context, shapes: shapes), communicator: communicator)
+        let curvature = DistributedCurvature(
+            try KroneckerCurvature<Float>(context: context, shapes: shapes), communicator: communicator)
         let dimension = curvature.dimension
         let gradient: [Float] = randomValues(dimension, seed: 99)
         var inverse: (any CurvatureInverse<Float>)?
@@ -78,13 +81,16 @@ struct DistributedBenchmark {
         let own = zip(owners, layerValues).filter { $0.0 == communicator.rank }.reduce(0) { $0 + $1.1 }
         let received = Double(factorValues - own) * s
         let bytes = p > 1 ? sumBytes(factorValues) + received + sumBytes(dimension + 1) + Double(32 * p) : 0
-        let predicted = p > 1
+        let predicted =
+            p > 1
             ? (2 * Double(p - 1) * alpha + sumBytes(factorValues) * beta) + (Double(p - 1) * alpha + received * beta)
                 + (2 * Double(p - 1) * alpha + sumBytes(dimension + 1) * beta) + Double(p - 1) * alpha
             : 0
         let maxBytes = try communicator.allgather([bytes]).max() ?? bytes
         if communicator.rank == 0 {
-            print("| ranks | α (µs) | β (GB/s) | accumulate + sum (ms) | KAISA invert + gather (ms) | solve (ms) | gradient average (ms) | step (ms) | bytes per step per rank | predicted communication (ms) |")
+            print(
+                "| ranks | α (µs) | β (GB/s) | accumulate + sum (ms) | KAISA invert + gather (ms) | solve (ms) | gradient average (ms) | step (ms) | bytes per step per rank | predicted communication (ms) |"
+            )
             func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
             let cells = [
                 "\(p)", f(alpha * 1e6, 1), f(beta > 0 ? 1e-9 / beta : 0, 2), f(accumulate * 1e3, 2), f(invert * 1e3, 2),

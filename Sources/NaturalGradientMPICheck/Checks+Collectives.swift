@@ -72,7 +72,8 @@ extension CheckRunner {
             _ = try communicator.allgather([1.0], counts: [1])
             try expect("allgather with too few counts throws", communicator.size == 1, "it returned")
         } catch let error as MPIError {
-            try expect("allgather with too few counts throws invalidArgument(counts)", "\(error)".contains("'counts'"), "\(error)")
+            try expect(
+                "allgather with too few counts throws invalidArgument(counts)", "\(error)".contains("'counts'"), "\(error)")
         }
         // An error inside MPI comes back as a Swift error naming the call and MPI's message
         // (MPI_ERRORS_RETURN): the last rank (a leaf of every broadcast tree from rank 0, so

@@ -20,8 +20,9 @@ extension CheckRunner {
             let distributed = DistributedCurvature(base, communicator: communicator)
             try distributed.accumulate(first.localFactor(context, weighted: true), alpha: nil, beta: 0)
             try reference.accumulate(first.globalFactor(context, weighted: true), alpha: nil, beta: 0)
-            try expectClose("\(name) accumulation \(label)", contents(base), T.widened(contents(reference)),
-                            bound: tolerance(for: T.self))
+            try expectClose(
+                "\(name) accumulation \(label)", contents(base), T.widened(contents(reference)),
+                bound: tolerance(for: T.self))
             try expect("\(name) global sample count \(label)", distributed.globalSamples == first.rows)
             try expectIdentical("\(name) accumulation \(label)", contents(base))
             // The optimizer's moving average: α = (1 − β)/N_r per rank's mean.
@@ -31,8 +32,9 @@ extension CheckRunner {
             try reference.accumulate(
                 second.globalFactor(context, weighted: false), alpha: T(float64: (1 - decay) / Double(second.rows)),
                 beta: T(float64: decay))
-            try expectClose("\(name) moving average \(label)", contents(base), T.widened(contents(reference)),
-                            bound: tolerance(for: T.self))
+            try expectClose(
+                "\(name) moving average \(label)", contents(base), T.widened(contents(reference)),
+                bound: tolerance(for: T.self))
             try expectIdentical("\(name) moving average \(label)", contents(base))
         }
         try check(
@@ -43,8 +45,11 @@ extension CheckRunner {
             reference: BlockDiagonalCurvature<T>(context: context, blockSizes: sizes),
             contents: { try $0.matrices.download() })
         try check(
-            "diagonal", distributed: DiagonalCurvature<T>(values: Buffer(context: context, copying: [T](repeating: 0, count: 33)), dimension: 33),
-            reference: DiagonalCurvature<T>(values: Buffer(context: context, copying: [T](repeating: 0, count: 33)), dimension: 33),
+            "diagonal",
+            distributed: DiagonalCurvature<T>(
+                values: Buffer(context: context, copying: [T](repeating: 0, count: 33)), dimension: 33),
+            reference: DiagonalCurvature<T>(
+                values: Buffer(context: context, copying: [T](repeating: 0, count: 33)), dimension: 33),
             contents: { try $0.values.download() })
 
         // What goes over the wire: upper triangles only.
@@ -54,7 +59,8 @@ extension CheckRunner {
 
         // Ranks that disagree: rank 0 passes a factor of another dimension. Every rank must
         // throw (none may be left waiting), and the next collective must still work.
-        let wrong = communicator.rank == 0
+        let wrong =
+            communicator.rank == 0
             ? try CurvatureFactor<T>(context: context, matrix: randomValues(2 * 34, seed: 3), rows: 2, dimension: 34, samples: 2)
             : try first.localFactor(context, weighted: false)
         let distributed = DistributedCurvature(try DenseCurvature<T>(context: context, dimension: 33), communicator: communicator)
@@ -84,14 +90,17 @@ extension CheckRunner {
             let g: [T] = randomValues(samples * shape.outputs, seed: UInt64(60 + index))
             global.append(
                 KFACLayer(
-                    activations: try Buffer(context: context, copying: a), outputGradients: try Buffer(context: context, copying: g),
+                    activations: try Buffer(context: context, copying: a),
+                    outputGradients: try Buffer(context: context, copying: g),
                     inputs: shape.inputs, outputs: shape.outputs))
             local.append(
                 KFACLayer(
                     activations: try Buffer(
-                        context: context, copying: Array(a[(share.lowerBound * shape.inputs)..<(share.upperBound * shape.inputs)])),
+                        context: context, copying: Array(a[(share.lowerBound * shape.inputs)..<(share.upperBound * shape.inputs)])
+                    ),
                     outputGradients: try Buffer(
-                        context: context, copying: Array(g[(share.lowerBound * shape.outputs)..<(share.upperBound * shape.outputs)])),
+                        context: context,
+                        copying: Array(g[(share.lowerBound * shape.outputs)..<(share.upperBound * shape.outputs)])),
                     inputs: shape.inputs, outputs: shape.outputs))
         }
         let reference = try KroneckerCurvature(layers: global, samples: samples)

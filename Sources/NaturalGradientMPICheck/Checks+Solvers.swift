@@ -91,10 +91,13 @@ extension CheckRunner {
         var parameters: [T] = randomValues(dimension, seed: 70)
         var reference = parameters
         for step in 0..<3 {
-            let data = GlobalData<T>(rows: 13 + step, dimension: dimension, seed: UInt64(200 + step), rank: communicator.rank, size: p)
+            let data = GlobalData<T>(
+                rows: 13 + step, dimension: dimension, seed: UInt64(200 + step), rank: communicator.rank, size: p)
             let local = data.localRows(data.matrix, width: dimension)
             let localMean = (0..<dimension).map { j in
-                T(float64: (0..<data.share.count).reduce(0.0) { $0 + local[$1 * dimension + j].float64 } / Double(data.share.count))
+                T(
+                    float64: (0..<data.share.count).reduce(0.0) { $0 + local[$1 * dimension + j].float64 }
+                        / Double(data.share.count))
             }
             let globalMean = (0..<dimension).map { j in
                 T(float64: (0..<data.rows).reduce(0.0) { $0 + data.matrix[$1 * dimension + j].float64 } / Double(data.rows))
@@ -172,7 +175,8 @@ extension CheckRunner {
         factorOptions.representation = .dense
         var refusal = ""
         do {
-            _ = try NaturalGradientOptimizer<T>(context: context, dimension: dimension, options: factorOptions, curvature: builder)
+            _ = try NaturalGradientOptimizer<T>(
+                context: context, dimension: dimension, options: factorOptions, curvature: builder)
         } catch { refusal = "\(error)" }
         try expect("a layer builder without K-FAC is refused \(label)", refusal.contains("'curvature'"), refusal)
     }

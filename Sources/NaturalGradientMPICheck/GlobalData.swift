@@ -39,4 +39,3 @@ struct GlobalData<T: DeviceScalar> {
             samples: share.count, weights: weighted ? Array(weights[share]) : nil)
     }
 }
-

@@ -31,7 +31,7 @@ communicator.abortingOnError {
     if let killed = option("--kill-rank") {
         try communicator.barrier()
         if communicator.rank == killed { kill(getpid(), SIGKILL) }
-        try communicator.barrier()  // the survivors wait here for the dead rank
+        try communicator.barrier() // the survivors wait here for the dead rank
     }
     if let failing = option("--fail-on-rank") {
         // A NaN weight on one rank: its factor throws before the collective it should join.
@@ -40,7 +40,8 @@ communicator.abortingOnError {
         let factor = try CurvatureFactor(
             context: context, matrix: data.localRows(data.matrix, width: 33), rows: data.share.count, dimension: 33,
             samples: data.share.count, weights: weights)
-        let curvature = DistributedCurvature(try DenseCurvature<Float>(context: context, dimension: 33), communicator: communicator)
+        let curvature = DistributedCurvature(
+            try DenseCurvature<Float>(context: context, dimension: 33), communicator: communicator)
         try curvature.accumulate(factor, alpha: nil, beta: 0)
         try communicator.barrier()
     }

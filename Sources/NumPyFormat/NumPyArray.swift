@@ -277,7 +277,9 @@ func checkedElementCount(shape: [Int], elementType: NumPyElementType) throws(NPY
     return count
 }
 
-private func checkConsistency(shape: [Int], elementType: NumPyElementType, count: Int)
+private func checkConsistency(
+    shape: [Int], elementType: NumPyElementType, count: Int
+)
     throws(NPYProblem)
 {
     let expected = try checkedElementCount(shape: shape, elementType: elementType)
@@ -300,7 +302,7 @@ struct NPYLayout {
 }
 
 enum NPYDecoder {
-    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
+    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59] // \x93NUMPY
 
     /// Decodes complete file contents into float64 values.
     static func decode(_ bytes: [UInt8]) throws(NPYProblem) -> NumPyArray {
@@ -375,7 +377,7 @@ enum NPYDecoder {
 
         // Data.
         let count = try checkedElementCount(shape: fields.shape, elementType: fields.elementType)
-        let expectedBytes = count * fields.elementType.byteCount  // cannot overflow: checked above
+        let expectedBytes = count * fields.elementType.byteCount // cannot overflow: checked above
         let foundBytes = bytes.count - dataStart
         if foundBytes < expectedBytes {
             throw NPYProblem("truncated data: expected \(expectedBytes) bytes, found \(foundBytes)")
@@ -608,7 +610,7 @@ struct HeaderParser {
             return try parseString()
         case UInt8(ascii: "("):
             let (items, sawComma) = try parseSequence(closing: UInt8(ascii: ")"), depth: depth)
-            if items.count == 1 && !sawComma, let only = items.first { return only }  // (x) is x
+            if items.count == 1 && !sawComma, let only = items.first { return only } // (x) is x
             return .tuple(items)
         case UInt8(ascii: "["):
             return .list(try parseSequence(closing: UInt8(ascii: "]"), depth: depth).items)
@@ -637,15 +639,17 @@ struct HeaderParser {
             position += 1
         }
         let text = String(decoding: bytes[start..<position], as: UTF8.self)
-        position += 1  // closing quote
+        position += 1 // closing quote
         return .string(text)
     }
 
     /// Parses `(` or `[` ... up to `closing`; returns the items and whether any comma was seen.
-    private mutating func parseSequence(closing: UInt8, depth: Int) throws(NPYProblem)
+    private mutating func parseSequence(
+        closing: UInt8, depth: Int
+    ) throws(NPYProblem)
         -> (items: [Value], sawComma: Bool)
     {
-        position += 1  // opening bracket
+        position += 1 // opening bracket
         var items: [Value] = []
         var sawComma = false
         skipWhitespace()
@@ -698,7 +702,7 @@ struct HeaderParser {
             throw fail("invalid integer literal '\(abbreviated(digitText))' (leading zero)")
         }
         if let suffix = current, suffix == UInt8(ascii: "L") || suffix == UInt8(ascii: "l") {
-            position += 1  // Python 2 long suffix, as written by old NumPy versions
+            position += 1 // Python 2 long suffix, as written by old NumPy versions
         }
         if let next = current {
             let isDelimiter =
@@ -754,7 +758,7 @@ enum NPYHeader {
         let text = Array(dict.utf8)
         for (version, lengthFieldSize) in [(UInt8(1), 2), (UInt8(2), 4)] {
             let prefixSize = NPYDecoder.magic.count + 2 + lengthFieldSize
-            let unpadded = text.count + 1  // + '\n'
+            let unpadded = text.count + 1 // + '\n'
             let padding = alignment - (prefixSize + unpadded) % alignment
             let headerLength = unpadded + padding
             if lengthFieldSize == 2 && headerLength > Int(UInt16.max) { continue }
@@ -770,6 +774,6 @@ enum NPYHeader {
             out.append(UInt8(ascii: "\n"))
             return out
         }
-        return NPYDecoder.magic  // unreachable: a version 2.0 header holds any realistic shape
+        return NPYDecoder.magic // unreachable: a version 2.0 header holds any realistic shape
     }
 }

@@ -114,7 +114,9 @@ extension Buffer {
     /// `destinationOffset`, asynchronously. Overlapping ranges of one buffer are rejected,
     /// as OpenCL requires.
     @discardableResult
-    public func copy(from source: Buffer<Element>, range sourceRange: Range<Int>? = nil, to destinationOffset: Int = 0)
+    public func copy(
+        from source: Buffer<Element>, range sourceRange: Range<Int>? = nil, to destinationOffset: Int = 0
+    )
         throws -> Event
     {
         guard source.context === context else {
@@ -169,7 +171,9 @@ extension Buffer {
             else {
                 throw OpenCLError.invalidArgument(
                     name: name,
-                    reason: "a \(rows) x \(columns) block at \(origin) with pitch \(pitch) lies outside the buffer's \(buffer.count) elements")
+                    reason:
+                        "a \(rows) x \(columns) block at \(origin) with pitch \(pitch) lies outside the buffer's \(buffer.count) elements"
+                )
             }
         }
         let stride = MemoryLayout<Element>.stride

@@ -57,7 +57,8 @@ public final class Buffer<Element: DeviceElement>: @unchecked Sendable {
         guard let memory else { throw OpenCLError.invalidArgument(name: "memory", reason: "is nil") }
         guard Int(bitPattern: memory) % MemoryLayout<Element>.alignment == 0 else {
             throw OpenCLError.invalidArgument(
-                name: "memory", reason: "is not aligned to \(MemoryLayout<Element>.alignment) bytes for \(Element.openCLTypeName)")
+                name: "memory", reason: "is not aligned to \(MemoryLayout<Element>.alignment) bytes for \(Element.openCLTypeName)"
+            )
         }
         if Element.requiresFloat64, !context.device.supportsFloat64 {
             throw OpenCLError.unsupported(device: context.device.name, feature: "double precision (cl_khr_fp64)")

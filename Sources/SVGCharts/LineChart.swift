@@ -61,7 +61,9 @@ public struct LineChart: Sendable {
     /// Several charts in one SVG document, filled row by row into a grid of `columns`
     /// columns (default: all in one row), for example loss against steps and against
     /// seconds, or one panel per benchmarked operation.
-    public static func svg(panels: [LineChart], columns: Int? = nil, panelWidth: Int = 640, panelHeight: Int = 420)
+    public static func svg(
+        panels: [LineChart], columns: Int? = nil, panelWidth: Int = 640, panelHeight: Int = 420
+    )
         -> String
     {
         let columns = max(1, min(columns ?? panels.count, max(panels.count, 1)))
@@ -96,8 +98,10 @@ extension LineChart {
         let xAxis = Axis(scale: xScale, values: series.flatMap { $0.points.map(\.x) }, from: plot.left, to: plot.right)
         let yAxis = Axis(scale: yScale, values: series.flatMap { $0.points.map(\.y) }, from: plot.bottom, to: plot.top)
         var out = ""
-        out += text(title, x: (plot.left + plot.right) / 2, y: 20, anchor: "middle", extra: " font-size=\"14\" font-weight=\"bold\"")
-        out += "<rect x=\"\(f(plot.left))\" y=\"\(f(plot.top))\" width=\"\(f(plot.right - plot.left))\" "
+        out += text(
+            title, x: (plot.left + plot.right) / 2, y: 20, anchor: "middle", extra: " font-size=\"14\" font-weight=\"bold\"")
+        out +=
+            "<rect x=\"\(f(plot.left))\" y=\"\(f(plot.top))\" width=\"\(f(plot.right - plot.left))\" "
             + "height=\"\(f(plot.bottom - plot.top))\" fill=\"none\" stroke=\"#444\"/>\n"
         for tick in xAxis.ticks() {
             let x = xAxis.position(tick)
@@ -111,7 +115,8 @@ extension LineChart {
         }
         out += text(xLabel, x: (plot.left + plot.right) / 2, y: height - 14, anchor: "middle")
         let middle = (plot.top + plot.bottom) / 2
-        out += "<text x=\"16\" y=\"\(f(middle))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(middle)))\">"
+        out +=
+            "<text x=\"16\" y=\"\(f(middle))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(f(middle)))\">"
             + "\(Self.escape(yLabel))</text>\n"
         for (index, line) in series.enumerated() {
             let colour = Self.palette[index % Self.palette.count]
@@ -121,7 +126,8 @@ extension LineChart {
                     let point = coordinates[0].split(separator: ",")
                     out += "<circle cx=\"\(point[0])\" cy=\"\(point[1])\" r=\"2.5\" fill=\"\(colour)\"/>\n"
                 } else {
-                    out += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.8\" points=\""
+                    out +=
+                        "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.8\" points=\""
                         + coordinates.joined(separator: " ") + "\"/>\n"
                 }
             }
@@ -132,7 +138,9 @@ extension LineChart {
         return out
     }
 
-    private func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, stroke: String, width: Double = 1)
+    private func line(
+        _ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, stroke: String, width: Double = 1
+    )
         -> String
     {
         "<line x1=\"\(f(x1))\" y1=\"\(f(y1))\" x2=\"\(f(x2))\" y2=\"\(f(y2))\" stroke=\"\(stroke)\" stroke-width=\"\(width)\"/>\n"

@@ -96,7 +96,8 @@ struct BenchCommand: ParsableCommand {
         } else {
             try StandardOutput.print("Device: \(device)  driver \(device.driverVersion), \(device.computeUnits) compute units")
             try StandardOutput.print("Kernels: \(cacheNote)")
-            try StandardOutput.print("Runs: \(warmup) warm-up + \(repetitions) timed per operation; times are wall clock, enqueue to finish")
+            try StandardOutput.print(
+                "Runs: \(warmup) warm-up + \(repetitions) timed per operation; times are wall clock, enqueue to finish")
             var table = TextTable([
                 "operation", "type", "size", "median ms", "min-max ms", "GFLOP/s", "GB/s", "of copy BW", "error", "check",
             ])

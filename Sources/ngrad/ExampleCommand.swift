@@ -84,6 +84,7 @@ struct GaussianProcessExampleCommand: ParsableCommand {
         try outputDirectory.write([
             "gp-nll.svg": Array(result.chart(points: points).utf8), "gp-nll.csv": Array(result.csv().utf8),
         ])
-        try StandardOutput.print("\nwrote \(outputDirectory.path(of: "gp-nll.svg")) and \(outputDirectory.path(of: "gp-nll.csv"))")
+        try StandardOutput.print(
+            "\nwrote \(outputDirectory.path(of: "gp-nll.svg")) and \(outputDirectory.path(of: "gp-nll.csv"))")
     }
 }

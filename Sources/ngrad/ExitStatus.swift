@@ -70,7 +70,8 @@ enum ExitStatus {
         let underlying = (error.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap { nested -> String? in
             nested.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32(nested.code))) : nil
         }
-        let isRead = (CocoaError.Code.fileReadUnknown.rawValue...CocoaError.Code.fileReadUnknownStringEncoding.rawValue)
+        let isRead =
+            (CocoaError.Code.fileReadUnknown.rawValue...CocoaError.Code.fileReadUnknownStringEncoding.rawValue)
             .contains(error.code.rawValue) || error.code == .fileNoSuchFile
         var reason: String
         switch error.code {

@@ -22,7 +22,7 @@ enum NgradMain {
         do {
             command = try Ngrad.parseAsRoot()
         } catch {
-            if Ngrad.exitCode(for: error) == .success { Ngrad.exit(withError: error) }  // --help, --version
+            if Ngrad.exitCode(for: error) == .success { Ngrad.exit(withError: error) } // --help, --version
             let arguments = Array(CommandLine.arguments.dropFirst())
             fail(
                 ExitStatus.usageLine(Ngrad.message(for: error), arguments: arguments) + " (see 'ngrad --help')",

@@ -41,7 +41,8 @@ struct OutputDirectory {
         var info = stat()
         if stat(path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFDIR else {
-                throw OutputFileError(option: option, path: path, reason: "it is not a directory; name a directory for the run's files")
+                throw OutputFileError(
+                    option: option, path: path, reason: "it is not a directory; name a directory for the run's files")
             }
             guard access(path, W_OK | X_OK) == 0 else {
                 throw OutputFileError(option: option, path: path, reason: "cannot create files in it: \(Self.reason(errno))")
@@ -52,7 +53,8 @@ struct OutputDirectory {
             var link = stat()
             if lstat(path, &link) == 0 {
                 throw OutputFileError(
-                    option: option, path: path, reason: "it is a symbolic link to a missing directory; create that directory first")
+                    option: option, path: path,
+                    reason: "it is a symbolic link to a missing directory; create that directory first")
             }
             try Self.requireCreatable(path, option: option)
             files = nil

@@ -57,7 +57,8 @@ struct OutputFile: Sendable {
                 var other = stat()
                 if stat(input.path, &other) == 0, other.st_dev == info.st_dev, other.st_ino == info.st_ino {
                     throw ValidationError(
-                        "\(option) '\(path)' is the same file as \(input.option) '\(input.path)'; writing it would destroy the input, so choose another path")
+                        "\(option) '\(path)' is the same file as \(input.option) '\(input.path)'; writing it would destroy the input, so choose another path"
+                    )
                 }
             }
             switch info.st_mode & S_IFMT {
@@ -140,9 +141,9 @@ struct OutputFile: Sendable {
             let code = errno
             for done in plan[..<index] {
                 switch done.backup {
-                case let .saved(backup): rename(backup, done.entry.file.target)  // the previous file back
-                case .newFile: unlink(done.entry.file.target)  // there was none
-                case .unavailable: break  // renamed last: only a second such file is left new
+                case let .saved(backup): rename(backup, done.entry.file.target) // the previous file back
+                case .newFile: unlink(done.entry.file.target) // there was none
+                case .unavailable: break // renamed last: only a second such file is left new
                 }
             }
             for later in plan[index...] { unlink(later.entry.temporary) }

@@ -124,8 +124,9 @@ struct QuickBenchmark {
         let count = size.transferBytes / 4
         let source = try Buffer<Float>(context: context, copying: Float.narrowedSample(count))
         let destination = try Buffer<Float>(context: context, count: count)
-        var row = Row(operation: "device copy", element: "float", shape: byteSize(count * 4), flops: 0,
-                      bytes: 2 * Double(count) * 4, note: "ceiling: bytes read + written")
+        var row = Row(
+            operation: "device copy", element: "float", shape: byteSize(count * 4), flops: 0,
+            bytes: 2 * Double(count) * 4, note: "ceiling: bytes read + written")
         try destination.copy(from: source)
         let check = try destination.download()
         row.relativeError = check == (try source.download()) ? 0 : 1
@@ -237,7 +238,12 @@ struct QuickBenchmark {
         // A symmetric matrix (the product does not need it positive definite).
         let raw = uniformValues(count: p * p, seed: 5)
         var symmetric = [Double](repeating: 0, count: p * p)
-        for i in 0..<p { for j in i..<p { symmetric[i * p + j] = raw[i * p + j]; symmetric[j * p + i] = raw[i * p + j] } }
+        for i in 0..<p {
+            for j in i..<p {
+                symmetric[i * p + j] = raw[i * p + j]
+                symmetric[j * p + i] = raw[i * p + j]
+            }
+        }
         let matrixValues = Element.widened(Element.narrowed(symmetric))
         let matrix = try Buffer<Element>(context: context, copying: Element.narrowed(matrixValues))
         let x = Element.widened(Element.narrowed(uniformValues(count: p, seed: 6)))
@@ -326,9 +332,13 @@ struct QuickBenchmark {
             row.failure = "CG stopped after \(reports[0].iterations) of \(long) iterations: \(reports[0].status.rawValue)"
         }
         func solve(cap: Int) -> (times: Int, body: (Int) throws -> Void) {
-            (1, { _ in
-                _ = try cg.solve(curvature, b, damping: damping, options: ConjugateGradientOptions(tolerance: 0, maxIterations: cap))
-            })
+            (
+                1,
+                { _ in
+                    _ = try cg.solve(
+                        curvature, b, damping: damping, options: ConjugateGradientOptions(tolerance: 0, maxIterations: cap))
+                }
+            )
         }
         // The two solves alternate within each run, so the machine's drift cancels in the difference.
         let timings = try measureInterleaved(
@@ -354,7 +364,9 @@ struct QuickBenchmark {
 
     // MARK: - Helpers
 
-    private func makeFactor<Element: DeviceScalar>(_: Element.Type, rows m: Int, dimension p: Int, seed: UInt64) throws
+    private func makeFactor<Element: DeviceScalar>(
+        _: Element.Type, rows m: Int, dimension p: Int, seed: UInt64
+    ) throws
         -> ([Double], CurvatureFactor<Element>)
     {
         let rounded = Element.narrowed(uniformValues(count: m * p, seed: 0xBE7C_0000 + seed))

@@ -85,7 +85,8 @@ extension SolveCommand {
         do {
             return try NumPyMappedArray(contentsOf: path, populate: false)
         } catch let error as NumPyFormatError {
-            let verb = ["no such file", "cannot read", "cannot map"].contains(where: error.problem.hasPrefix) ? "cannot read " : ""
+            let verb =
+                ["no such file", "cannot read", "cannot map"].contains(where: error.problem.hasPrefix) ? "cannot read " : ""
             throw ValidationError("\(verb)\(option) '\(path)': \(error.problem)")
         }
     }

@@ -77,7 +77,9 @@ struct SolveCommand: ParsableCommand {
 
     @Flag(
         name: .long,
-        help: "Print the memory plan (each method's device and host bytes, what fits) and the method auto picks; read only the headers, solve nothing.")
+        help:
+            "Print the memory plan (each method's device and host bytes, what fits) and the method auto picks; read only the headers, solve nothing."
+    )
     var dryRun = false
 
     func validate() throws {
@@ -127,7 +129,9 @@ struct SolveCommand: ParsableCommand {
         if !stopped.isEmpty {
             let columns = stopped.map { "column \($0.offset): \($0.element.status.rawValue)" }.joined(separator: ", ")
             FileHandle.standardError.write(
-                Data("ngrad: note: CG stopped before --tolerance \(tolerance) (\(columns)); raise --max-iterations or loosen --tolerance\n".utf8))
+                Data(
+                    "ngrad: note: CG stopped before --tolerance \(tolerance) (\(columns)); raise --max-iterations or loosen --tolerance\n"
+                        .utf8))
         }
         let failed = report.columns.enumerated().filter {
             $0.element.status != .converged && !Self.stoppingRuleStatuses.contains($0.element.status)
@@ -277,12 +281,15 @@ struct SolveInput {
     /// Whether U or g is float64, so the default working precision is double.
     let hasFloat64Input: Bool
 
-    static func read(factor factorPath: String, gradient gradientPath: String, weights weightsPath: String?, samples: Int?)
+    static func read(
+        factor factorPath: String, gradient gradientPath: String, weights weightsPath: String?, samples: Int?
+    )
         throws -> SolveInput
     {
         let factor = try loadMapped(factorPath, option: "--factor")
         guard factor.shape.count == 2, factor.shape[0] > 0, factor.shape[1] > 0 else {
-            throw ValidationError("--factor '\(factorPath)': the factor must be 2-D (M, P) and non-empty, got shape \(factor.shape)")
+            throw ValidationError(
+                "--factor '\(factorPath)': the factor must be 2-D (M, P) and non-empty, got shape \(factor.shape)")
         }
         let (rows, dimension) = (factor.shape[0], factor.shape[1])
         let nonFinite = factor.nonFiniteCount
@@ -293,7 +300,8 @@ struct SolveInput {
         let gradient = try load(gradientPath, option: "--gradient")
         guard gradient.shape.first == dimension, gradient.shape.count <= 2, gradient.shape.last ?? 0 > 0 else {
             throw ValidationError(
-                "--gradient '\(gradientPath)': shape \(gradient.shape) does not match the factor's \(dimension) columns; need (\(dimension),) or (\(dimension), k)")
+                "--gradient '\(gradientPath)': shape \(gradient.shape) does not match the factor's \(dimension) columns; need (\(dimension),) or (\(dimension), k)"
+            )
         }
         try requireFinite(gradient, "--gradient", gradientPath)
         let k = gradient.shape.count == 2 ? gradient.shape[1] : 1
@@ -306,7 +314,8 @@ struct SolveInput {
                 throw ValidationError("--weights '\(weightsPath)': shape \(array.shape) does not match the factor's \(rows) rows")
             }
             if let index = array.values.firstIndex(where: { !($0.isFinite && $0 >= 0) }) {
-                throw ValidationError("--weights '\(weightsPath)': weight \(index) is \(array.values[index]); weights must be finite and ≥ 0")
+                throw ValidationError(
+                    "--weights '\(weightsPath)': weight \(index) is \(array.values[index]); weights must be finite and ≥ 0")
             }
             weights = array.values
         }
@@ -341,7 +350,8 @@ struct SolveInput {
         do {
             return try NumPyMappedArray(contentsOf: path)
         } catch let error as NumPyFormatError {
-            let verb = ["no such file", "cannot read", "cannot map"].contains(where: error.problem.hasPrefix) ? "cannot read " : ""
+            let verb =
+                ["no such file", "cannot read", "cannot map"].contains(where: error.problem.hasPrefix) ? "cannot read " : ""
             throw ValidationError("\(verb)\(option) '\(path)': \(error.problem)")
         }
     }

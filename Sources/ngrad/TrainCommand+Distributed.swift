@@ -38,7 +38,8 @@ extension TrainCommand {
         let perStep = received.map { $0 / Double(steps) }
         let busiest = perStep.indices.max { perStep[$0] < perStep[$1] } ?? 0
         return String(
-            format: "communication: %.0f bytes received per step by rank %d (the most), %.0f on average over the %d ranks (%d steps)",
+            format:
+                "communication: %.0f bytes received per step by rank %d (the most), %.0f on average over the %d ranks (%d steps)",
             perStep[busiest], busiest, perStep.reduce(0, +) / Double(parallel.size), parallel.size, steps)
     }
 }
@@ -130,7 +131,8 @@ extension TrainCommand {
             let differing = (0..<size).filter { digests[2 * $0] != digests[0] || digests[2 * $0 + 1] != digests[1] }
             guard differing.isEmpty else {
                 throw CommandFailure(
-                    "after step \(step) the parameters of rank(s) \(differing) differ from rank 0's (the ranks' devices compute differently?)")
+                    "after step \(step) the parameters of rank(s) \(differing) differ from rank 0's (the ranks' devices compute differently?)"
+                )
             }
         }
     }

@@ -24,7 +24,9 @@ struct TrainCommand: ParsableCommand {
 
     @Option(
         name: .long,
-        help: "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")) (default: all but kfac-adaptive).")
+        help:
+            "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")) (default: all but kfac-adaptive)."
+    )
     var methods: String = TrainMethod.defaults.map(\.rawValue).joined(separator: ",")
 
     /// The bounds of the count options.
@@ -82,7 +84,8 @@ struct TrainCommand: ParsableCommand {
         return try names.map { name in
             guard let method = TrainMethod(rawValue: name) else {
                 throw ValidationError(
-                    "--methods: unknown method '\(name)' (choose from \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    "--methods: unknown method '\(name)' (choose from \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")))"
+                )
             }
             return method
         }
@@ -110,7 +113,8 @@ struct TrainCommand: ParsableCommand {
                 "ngrad train --dry-run: MLP \(model.sizes.map(String.init).joined(separator: "-")), \(model.parameterCount) parameters, "
                     + "batch \(batchSize), float32 on \(device.name)")
             try StandardOutput.print(
-                try TrainingComparison.memoryPlans(methods: methods, model: model, batchSize: batchSize, context: Context(device: device)))
+                try TrainingComparison.memoryPlans(
+                    methods: methods, model: model, batchSize: batchSize, context: Context(device: device)))
             return
         }
         var data = try loadData()
@@ -123,12 +127,14 @@ struct TrainCommand: ParsableCommand {
         let context = try Context(device: device)
         MLP.preferOneBLASThread()
         let model = MLP(sizes: [DigitsData.features, 128, 64, DigitsData.classes])
-        let ranks = parallel.map { "; \($0.size) ranks, \(batchSize / $0.size)-\((batchSize + $0.size - 1) / $0.size) samples each" } ?? ""
+        let ranks =
+            parallel.map { "; \($0.size) ranks, \(batchSize / $0.size)-\((batchSize + $0.size - 1) / $0.size) samples each" }
+            ?? ""
         if lead {
             try StandardOutput.print(
                 "digits: \(data.trainCount) train / \(data.testCount) test samples; MLP \(model.sizes.map(String.init).joined(separator: "-")) tanh, "
                     + "\(model.parameterCount) parameters; \(steps) steps of \(batchSize); device \(device.name)\(ranks)")
-            try StandardOutput.finish()  // the header before the progress lines on stderr
+            try StandardOutput.finish() // the header before the progress lines on stderr
         }
         let trainer = Trainer(
             model: model, data: data, steps: steps, batchSize: batchSize, seed: seed, context: context,

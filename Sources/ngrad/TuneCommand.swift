@@ -163,12 +163,19 @@ struct TuneCommand: ParsableCommand {
         }
         try StandardOutput.print(table.render())
         for search in searches where search.speedupOverDefault.isFinite {
-            try StandardOutput.print(String(format: "%@ %@: winner %.2fx the default's speed", search.family, search.element, search.speedupOverDefault))
+            try StandardOutput.print(
+                String(
+                    format: "%@ %@: winner %.2fx the default's speed", search.family, search.element, search.speedupOverDefault))
         }
         if skipStore {
-            try StandardOutput.print(dryRun ? "dry run: cache not written" : "--size tiny: cache not written (only to an explicit \(TuningCache.environmentVariable))")
+            try StandardOutput.print(
+                dryRun
+                    ? "dry run: cache not written"
+                    : "--size tiny: cache not written (only to an explicit \(TuningCache.environmentVariable))")
         } else if let location = cache.location {
-            try StandardOutput.print("stored in \(location.path)" + (cache.state == .loaded || cache.state == .missing ? "" : " (replaced: \(describe(cache.state)))"))
+            try StandardOutput.print(
+                "stored in \(location.path)"
+                    + (cache.state == .loaded || cache.state == .missing ? "" : " (replaced: \(describe(cache.state)))"))
         } else {
             try StandardOutput.print("tuning cache disabled (\(TuningCache.environmentVariable)): nothing stored")
         }

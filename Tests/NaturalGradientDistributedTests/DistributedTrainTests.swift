@@ -18,7 +18,7 @@ struct DistributedTrainTests {
     /// float32 rounding (SGD at lr = 1, which diverges, reached 2e-5 by step 9; K-FAC 3e-7 at
     /// step 12). A wrong share, a rank's statistics counted twice or not at all, or a different
     /// batch moves the first step's loss by far more than 1e-6.
-        @Test func twoRanksMatchOneProcess() throws {
+    @Test func twoRanksMatchOneProcess() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ngrad-dist-\(getpid())")
         defer { try? FileManager.default.removeItem(at: directory) }
         let ngrad = builtProduct("ngrad")
@@ -56,7 +56,9 @@ struct DistributedTrainTests {
     @Test func anSGDStepReceivesTheGradientSumAndTheDigest() throws {
         let run = try mpirun(
             ranks: 2,
-            command: [builtProduct("ngrad")] + Self.training + ["--methods", "sgd", "--distributed", "--output", "/tmp/ngrad-dist-\(getpid())-sgd"],
+            command: [builtProduct("ngrad")] + Self.training + [
+                "--methods", "sgd", "--distributed", "--output", "/tmp/ngrad-dist-\(getpid())-sgd",
+            ],
             limit: 300)
         defer { try? FileManager.default.removeItem(atPath: "/tmp/ngrad-dist-\(getpid())-sgd") }
         #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
@@ -74,8 +76,10 @@ struct DistributedTrainTests {
         let output = "/tmp/ngrad-dist-\(getpid())-kfac-bytes"
         let run = try mpirun(
             ranks: 2,
-            command: [builtProduct("ngrad"), "train", "--steps", "2", "--batch-size", "512", "--seed", "3",
-                "--threshold", "1e-30", "--methods", "kfac", "--distributed", "--output", output],
+            command: [
+                builtProduct("ngrad"), "train", "--steps", "2", "--batch-size", "512", "--seed", "3",
+                "--threshold", "1e-30", "--methods", "kfac", "--distributed", "--output", output,
+            ],
             limit: 300)
         defer { try? FileManager.default.removeItem(atPath: output) }
         #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
@@ -88,7 +92,9 @@ struct DistributedTrainTests {
         let script = #"if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then set -- "$@" --data /nonexistent/digits.csv; fi; exec "$0" "$@""#
         let run = try mpirun(
             ranks: 2,
-            command: ["bash", "-c", script, builtProduct("ngrad")] + Self.training + ["--methods", "kfac", "--distributed", "--output", "/tmp/ngrad-dist-unused"],
+            command: ["bash", "-c", script, builtProduct("ngrad")] + Self.training + [
+                "--methods", "kfac", "--distributed", "--output", "/tmp/ngrad-dist-unused",
+            ],
             limit: 300)
         #expect(run.status != 0)
         #expect(run.stderr.contains("ngrad: rank 1 of 2: "), "\(run.stdout)\n\(run.stderr)")
@@ -101,11 +107,15 @@ struct DistributedTrainTests {
         let script = #"if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then (sleep 6; kill -9 $$) & fi; exec "$0" "$@""#
         let run = try mpirun(
             ranks: 2,
-            command: ["bash", "-c", script, builtProduct("ngrad"), "train", "--steps", "100000", "--threshold", "1e-30",
-                      "--batch-size", "64", "--methods", "kfac", "--distributed", "--output", "/tmp/ngrad-dist-unused"],
+            command: [
+                "bash", "-c", script, builtProduct("ngrad"), "train", "--steps", "100000", "--threshold", "1e-30",
+                "--batch-size", "64", "--methods", "kfac", "--distributed", "--output", "/tmp/ngrad-dist-unused",
+            ],
             limit: 300)
         #expect(run.status != 0)
-        #expect(run.stdout.contains("exited on signal 9") || run.stderr.contains("exited on signal 9"), "\(run.stdout)\n\(run.stderr)")
+        #expect(
+            run.stdout.contains("exited on signal 9") || run.stderr.contains("exited on signal 9"), "\(run.stdout)\n\(run.stderr)"
+        )
     }
 }
 

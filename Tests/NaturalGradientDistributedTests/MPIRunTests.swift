@@ -32,7 +32,9 @@ struct MPIRunTests {
 
 /// Runs `mpirun -np ranks ngrad-mpi-check arguments` (oversubscribing the cores, one PoCL
 /// thread per rank) and fails, killing it, if it runs past `limit` seconds: a hang fails.
-func mpirun(ranks: Int, _ arguments: [String], limit: Double = 600) throws
+func mpirun(
+    ranks: Int, _ arguments: [String], limit: Double = 600
+) throws
     -> (status: Int32, stdout: String, stderr: String)
 {
     try mpirun(ranks: ranks, command: [builtProduct("ngrad-mpi-check")] + arguments, limit: limit)
@@ -52,7 +54,9 @@ func builtProduct(_ name: String) -> String {
 
 /// Runs `mpirun -np ranks command…` (or `command` alone when `ranks` is nil) under the same
 /// time limit: a hang fails the test instead of stalling it.
-func mpirun(ranks: Int?, command: [String], limit: Double = 600) throws
+func mpirun(
+    ranks: Int?, command: [String], limit: Double = 600
+) throws
     -> (status: Int32, stdout: String, stderr: String)
 {
     var flags = ["--oversubscribe", "-x", "POCL_MAX_PTHREAD_COUNT"]

@@ -194,7 +194,7 @@ struct ConjugateGradientTests {
         let b = try VectorBatch<Float>(context: context, vectors: [[1, 1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0, 0]])
         let (x, reports) = try ConjugateGradient<Float>(context: context).solve(curvature, b, damping: 0)
         #expect(reports[0].status == .negativeCurvature)
-        #expect(reports[1].status == .converged)  // along e1 the operator is positive
+        #expect(reports[1].status == .converged) // along e1 the operator is positive
         #expect(try x.download().joined().allSatisfy { $0.isFinite })
     }
 
@@ -272,7 +272,8 @@ struct ConjugateGradientTests {
         // ε32·‖F + λI‖·‖x‖/‖b‖ (1.5-8e-7 on these systems, so a float32 product resolves
         // residuals to about 1e-6 here, not much better).
         let xHost = try x.download()[0].map(Double.init)
-        let floor = Double(Float.ulpOfOne) * (try hostNorm(u, rows: rows, dimension: dimension) + Double(damping))
+        let floor =
+            Double(Float.ulpOfOne) * (try hostNorm(u, rows: rows, dimension: dimension) + Double(damping))
             * norm(xHost) / norm(bValues.map(Double.init))
         #expect(abs(report.relativeResidual - host) < max(0.5 * tolerance, 4 * floor), "floor \(floor)")
         switch report.status {
@@ -293,8 +294,8 @@ struct ConjugateGradientTests {
         let steady = (0...30).map { -Double($0) }
         #expect(!martensProgressStalled(steady))
         var plateau = (0...5).map { -Double($0) }
-        plateau += Array(repeating: -5.0, count: 6)  // i = 11 > k = 10, φ_1 = -1 < 0
-        #expect(!martensProgressStalled(Array(plateau.prefix(11))))  // i = 10: not yet
+        plateau += Array(repeating: -5.0, count: 6) // i = 11 > k = 10, φ_1 = -1 < 0
+        #expect(!martensProgressStalled(Array(plateau.prefix(11)))) // i = 10: not yet
         let stalled = (0...11).map { -10 - 1e-6 * Double($0) }
         #expect(martensProgressStalled(stalled))
         // φ_{i−k} must be negative.

@@ -102,7 +102,7 @@ struct CovarianceMetricTests {
         for a in 0..<4 {
             let l = try CovarianceMetric.lyapunov(covariance: sigma, dimension: n, right: directions[a])
             for b in 0..<4 {
-                let trace = zip(l, directions[b]).reduce(0.0) { $0 + $1.0 * $1.1 }  // tr(L U) = Σ L_ij U_ji, U symmetric.
+                let trace = zip(l, directions[b]).reduce(0.0) { $0 + $1.0 * $1.1 } // tr(L U) = Σ L_ij U_ji, U symmetric.
                 #expect(abs(metric[a * 4 + b] - trace) <= 1e-12 * (abs(trace) + 1))
             }
         }
@@ -248,17 +248,17 @@ private enum Matrices {
                     let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
                     let c = 1 / (t * t + 1).squareRoot()
                     let s = t * c
-                    for k in 0..<n {  // A ← A J (columns p, q)
+                    for k in 0..<n { // A ← A J (columns p, q)
                         let (akp, akq) = (a[k * n + p], a[k * n + q])
                         a[k * n + p] = c * akp - s * akq
                         a[k * n + q] = s * akp + c * akq
                     }
-                    for k in 0..<n {  // A ← Jᵀ A (rows p, q)
+                    for k in 0..<n { // A ← Jᵀ A (rows p, q)
                         let (apk, aqk) = (a[p * n + k], a[q * n + k])
                         a[p * n + k] = c * apk - s * aqk
                         a[q * n + k] = s * apk + c * aqk
                     }
-                    for k in 0..<n {  // V ← V J
+                    for k in 0..<n { // V ← V J
                         let (vkp, vkq) = (v[k * n + p], v[k * n + q])
                         v[k * n + p] = c * vkp - s * vkq
                         v[k * n + q] = s * vkp + c * vkq

@@ -9,7 +9,9 @@ import NaturalGradientTestSupport
 @Suite("Curvature capabilities")
 struct CurvatureCapabilityTests {
     /// A random weighted factor, the dense float64 F it stands for, and the context.
-    private func factor(rows: Int, dimension: Int, seed: UInt64) throws
+    private func factor(
+        rows: Int, dimension: Int, seed: UInt64
+    ) throws
         -> (factor: CurvatureFactor<Double>, f: [Double], context: Context)
     {
         let context = try TestDevice.context()
@@ -18,7 +20,9 @@ struct CurvatureCapabilityTests {
         let samples = max(1, rows / 2)
         let factor = try CurvatureFactor(
             context: context, matrix: u, rows: rows, dimension: dimension, samples: samples, weights: weights)
-        return (factor, referenceAccumulation(u, rows: rows, dim: dimension, weights: weights, alpha: 1 / Double(samples)), context)
+        return (
+            factor, referenceAccumulation(u, rows: rows, dim: dimension, weights: weights, alpha: 1 / Double(samples)), context
+        )
     }
 
     private func damped(_ f: [Double], _ dimension: Int, _ lambda: Double) -> [Double] {
@@ -37,7 +41,9 @@ struct CurvatureCapabilityTests {
         let bs: [[Double]] = (0..<2).map { randomValues(dimension, seed: UInt64(90 + $0)) }
         let reference = bs.flatMap { referenceSolve(damped(f, dimension, lambda), dimension: dimension, $0) }
         let g = try VectorBatch<Double>(context: context, vectors: bs)
-        for curvature in [try ImplicitCurvature(factor: factor) as any CurvatureOperator<Double>, try DenseCurvature(factor: factor)] {
+        for curvature in [
+            try ImplicitCurvature(factor: factor) as any CurvatureOperator<Double>, try DenseCurvature(factor: factor),
+        ] {
             let method = try #require(curvature.inverseMethod)
             let inverse = try curvature.makeInverse(damping: lambda)
             #expect(inverse.method == method && inverse.damping == lambda && inverse.dimension == dimension)
@@ -63,8 +69,10 @@ struct CurvatureCapabilityTests {
         let shapes = [(outputs: 3, inputs: 4), (outputs: 2, inputs: 5)]
         let layers = try shapes.enumerated().map { index, shape in
             KFACLayer(
-                activations: try Buffer<Double>(context: context, copying: randomValues(8 * shape.inputs, seed: UInt64(20 + index))),
-                outputGradients: try Buffer<Double>(context: context, copying: randomValues(8 * shape.outputs, seed: UInt64(30 + index))),
+                activations: try Buffer<Double>(
+                    context: context, copying: randomValues(8 * shape.inputs, seed: UInt64(20 + index))),
+                outputGradients: try Buffer<Double>(
+                    context: context, copying: randomValues(8 * shape.outputs, seed: UInt64(30 + index))),
                 inputs: shape.inputs, outputs: shape.outputs)
         }
         let kronecker = try KroneckerCurvature(layers: layers, samples: 8)
@@ -79,7 +87,8 @@ struct CurvatureCapabilityTests {
     /// Representations without an exact inverse say so, and refuse by naming `method`.
     @Test func representationsWithoutAnInverseRefuse() throws {
         let context = try TestDevice.context()
-        let factor = try CurvatureFactor<Float>(context: context, matrix: randomValues(3 * 5, seed: 1), rows: 3, dimension: 5, samples: 3)
+        let factor = try CurvatureFactor<Float>(
+            context: context, matrix: randomValues(3 * 5, seed: 1), rows: 3, dimension: 5, samples: 3)
         for curvature in [
             try DiagonalCurvature(factor: factor) as any CurvatureOperator<Float>,
             try BlockDiagonalCurvature(factor: factor, blockSizes: [2, 3]),

@@ -75,7 +75,8 @@ struct CurvatureProductTests {
             try BlockDiagonalCurvature(factor: factor, blockSizes: [dimension]),
         ]
         let reference = referenceImplicitProduct(
-            u, rows: rows, dim: dimension, samples: rows, xs: xs, damping: 1e-2).flatMap { $0 }
+            u, rows: rows, dim: dimension, samples: rows, xs: xs, damping: 1e-2
+        ).flatMap { $0 }
         let full = referenceAccumulation(u, rows: rows, dim: dimension, alpha: 1 / Double(rows))
         let diagonalReference = (0..<dimension).map { full[$0 * dimension + $0] }
         for curvature in operators {
@@ -177,9 +178,11 @@ struct CurvatureProductTests {
                 try y.buffer.fill(.nan)
                 try product.apply(blocks, matrices: buffer, VectorBatch(context: context, vectors: xs), damping: 0.7, into: y)
                 let out = try y.download()
-                let expected = references[count] ?? xs.map {
-                    referenceDenseProduct(full, dim: dimension, x: $0.map { Double($0) }, damping: 0.7)
-                }
+                let expected =
+                    references[count]
+                    ?? xs.map {
+                        referenceDenseProduct(full, dim: dimension, x: $0.map { Double($0) }, damping: 0.7)
+                    }
                 references[count] = expected
                 for j in 0..<count {
                     #expect(relativeError(out[j], expected[j]) < tolerance(for: T.self), "vector \(j) of \(count), \(defines)")

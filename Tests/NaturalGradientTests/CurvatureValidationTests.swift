@@ -45,7 +45,9 @@ struct CurvatureValidationTests {
                     matrix: device, rows: 3, dimension: 4, samples: 3,
                     weights: Buffer(context: context, copying: [1, -2, 1]))
             }?.contains("'weights'") == true)
-        #expect(message { _ = try CurvatureFactor(matrix: device, rows: 0, dimension: 4, samples: 1) }?.contains("empty batch") == true)
+        #expect(
+            message { _ = try CurvatureFactor(matrix: device, rows: 0, dimension: 4, samples: 1) }?.contains("empty batch")
+                == true)
     }
 
     @Test func dampingAndVectorShapes() throws {

@@ -168,7 +168,9 @@ struct CustomRepresentationTests {
         let context = try TestDevice.context()
         let u: [Float] = randomValues(2 * 4, seed: 41)
         let gradient: [Float] = randomValues(4, seed: 42)
-        func firstStepError(_ change: (inout NaturalGradientOptimizerOptions) -> Void, _ builder: CurvatureBuilder<Float>)
+        func firstStepError(
+            _ change: (inout NaturalGradientOptimizerOptions) -> Void, _ builder: CurvatureBuilder<Float>
+        )
             -> String?
         {
             var options = NaturalGradientOptimizerOptions(curvature: .empiricalFisher)

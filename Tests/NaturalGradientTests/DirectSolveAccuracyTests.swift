@@ -54,7 +54,8 @@ struct DirectSolveAccuracyTests {
         let g = try VectorBatch<Float>(context: context, vectors: [randomValues(dimension, seed: 11)])
         var solutions = [try NaturalGradientSolver.solve(DenseCurvature(factor: factor), g, damping: 0.1, method: .cholesky)]
         if rows <= dimension {
-            solutions.append(try NaturalGradientSolver.solve(ImplicitCurvature(factor: factor), g, damping: 0.1, method: .woodbury))
+            solutions.append(
+                try NaturalGradientSolver.solve(ImplicitCurvature(factor: factor), g, damping: 0.1, method: .woodbury))
         }
         for solution in solutions {
             #expect(solution.reports[0].status == .converged, "\(solution.method): \(solution.reports)")
@@ -88,7 +89,8 @@ struct DirectSolveAccuracyTests {
         let u: [Double] = randomValues(7 * 33, seed: 30)
         let b: [Double] = randomValues(33, seed: 31)
         let float = try NaturalGradientSolver.solve(
-            ImplicitCurvature(factor: CurvatureFactor<Float>(context: context, matrix: Float.narrowed(u), rows: 7, dimension: 33, samples: 7)),
+            ImplicitCurvature(
+                factor: CurvatureFactor<Float>(context: context, matrix: Float.narrowed(u), rows: 7, dimension: 33, samples: 7)),
             VectorBatch(context: context, vectors: [Float.narrowed(b)]), damping: 1e-9, method: .woodbury)
         #expect(float.reports[0].status == .illConditioned, "\(float.reports)")
         try #require(deviceSupports(Double.self))
@@ -125,7 +127,8 @@ struct DirectSolveAccuracyTests {
     @Test func anUnrepairedResidualIsInaccurate() throws {
         let context = try TestDevice.context()
         let n = 33
-        let factor = try CurvatureFactor<Float>(context: context, matrix: randomValues(40 * n, seed: 50), rows: 40, dimension: n, samples: 40)
+        let factor = try CurvatureFactor<Float>(
+            context: context, matrix: randomValues(40 * n, seed: 50), rows: 40, dimension: n, samples: 40)
         let dense = try DenseCurvature(factor: factor)
         let solver = CholeskySolver(curvature: dense)
         let b = try VectorBatch<Float>(context: context, vectors: [randomValues(n, seed: 51)])

@@ -33,7 +33,8 @@ import NaturalGradientTestSupport
         }
         let metric = try SimilarityMeasure.custom(hellinger).metric(for: .categorical(classes: 3), at: [0.1, 1, -2])
         let (m, error) = try hellinger.metricEstimate(at: [0.1, 1, -2])
-        let builtIn = try SimilarityMeasure.fDivergence(.squaredHellinger).metric(for: .categorical(classes: 3), at: [0.1, 1, -2])
+        let builtIn = try SimilarityMeasure.fDivergence(.squaredHellinger).metric(
+            for: .categorical(classes: 3), at: [0.1, 1, -2])
         #expect(metric == m)
         #expect(zip(m, builtIn).allSatisfy { abs($0 - $1) < 1e-7 } && error < 1e-4)
     }

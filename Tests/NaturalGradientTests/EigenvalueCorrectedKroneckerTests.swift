@@ -260,7 +260,8 @@ struct EigenvalueCorrectedKroneckerTests {
         invalid("layers") { _ = try EigenvalueCorrectedKroneckerCurvature<Float>(layers: [], samples: 1) }
         let poisoned = try Buffer<Float>(context: context, copying: [1, 2, .nan, 4, .infinity, 6])
         #expect(throws: NaturalGradientError.nonFiniteValues(name: "layers[0].activations", count: 2)) {
-            try curvature.accumulate([KFACLayer(activations: poisoned, outputGradients: buffer, inputs: 3, outputs: 2)], samples: 2)
+            try curvature.accumulate(
+                [KFACLayer(activations: poisoned, outputGradients: buffer, inputs: 3, outputs: 2)], samples: 2)
         }
         // Nothing changed by the refused calls: S is still all zero, so λ = 0 has no inverse.
         #expect(try curvature.trace() == 0)
@@ -268,7 +269,9 @@ struct EigenvalueCorrectedKroneckerTests {
         invalid("damping") { _ = try curvature.makeInverse(damping: -1) }
         let x = try VectorBatch<Float>(context: context, dimension: 6, count: 1)
         invalid("y") { try curvature.apply(x, damping: 0, into: x) }
-        invalid("damping") { try curvature.apply(x, damping: .infinity, into: try VectorBatch(context: context, dimension: 6, count: 1)) }
+        invalid("damping") {
+            try curvature.apply(x, damping: .infinity, into: try VectorBatch(context: context, dimension: 6, count: 1))
+        }
         invalid("x") { _ = try curvature.apply(try VectorBatch<Float>(context: context, dimension: 5, count: 1)) }
         let inverse = try curvature.makeInverse(damping: 0.5)
         invalid("b") { _ = try inverse.solve(try VectorBatch<Float>(context: context, dimension: 5, count: 1)) }

@@ -22,7 +22,9 @@ struct FisherAccumulationTests {
         try checkDense(Double.self, rows: rows, dimension: dimension, weighted: (rows + dimension) % 2 == 1)
     }
 
-    private func checkDense<T: DeviceScalar>(_: T.Type, rows: Int, dimension: Int, weighted: Bool)
+    private func checkDense<T: DeviceScalar>(
+        _: T.Type, rows: Int, dimension: Int, weighted: Bool
+    )
         throws
     {
         let context = try TestDevice.context()
@@ -67,7 +69,7 @@ struct FisherAccumulationTests {
             factor: CurvatureFactor(context: context, matrix: u, rows: rows, dimension: dimension, samples: rows))
 
         let chunked = try DenseCurvature<Float>(context: context, dimension: dimension)
-        try chunked.matrix.fill(.nan)  // β = 0 on the first chunk must not read this
+        try chunked.matrix.fill(.nan) // β = 0 on the first chunk must not read this
         for (index, range) in [0..<100, 100..<101, 101..<257].enumerated() {
             let chunk = try CurvatureFactor(
                 context: context, matrix: Array(u[(range.lowerBound * dimension)..<(range.upperBound * dimension)]),
@@ -96,7 +98,7 @@ struct FisherAccumulationTests {
                     factorOffset: column, rowStride: stride, rows: rows, dimension: size, outputOffset: output,
                     weightOffset: weighted ? 0 : nil))
             column += size
-            output += size * size + 3  // a poisoned gap after each block
+            output += size * size + 3 // a poisoned gap after each block
         }
         let factors = try Buffer(context: context, copying: u)
         let weightBuffer = try Buffer(context: context, copying: weights)
@@ -126,8 +128,11 @@ struct FisherAccumulationTests {
         let gram = try Buffer<Float>(context: context, count: rows * rows)
         try gram.fill(.nan)
         try FisherAccumulation<Float>(context: context).accumulate(
-            [AccumulationBlock(factorOffset: first, rowStride: 1, columnStride: columns, rows: count, dimension: rows,
-                               outputOffset: 0)],
+            [
+                AccumulationBlock(
+                    factorOffset: first, rowStride: 1, columnStride: columns, rows: count, dimension: rows,
+                    outputOffset: 0)
+            ],
             factors: Buffer(context: context, copying: u), into: gram, alpha: 1, beta: 0)
         let reference = (0..<(rows * rows)).map { index -> Double in
             let (a, b) = (index / rows, index % rows)

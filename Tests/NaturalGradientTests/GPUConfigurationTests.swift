@@ -59,7 +59,9 @@ struct GPUConfigurationTests {
     ) throws -> [(tunables: Tunables?, context: Context, label: String)] {
         let contexts = try Self.contexts.get()
         if defaultsOnly {
-            return [(nil, contexts[0], "\(profiles[0]) defaults \(Tunables.defaults(for: contexts[0].device, element: Element.self))")]
+            return [
+                (nil, contexts[0], "\(profiles[0]) defaults \(Tunables.defaults(for: contexts[0].device, element: Element.self))")
+            ]
         }
         var seen = Set<Tunables>()
         var runs: [(tunables: Tunables?, context: Context, label: String)] = []
@@ -91,7 +93,9 @@ struct GPUConfigurationTests {
         var tunables = Tunables.defaults(for: device, element: Element.self)
         // Two sweeps: a value the first refused for a later tunable's default (RM = 16 with
         // VW = 4) is taken once that tunable has moved.
-        for (index, admitted) in Array(repeating: Tunables.admittedValues(on: device, element: Element.self).enumerated(), count: 2).joined() {
+        for (index, admitted) in Array(
+            repeating: Tunables.admittedValues(on: device, element: Element.self).enumerated(), count: 2
+        ).joined() {
             let high =
                 switch pattern {
                 case .low: false
@@ -184,7 +188,9 @@ struct GPUConfigurationTests {
                 }
             }
         }
-        let denseReference = batches.map { $0.map { referenceDenseProduct(dense, dim: p, x: $0.map { Double($0) }, damping: damping) } }
+        let denseReference = batches.map {
+            $0.map { referenceDenseProduct(dense, dim: p, x: $0.map { Double($0) }, damping: damping) }
+        }
         for run in try Self.configurations(CurvatureProductTunables.self, T.self, defaultsOnly: defaultsOnly) {
             let context = run.context
             let factor = try CurvatureFactor(
@@ -323,7 +329,9 @@ struct GPUConfigurationTests {
         #expect(tiles.localTiles == 1 && tiles.violation(on: nvidia, element: Float.self) == nil)
         // Each step back was forced: one more of the stepped tunable breaks the rule.
         let local = (tiles.groupRows * tiles.tileRows + tiles.groupColumns * tiles.tileColumns) * tiles.slice * 4
-        #expect(local <= 48 << 10 && local + (tiles.groupRows * tiles.tileRows + tiles.groupColumns * tiles.tileColumns) * 4 > 48 << 10)
+        #expect(
+            local <= 48 << 10
+                && local + (tiles.groupRows * tiles.tileRows + tiles.groupColumns * tiles.tileColumns) * 4 > 48 << 10)
         // The largest group fits with the plan's own row blocks (RB·KB ≤ 8), and then only
         // with one row per block: two would need 65,600 bytes.
         let rows = try Self.corner(CurvatureProductTunables.self, Float.self, .high, device: nvidia)

@@ -7,40 +7,42 @@ import Testing
 struct HostBLASTests {
     static let skylakeFlags: Set<String> = ["sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl"]
 
-    @Test(arguments: [
-        // (flags, expected level)
-        (Set<String>(), HostSIMDLevel.sse),
-        (["sse2", "sse3", "ssse3"], .sse),
-        (["sse2", "avx"], .avx),
-        (["avx", "avx2"], .avx),  // AVX2 without FMA: OpenBLAS's Haswell kernels need both
-        (["avx", "avx2", "fma"], .avx2),
-        (["avx", "avx2", "fma", "avx512f"], .avx2),  // F alone (Knights Landing): no SkylakeX kernels
-        (skylakeFlags, .avx512),
-    ] as [(Set<String>, HostSIMDLevel)])
+    @Test(
+        arguments: [
+            // (flags, expected level)
+            (Set<String>(), HostSIMDLevel.sse),
+            (["sse2", "sse3", "ssse3"], .sse),
+            (["sse2", "avx"], .avx),
+            (["avx", "avx2"], .avx), // AVX2 without FMA: OpenBLAS's Haswell kernels need both
+            (["avx", "avx2", "fma"], .avx2),
+            (["avx", "avx2", "fma", "avx512f"], .avx2), // F alone (Knights Landing): no SkylakeX kernels
+            (skylakeFlags, .avx512),
+        ] as [(Set<String>, HostSIMDLevel)])
     func cpuLevelFromFlags(flags: Set<String>, level: HostSIMDLevel) {
         #expect(HostSIMDLevel(cpuFlags: flags) == level)
     }
 
-    @Test(arguments: [
-        // (core, CPU level, expected recommended core type; nil: no fallback)
-        ("Prescott", HostSIMDLevel.avx512, "SkylakeX" as String?),
-        ("Core2", .avx512, "SkylakeX"),
-        ("Nehalem", .avx512, "SkylakeX"),
-        ("Sandybridge", .avx512, "SkylakeX"),
-        ("Haswell", .avx512, "SkylakeX"),  // AVX2 kernels on an AVX-512 CPU leave half the width idle
-        ("Zen", .avx512, "SkylakeX"),
-        ("Prescott", .avx2, "Haswell"),
-        ("Nehalem", .avx2, "Haswell"),
-        ("Piledriver", .avx2, "Haswell"),
-        ("Haswell", .avx2, nil),
-        ("Zen", .avx2, nil),
-        ("SkylakeX", .avx512, nil),
-        ("Cooperlake", .avx512, nil),
-        ("sapphirerapids", .avx512, nil),  // case-insensitive
-        ("Prescott", .avx, nil),  // nothing better to run on an AVX-only CPU
-        ("Prescott", .sse, nil),
-        ("SkylakeX", .avx2, nil),  // forced above the CPU: not the fallback this check is about
-    ] as [(String, HostSIMDLevel, String?)])
+    @Test(
+        arguments: [
+            // (core, CPU level, expected recommended core type; nil: no fallback)
+            ("Prescott", HostSIMDLevel.avx512, "SkylakeX" as String?),
+            ("Core2", .avx512, "SkylakeX"),
+            ("Nehalem", .avx512, "SkylakeX"),
+            ("Sandybridge", .avx512, "SkylakeX"),
+            ("Haswell", .avx512, "SkylakeX"), // AVX2 kernels on an AVX-512 CPU leave half the width idle
+            ("Zen", .avx512, "SkylakeX"),
+            ("Prescott", .avx2, "Haswell"),
+            ("Nehalem", .avx2, "Haswell"),
+            ("Piledriver", .avx2, "Haswell"),
+            ("Haswell", .avx2, nil),
+            ("Zen", .avx2, nil),
+            ("SkylakeX", .avx512, nil),
+            ("Cooperlake", .avx512, nil),
+            ("sapphirerapids", .avx512, nil), // case-insensitive
+            ("Prescott", .avx, nil), // nothing better to run on an AVX-only CPU
+            ("Prescott", .sse, nil),
+            ("SkylakeX", .avx2, nil), // forced above the CPU: not the fallback this check is about
+        ] as [(String, HostSIMDLevel, String?)])
     func coreAgainstCPU(core: String, cpu: HostSIMDLevel, coreType: String?) {
         let assessment = OpenBLASCoreAssessment(core: core, cpuLevel: cpu)
         #expect(assessment.recommendedCoreType == coreType)
@@ -67,7 +69,10 @@ struct HostBLASTests {
             processor\t: 1
             flags\t\t: fpu sse2
             """
-        #expect(HostBLAS.cpuFlags(cpuinfo: text) == ["fpu", "sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl"])
+        #expect(
+            HostBLAS.cpuFlags(cpuinfo: text) == [
+                "fpu", "sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl",
+            ])
         #expect(HostBLAS.cpuFlags(cpuinfo: "") == [])
         #expect(HostBLAS.cpuFlags(cpuinfo: "flags without colon\n") == [])
     }

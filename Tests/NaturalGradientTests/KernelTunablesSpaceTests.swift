@@ -37,9 +37,10 @@ struct KernelTunablesSpaceTests {
             for index in 0..<longest {
                 // Tunable t takes value (index + t) so the combinations differ between rows.
                 rows.append(
-                    Dictionary(uniqueKeysWithValues: admitted.enumerated().map { t, tunable in
-                        (tunable.name, tunable.values[(index + t) % tunable.values.count])
-                    }))
+                    Dictionary(
+                        uniqueKeysWithValues: admitted.enumerated().map { t, tunable in
+                            (tunable.name, tunable.values[(index + t) % tunable.values.count])
+                        }))
             }
         }
         var seen = Set<Tunables>()
@@ -64,7 +65,6 @@ struct KernelTunablesSpaceTests {
         }
         #expect(ran > 0)
     }
-
 
     @Test func reduction() throws {
         try reduction(Float.self)
@@ -196,7 +196,9 @@ struct KernelTunablesSpaceTests {
                         referenceKronecker(
                             g: Array(f[layer.gOffset..<(layer.gOffset + layer.outputs * layer.outputs)]),
                             a: Array(f[layer.aOffset..<(layer.aOffset + layer.inputs * layer.inputs)]),
-                            v: x[layer.parameterOffset..<(layer.parameterOffset + layer.outputs * layer.inputs)].map { Double($0) },
+                            v: x[layer.parameterOffset..<(layer.parameterOffset + layer.outputs * layer.inputs)].map {
+                                Double($0)
+                            },
                             rows: layer.outputs, cols: layer.inputs, gammaG: dampings[index].g, gammaA: dampings[index].a)
                     }
                 }

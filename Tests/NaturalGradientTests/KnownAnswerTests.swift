@@ -124,7 +124,7 @@ struct KnownAnswerTests {
     /// the Monte-Carlo factor weigh each draw 1/2.
     @Test func meanIsOverSamplesNotRows() throws {
         let context = try TestDevice.context()
-        let gradients: [Float] = [1, 0, 0, 2, 3, 0, 0, 4]  // 2 samples x 2 draws, P = 2
+        let gradients: [Float] = [1, 0, 0, 2, 3, 0, 0, 4] // 2 samples x 2 draws, P = 2
         let buffer = try Buffer(context: context, copying: gradients)
         let fisher = try DenseCurvature(
             factor: .monteCarloFisher(sampledGradients: buffer, samples: 2, draws: 2, dimension: 2)

@@ -139,7 +139,9 @@ struct KroneckerCurvatureTests {
                 let f = factors.map { Double($0) }
                 expected = xs.map { x in
                     curvature.layers.enumerated().flatMap { index, layer in
-                        let v = x[layer.parameterOffset..<(layer.parameterOffset + layer.outputs * layer.inputs)].map { Double($0) }
+                        let v = x[layer.parameterOffset..<(layer.parameterOffset + layer.outputs * layer.inputs)].map {
+                            Double($0)
+                        }
                         return referenceKronecker(
                             g: Array(f[layer.gOffset..<(layer.gOffset + layer.outputs * layer.outputs)]),
                             a: Array(f[layer.aOffset..<(layer.aOffset + layer.inputs * layer.inputs)]), v: v,

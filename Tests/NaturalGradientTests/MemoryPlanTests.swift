@@ -20,15 +20,18 @@ struct MemoryPlanTests {
         #expect(!plan.fits(dense))
         let error = #expect(throws: NaturalGradientError.self) { try plan.check("dense F") }
         #expect(
-            error?.description == "dense F for P = 100,000 needs 40.0 GB; the device has 10.7 GB; use implicit, woodbury or diagonal")
+            error?.description
+                == "dense F for P = 100,000 needs 40.0 GB; the device has 10.7 GB; use implicit, woodbury or diagonal")
         // On a device with room for F in total but not in one allocation, the allocation refuses.
-        let large = MemoryAvailability(deviceBytes: 80_000_000_000, hostBytes: 200_000_000_000, maxAllocationBytes: 20_000_000_000)
+        let large = MemoryAvailability(
+            deviceBytes: 80_000_000_000, hostBytes: 200_000_000_000, maxAllocationBytes: 20_000_000_000)
         let wholePlan = MemoryPlan.solve(
             rows: 100, dimension: 100_000, vectors: 1, elementBytes: 4, deviceKind: .gpu, available: large)
         let second = #expect(throws: NaturalGradientError.self) { try wholePlan.check("dense F") }
         #expect(
             second?.description
-                == "dense F for P = 100,000 needs 40.0 GB; the device's largest allocation is 20.0 GB; use implicit, woodbury or diagonal")
+                == "dense F for P = 100,000 needs 40.0 GB; the device's largest allocation is 20.0 GB; use implicit, woodbury or diagonal"
+        )
         #expect(throws: Never.self) { try wholePlan.check("implicit") }
     }
 
@@ -47,7 +50,8 @@ struct MemoryPlanTests {
         let small = MemoryAvailability(deviceBytes: 1 << 40, hostBytes: 1_000_000_000, maxAllocationBytes: 1 << 40)
         let plan = MemoryPlan.solve(rows: 10, dimension: 20_000, vectors: 2, elementBytes: 8, deviceKind: .cpu, available: small)
         let error = #expect(throws: NaturalGradientError.self) { try plan.check("dense F") }
-        #expect(error?.description == "dense F for P = 20,000 needs 6.4 GB; the host has 1.0 GB; use implicit, woodbury or diagonal")
+        #expect(
+            error?.description == "dense F for P = 20,000 needs 6.4 GB; the host has 1.0 GB; use implicit, woodbury or diagonal")
     }
 
     @Test func automaticRepresentationFollowsThePlan() throws {
@@ -58,11 +62,11 @@ struct MemoryPlanTests {
                 options, dimension: p, rowsPerStep: rows, elementBytes: 4, deviceKind: .cpu, available: available
             ).automaticRepresentation(rows: rows, averaging: averaging)
         }
-        #expect(try choice(300, rows: 512, roomy) == "dense F")  // P ≤ M: F no larger than U
+        #expect(try choice(300, rows: 512, roomy) == "dense F") // P ≤ M: F no larger than U
         #expect(try choice(17_226, rows: 512, roomy) == "implicit")
-        #expect(try choice(17_226, rows: 512, roomy, averaging: true) == "dense F")  // a moving average needs F
+        #expect(try choice(17_226, rows: 512, roomy, averaging: true) == "dense F") // a moving average needs F
         let tight = MemoryAvailability(deviceBytes: 200_000_000, hostBytes: 1 << 36, maxAllocationBytes: 100_000_000)
-        #expect(try choice(17_226, rows: 512, tight, averaging: true) == "diagonal")  // F is 1.2 GB
+        #expect(try choice(17_226, rows: 512, tight, averaging: true) == "diagonal") // F is 1.2 GB
         let none = MemoryAvailability(deviceBytes: 1000, hostBytes: 1000, maxAllocationBytes: 1000)
         let error = #expect(throws: NaturalGradientError.self) { try choice(17_226, rows: 512, none) }
         #expect(error?.description.hasPrefix("implicit for P = 17,226 needs ") == true)

@@ -7,7 +7,9 @@ import NaturalGradientTestSupport
 @Suite("Natural-gradient solvers")
 struct NaturalGradientSolverTests {
     /// The dense damped Fisher of a random factor, its solution of b, and the device objects.
-    private func problem(rows: Int, dimension: Int, damping: Double, seed: UInt64, weighted: Bool = false)
+    private func problem(
+        rows: Int, dimension: Int, damping: Double, seed: UInt64, weighted: Bool = false
+    )
         throws -> (factor: CurvatureFactor<Double>, b: [Double], expected: [Double])
     {
         let context = try TestDevice.context()
@@ -91,7 +93,8 @@ struct NaturalGradientSolverTests {
 
     @Test func woodburyNeedsPositiveDamping() throws {
         let context = try TestDevice.context()
-        let factor = try CurvatureFactor<Float>(context: context, matrix: randomValues(12, seed: 1), rows: 3, dimension: 4, samples: 3)
+        let factor = try CurvatureFactor<Float>(
+            context: context, matrix: randomValues(12, seed: 1), rows: 3, dimension: 4, samples: 3)
         let b = try VectorBatch<Float>(context: context, vectors: [[1, 2, 3, 4]])
         #expect(throws: NaturalGradientError.self) { try WoodburySolver(factor: factor).solve(b, damping: 0) }
         // .automatic falls back to CG at λ = 0.
@@ -123,7 +126,8 @@ struct NaturalGradientSolverTests {
 
     @Test func methodsThatDoNotFitTheRepresentationAreRejected() throws {
         let context = try TestDevice.context()
-        let factor = try CurvatureFactor<Float>(context: context, matrix: randomValues(12, seed: 1), rows: 3, dimension: 4, samples: 3)
+        let factor = try CurvatureFactor<Float>(
+            context: context, matrix: randomValues(12, seed: 1), rows: 3, dimension: 4, samples: 3)
         let g = try VectorBatch<Float>(context: context, vectors: [[1, 2, 3, 4]])
         let dense = try DenseCurvature(factor: factor)
         let implicit = try ImplicitCurvature(factor: factor)
@@ -143,7 +147,8 @@ struct NaturalGradientSolverTests {
     @Test func choleskyFallbackOnASingularMatrix() throws {
         try #require(deviceSupports(Double.self))
         let context = try TestDevice.context()
-        let factor = try CurvatureFactor<Double>(context: context, matrix: randomValues(2 * 6, seed: 3), rows: 2, dimension: 6, samples: 2)
+        let factor = try CurvatureFactor<Double>(
+            context: context, matrix: randomValues(2 * 6, seed: 3), rows: 2, dimension: 6, samples: 2)
         let dense = try DenseCurvature(factor: factor)
         // b in the range of F, so a solution exists.
         let u = try factor.matrix.download()
@@ -162,7 +167,8 @@ struct NaturalGradientSolverTests {
         let shapes = [(outputs: 4, inputs: 6), (outputs: 3, inputs: 5)]
         let layers = try shapes.enumerated().map { index, shape in
             KFACLayer(
-                activations: try Buffer<Double>(context: context, copying: randomValues(samples * shape.inputs, seed: UInt64(index))),
+                activations: try Buffer<Double>(
+                    context: context, copying: randomValues(samples * shape.inputs, seed: UInt64(index))),
                 outputGradients: try Buffer<Double>(
                     context: context, copying: randomValues(samples * shape.outputs, seed: UInt64(10 + index))),
                 inputs: shape.inputs, outputs: shape.outputs)

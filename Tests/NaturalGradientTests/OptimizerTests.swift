@@ -92,10 +92,11 @@ struct OptimizerTests {
         let (outputs, inputs) = (3, 5)
         let a: [Double] = KFACLayer<Double>.appendingBiasColumn(randomValues(inputs - 1, seed: 41), rows: 1, columns: inputs - 1)
         let g: [Double] = randomValues(outputs, seed: 42)
-        let u = g.flatMap { gi in a.map { gi * $0 } }  // row-major vec(g aᵀ)
+        let u = g.flatMap { gi in a.map { gi * $0 } } // row-major vec(g aᵀ)
         let parameters: [Double] = randomValues(outputs * inputs, seed: 43)
 
-        var kfacOptions = NaturalGradientOptimizerOptions(curvature: .kfac(layers: [LayerShape(outputs: outputs, inputs: inputs)]))
+        var kfacOptions = NaturalGradientOptimizerOptions(
+            curvature: .kfac(layers: [LayerShape(outputs: outputs, inputs: inputs)]))
         // Factored: γ_A, γ_G ≈ √λ = 1e-5, so K-FAC's bias is ~1e-5 relative; explicit inverses
         // at much smaller γ would lose the digits to their condition number instead.
         kfacOptions.damping = .fixed(1e-10)
@@ -208,7 +209,7 @@ struct OptimizerTests {
         #expect(name { _ = try make { $0.momentum = 1 } } == "momentum")
         #expect(name { _ = try make { $0.damping = .fixed(-1) } } == "damping")
         #expect(name { _ = try make { $0.stepSize = .learningRate(.nan) } } == "learningRate")
-        #expect(name { _ = try make { $0.curvatureDecay = 0.5 } } == "curvatureDecay")  // implicit keeps no EMA
+        #expect(name { _ = try make { $0.curvatureDecay = 0.5 } } == "curvatureDecay") // implicit keeps no EMA
         #expect(name { _ = try make { $0.curvatureRefreshPeriod = 0 } } == "curvatureRefreshPeriod")
         #expect(name { _ = try make { $0.inverseRefreshPeriod = 0 } } == "inverseRefreshPeriod")
         #expect(name { _ = try make { $0.maxUpdateNorm = 0 } } == "maxUpdateNorm")
@@ -224,8 +225,12 @@ struct OptimizerTests {
         #expect(name { _ = try optimizer.update(parameters: [1], gradient: good, curvature: rows) } == "parameters")
         #expect(name { _ = try optimizer.update(parameters: good, gradient: [1, .nan, 0, 0], curvature: rows) } == "gradient")
         #expect(name { _ = try optimizer.update(parameters: good, gradient: good) } == "curvature")
-        #expect(name { _ = try optimizer.update(parameters: good, gradient: good, curvature: .perSampleGradients([1], samples: 2)) } == "perSampleGradients")
-        #expect(name { _ = try optimizer.update(parameters: good, gradient: good, curvature: .layers([], samples: 2)) } == "curvature")
+        #expect(
+            name { _ = try optimizer.update(parameters: good, gradient: good, curvature: .perSampleGradients([1], samples: 2)) }
+                == "perSampleGradients")
+        #expect(
+            name { _ = try optimizer.update(parameters: good, gradient: good, curvature: .layers([], samples: 2)) } == "curvature"
+        )
         let adaptive = try make { $0.damping = .levenbergMarquardt(initial: 1) }
         #expect(name { _ = try adaptive.update(parameters: good, gradient: good, curvature: rows) } == "lossAt")
         var state = try optimizer.state()

@@ -9,7 +9,7 @@ import NaturalGradientTestSupport
 @Suite struct SaturatedOutputTests {
     /// `p(1 − p)` for p = σ(z), in Decimal: the cancellation `1 − p` keeps ~20 digits there.
     static func bernoulliReference(_ z: Double) -> Decimal {
-        let e = Decimal(exp(-abs(z)))  // exp of a non-positive value: no overflow, full precision
+        let e = Decimal(exp(-abs(z))) // exp of a non-positive value: no overflow, full precision
         let p = 1 / (1 + e)
         return p * (1 - p)
     }
@@ -42,8 +42,8 @@ import NaturalGradientTestSupport
     static var categoricalOutputs: [[Double]] {
         [
             [40, 0, 0],
-            [0, 40, -3, 1, 0.5, -1, 2],  // 7 classes
-            [35, 34.5],  // two close, both saturated against nothing: no cancellation, a control
+            [0, 40, -3, 1, 0.5, -1, 2], // 7 classes
+            [35, 34.5], // two close, both saturated against nothing: no cancellation, a control
             randomValues(33, seed: 5).enumerated().map { $0.offset == 20 ? 30 : 2 * $0.element },
         ]
     }
@@ -88,7 +88,9 @@ import NaturalGradientTestSupport
         try deviceFactorAndMetric(T.self, family: family, z: z).metric
     }
 
-    func deviceFactorAndMetric<T: DeviceScalar>(_: T.Type, family: PredictiveFamily, z: [Double]) throws
+    func deviceFactorAndMetric<T: DeviceScalar>(
+        _: T.Type, family: PredictiveFamily, z: [Double]
+    ) throws
         -> (factor: [Double], metric: [Double])
     {
         let context = try TestDevice.context()
@@ -145,7 +147,11 @@ import NaturalGradientTestSupport
             var reference = [Double](repeating: 0, count: dimension * dimension)
             for a in 0..<dimension {
                 for b in 0..<dimension {
-                    for c in 0..<o { for d in 0..<o { reference[a * dimension + b] += j[c * dimension + a] * m[c * o + d] * j[d * dimension + b] } }
+                    for c in 0..<o {
+                        for d in 0..<o {
+                            reference[a * dimension + b] += j[c * dimension + a] * m[c * o + d] * j[d * dimension + b]
+                        }
+                    }
                 }
             }
             let factor = try CurvatureFactor<T>.formalMetric(

@@ -119,8 +119,10 @@ import NaturalGradientTestSupport
         let context = try TestDevice.context()
         let jacobians = try Buffer(context: context, copying: [Float](repeating: 1, count: 2 * 2 * 3))
         let family = PredictiveFamily.gaussian(dimension: 1, parametrization: .meanStandardDeviation)
-        func attempt(_ outputs: [Float], samples: Int = 2, measure: SimilarityMeasure = .kullbackLeibler,
-                     family: PredictiveFamily = family) throws {
+        func attempt(
+            _ outputs: [Float], samples: Int = 2, measure: SimilarityMeasure = .kullbackLeibler,
+            family: PredictiveFamily = family
+        ) throws {
             _ = try CurvatureFactor<Float>.formalMetric(
                 outputJacobians: jacobians, outputs: Buffer(context: context, copying: outputs), samples: samples,
                 dimension: 3, family: family, measure: measure)
@@ -209,4 +211,3 @@ import NaturalGradientTestSupport
         #expect(fixed.contains { abs($0) > 1e-3 })
     }
 }
-

@@ -123,7 +123,13 @@ private func trace(_ a: [Double], _ n: Int) -> Double { (0..<n).reduce(0) { $0 +
 private func unpackFull(_ z: [Double], _ d: Int) -> (mu: [Double], sigma: [Double]) {
     var sigma = [Double](repeating: 0, count: d * d)
     var index = d
-    for i in 0..<d { for j in 0...i { sigma[i * d + j] = z[index]; sigma[j * d + i] = z[index]; index += 1 } }
+    for i in 0..<d {
+        for j in 0...i {
+            sigma[i * d + j] = z[index]
+            sigma[j * d + i] = z[index]
+            index += 1
+        }
+    }
     return (Array(z[..<d]), sigma)
 }
 
@@ -167,7 +173,6 @@ private func maxDifference(_ a: [Double], _ b: [Double]) -> Double {
     return zip(a, b).map { abs($0 - $1) }.max() ?? 0
 }
 
-
 /// The finite-difference metric of `divergence` at z through the library's custom path.
 private func numericMetric(
     _ z: [Double], typicalScale: [Double]? = nil, _ divergence: @escaping @Sendable ([Double], [Double]) -> Double
@@ -210,8 +215,10 @@ private func numericMetric(
         let families: [(PredictiveFamily, [Double])] = [(.categorical(classes: 5), logits), (.bernoulli, [logits[0]])]
         for (family, z) in families {
             let fisher = try SimilarityMeasure.kullbackLeibler.metric(for: family, at: z)
-            for (divergence, multiple) in [(FDivergence.squaredHellinger, 0.5), (.chiSquared, 2), (.jensenShannon, 0.25),
-                                           (.reverseKullbackLeibler, 1)] {
+            for (divergence, multiple) in [
+                (FDivergence.squaredHellinger, 0.5), (.chiSquared, 2), (.jensenShannon, 0.25),
+                (.reverseKullbackLeibler, 1),
+            ] {
                 let metric = try SimilarityMeasure.fDivergence(divergence).metric(for: family, at: z)
                 #expect(maxRelativeError(metric, fisher.map { multiple * $0 }) < 1e-15, "\(divergence.name) \(family)")
             }
@@ -345,7 +352,7 @@ enum SimilarityCases {
         let numeric = try custom.metric(for: family, at: z)
         #expect(maxDifference(numeric, try SimilarityMeasure.kullbackLeibler.metric(for: family, at: z)) < 1e-7)
         let root = try custom.squareRoot(for: family, at: z)
-        for i in 0..<4 { for j in 0..<4 { #expect(abs(root[i * 4 + j] - root[j * 4 + i]) < 1e-12) } }  // symmetric root
+        for i in 0..<4 { for j in 0..<4 { #expect(abs(root[i * 4 + j] - root[j * 4 + i]) < 1e-12) } } // symmetric root
     }
 
     /// The error estimate is honest: it bounds the difference from the closed form.
@@ -391,7 +398,9 @@ enum SimilarityCases {
         let kl = SimilarityMeasure.kullbackLeibler
         expectInvalid("z") { _ = try kl.metric(for: .categorical(classes: 3), at: [0, 0]) }
         expectInvalid("z") { _ = try kl.metric(for: .categorical(classes: 3), at: [0, .nan, 0]) }
-        expectInvalid("z") { _ = try kl.metric(for: .gaussian(dimension: 1, parametrization: .meanStandardDeviation), at: [0, 0]) }
+        expectInvalid("z") {
+            _ = try kl.metric(for: .gaussian(dimension: 1, parametrization: .meanStandardDeviation), at: [0, 0])
+        }
         expectInvalid("z") { _ = try kl.metric(for: .gaussian(dimension: 1, parametrization: .meanVariance), at: [0, -1]) }
         // log σ may be any finite number.
         #expect(throws: Never.self) {

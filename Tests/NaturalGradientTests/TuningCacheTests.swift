@@ -87,9 +87,11 @@ struct TuningCacheTests {
         let file = temporaryFile()
         defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
         try write(
-            [TuningCache.Entry(
-                device: device.name, driverVersion: device.driverVersion, family: "FisherProducts.cl",
-                element: "float", defines: ["WGS": 64, "GROUPS": 3])], to: file)
+            [
+                TuningCache.Entry(
+                    device: device.name, driverVersion: device.driverVersion, family: "FisherProducts.cl",
+                    element: "float", defines: ["WGS": 64, "GROUPS": 3])
+            ], to: file)
         let cache = TuningCache(location: file)
         #expect(cache.state == .loaded)
         #expect(cache.defines(for: device, family: .curvatureProducts, element: "float") == ["WGS": 64, "GROUPS": 3])
@@ -106,9 +108,11 @@ struct TuningCacheTests {
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         let defaults = KernelConfiguration.deviceDefaults(.fisherAccumulation, element: Float.self, device: device)
 
-        for text in ["{\"format\": \"naturalgradient-tun", "\u{0}\u{1}binary", "[1, 2, 3]",
-                     "{\"format\": \"something-else\", \"version\": 1, \"entries\": []}",
-                     "{\"format\": \"naturalgradient-tuning\", \"version\": 99, \"entries\": []}"] {
+        for text in [
+            "{\"format\": \"naturalgradient-tun", "\u{0}\u{1}binary", "[1, 2, 3]",
+            "{\"format\": \"something-else\", \"version\": 1, \"entries\": []}",
+            "{\"format\": \"naturalgradient-tuning\", \"version\": 99, \"entries\": []}",
+        ] {
             try Data(text.utf8).write(to: file)
             let cache = TuningCache(location: file)
             guard case .ignored = cache.state else {
@@ -132,9 +136,11 @@ struct TuningCacheTests {
         ]
         for (family, defines) in invalid {
             try write(
-                [TuningCache.Entry(
-                    device: device.name, driverVersion: device.driverVersion, family: family, element: "float",
-                    defines: defines)], to: file)
+                [
+                    TuningCache.Entry(
+                        device: device.name, driverVersion: device.driverVersion, family: family, element: "float",
+                        defines: defines)
+                ], to: file)
             let cache = TuningCache(location: file)
             let kernelFamily = try #require(KernelFamily(rawValue: family))
             #expect(cache.defines(for: device, family: kernelFamily, element: "float").isEmpty, "\(defines)")

@@ -142,6 +142,7 @@ struct KernelFamilyTests {
         let device = try TestDevice.context().device
         let configuration = KernelConfiguration(.reduction, element: Double.self, device: device, defines: ["WGS": 64, "A": 2])
         #expect(configuration.buildOptions == "-DREAL=double -DUSE_FP64 -DA=2 -DWGS=64")
-        #expect(configuration == KernelConfiguration(.reduction, element: Double.self, device: device, defines: ["A": 2, "WGS": 64]))
+        #expect(
+            configuration == KernelConfiguration(.reduction, element: Double.self, device: device, defines: ["A": 2, "WGS": 64]))
     }
 }

@@ -71,7 +71,10 @@ struct FuzzTests {
             var bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             // Half of them get a valid magic string and version so the header parser is reached.
             if iteration % 2 == 1 {
-                let version: [[UInt8]] = [[1, 0, UInt8(truncatingIfNeeded: length), 0], [2, 0, UInt8(truncatingIfNeeded: length), 0, 0, 0], [3, 0, 40, 0, 0, 0]]
+                let version: [[UInt8]] = [
+                    [1, 0, UInt8(truncatingIfNeeded: length), 0], [2, 0, UInt8(truncatingIfNeeded: length), 0, 0, 0],
+                    [3, 0, 40, 0, 0, 0],
+                ]
                 bytes = npyMagic + version[iteration % 3] + bytes
             }
             _ = check(bytes, context: "random \(iteration)")
@@ -118,29 +121,29 @@ struct FuzzTests {
             return Int.random(in: 0..<limit, using: &generator)
         }
         switch Int.random(in: 0..<7, using: &generator) {
-        case 0:  // flip one bit
+        case 0: // flip one bit
             guard !bytes.isEmpty else { return }
             bytes[position(in: bytes.count)] ^= 1 << UInt8.random(in: 0...7, using: &generator)
-        case 1:  // replace a byte
+        case 1: // replace a byte
             guard !bytes.isEmpty else { return }
             bytes[position(in: bytes.count)] = UInt8.random(in: 0...255, using: &generator)
-        case 2:  // replace with an interesting byte
+        case 2: // replace with an interesting byte
             guard !bytes.isEmpty else { return }
             let interesting: [UInt8] = [0, 0x0A, 0x20, 0x27, 0x28, 0x29, 0x2C, 0x2D, 0x3A, 0x7B, 0x7D, 0x7F, 0x80, 0xFF]
             bytes[position(in: bytes.count)] = interesting[Int.random(in: 0..<interesting.count, using: &generator)]
-        case 3:  // insert random bytes
+        case 3: // insert random bytes
             let insert = (0..<Int.random(in: 1...8, using: &generator)).map { _ in
                 UInt8.random(in: 0...255, using: &generator)
             }
             bytes.insert(contentsOf: insert, at: position(in: bytes.count + 1))
-        case 4:  // delete a range
+        case 4: // delete a range
             guard !bytes.isEmpty else { return }
             let start = position(in: bytes.count)
             let end = min(bytes.count, start + Int.random(in: 1...8, using: &generator))
             bytes.removeSubrange(start..<end)
-        case 5:  // truncate
+        case 5: // truncate
             bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &generator)))
-        default:  // append
+        default: // append
             bytes += (0..<Int.random(in: 1...16, using: &generator)).map { _ in
                 UInt8.random(in: 0...255, using: &generator)
             }

@@ -49,11 +49,11 @@ struct KnownBytesTests {
     @Test func headerSpellingVariantsAreAccepted() throws {
         let data = float64Bytes([1, 2, 3, 4, 5, 6])
         let headers = [
-            "{'shape': (2, 3), 'fortran_order': False, 'descr': '<f8'}",  // any key order
-            "{'descr': '=f8', 'fortran_order': False, 'shape': (2,3)}",  // native order, no spaces
-            "{ 'descr' :'<f8' ,\t'fortran_order':False,'shape':( 2 , 3 , ) , }",  // odd spacing
-            "{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (2L, 3L)}",  // Python 2 style
-            "\n {'descr': '<f8',\n 'fortran_order': False,\n 'shape': (2, 3)}\n",  // line breaks
+            "{'shape': (2, 3), 'fortran_order': False, 'descr': '<f8'}", // any key order
+            "{'descr': '=f8', 'fortran_order': False, 'shape': (2,3)}", // native order, no spaces
+            "{ 'descr' :'<f8' ,\t'fortran_order':False,'shape':( 2 , 3 , ) , }", // odd spacing
+            "{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (2L, 3L)}", // Python 2 style
+            "\n {'descr': '<f8',\n 'fortran_order': False,\n 'shape': (2, 3)}\n", // line breaks
         ]
         for header in headers {
             let array = try NumPyArray.decode(npyBytes(header: header, data: data))

@@ -25,7 +25,9 @@ func npyBytes(
 }
 
 /// A header dict built from literal source text for each value.
-func headerDict(descr: String = "'<f8'", fortranOrder: String = "False", shape: String = "(2, 3)")
+func headerDict(
+    descr: String = "'<f8'", fortranOrder: String = "False", shape: String = "(2, 3)"
+)
     -> String
 {
     "{'descr': \(descr), 'fortran_order': \(fortranOrder), 'shape': \(shape), }"

@@ -17,7 +17,8 @@ struct ProgramTests {
 
     @Test func brokenSourceThrowsTheBuildLog() throws {
         let context = try TestDevice.context()
-        let broken = ProgramSource(name: "Broken.cl", text: "__kernel void broken(__global float* x) { x[0] = undefined_name; }\n")
+        let broken = ProgramSource(
+            name: "Broken.cl", text: "__kernel void broken(__global float* x) { x[0] = undefined_name; }\n")
         let error = #expect(throws: OpenCLError.self) { try context.buildProgram(broken, options: "-DTILE=7") }
         guard case let .buildFailed(file, options, _, status, log)? = error else {
             Issue.record("expected buildFailed, got \(String(describing: error))")
@@ -113,7 +114,8 @@ struct ProgramTests {
 
     @Test func defaultCacheDirectoryFollowsTheEnvironment() {
         #expect(BinaryCache.defaultDirectory(environment: ["NGRAD_CACHE_DIR": "/x"]) == "/x")
-        #expect(BinaryCache.defaultDirectory(environment: ["XDG_CACHE_HOME": "/c", "HOME": "/h"]) == "/c/naturalgradient/kernels")
+        #expect(
+            BinaryCache.defaultDirectory(environment: ["XDG_CACHE_HOME": "/c", "HOME": "/h"]) == "/c/naturalgradient/kernels")
         #expect(BinaryCache.defaultDirectory(environment: ["HOME": "/h"]) == "/h/.cache/naturalgradient/kernels")
     }
 

@@ -49,7 +49,8 @@ private func parse(_ svg: String) throws -> ElementCollector {
 
     @Test func breaksLinesAtPointsAnAxisCannotShow() throws {
         let points: [(x: Double, y: Double)] = [(1, 1), (2, 0.5), (3, 0), (4, .nan), (5, 0.1), (6, 0.05)]
-        let chart = LineChart(title: "t", xLabel: "x", yLabel: "y", yScale: .logarithmic, series: [.init(label: "a", points: points)])
+        let chart = LineChart(
+            title: "t", xLabel: "x", yLabel: "y", yScale: .logarithmic, series: [.init(label: "a", points: points)])
         let polylines = try parse(chart.svg()).elements.filter { $0.name == "polyline" }
         #expect(polylines.map { $0.attributes["points"]?.split(separator: " ").count } == [2, 2])
     }
@@ -63,7 +64,8 @@ private func parse(_ svg: String) throws -> ElementCollector {
 
     @Test func fillsAGridRowByRow() throws {
         let panel = LineChart(title: "p", xLabel: "x", yLabel: "y", series: [.init(label: "a", points: [(0, 0), (1, 1)])])
-        let document = try parse(LineChart.svg(panels: Array(repeating: panel, count: 5), columns: 2, panelWidth: 300, panelHeight: 200))
+        let document = try parse(
+            LineChart.svg(panels: Array(repeating: panel, count: 5), columns: 2, panelWidth: 300, panelHeight: 200))
         let root = try #require(document.elements.first)
         #expect(root.attributes["width"] == "600" && root.attributes["height"] == "600")
         let offsets = document.elements.filter { $0.name == "g" }.compactMap { $0.attributes["transform"] }

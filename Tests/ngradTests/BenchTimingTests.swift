@@ -17,10 +17,10 @@ struct BenchTimingTests {
     }
 
     @Test(arguments: [
-        ([1.0, 1.0, 1.0], [2.0, 0.5, 3.0]),  // one run with the long solve faster: once a negative minimum
-        ([1.0, 1.0], [1.0, 2.0]),  // a zero difference
-        ([1.0], [Double.nan]),  // a broken clock
-        ([Double](), [Double]()),  // nothing timed
+        ([1.0, 1.0, 1.0], [2.0, 0.5, 3.0]), // one run with the long solve faster: once a negative minimum
+        ([1.0, 1.0], [1.0, 2.0]), // a zero difference
+        ([1.0], [Double.nan]), // a broken clock
+        ([Double](), [Double]()), // nothing timed
     ])
     func anyNonPositiveDifferenceIsNotMeasurable(short: [Double], long: [Double]) {
         #expect(QuickBenchmark.iterationTiming(short: timing(short), long: timing(long), extraIterations: 8) == nil)

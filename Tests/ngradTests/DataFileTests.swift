@@ -81,7 +81,7 @@ struct DataFileTests {
         let big = try scratch.write("big.csv", plain)
         let error = try #require(throws: DataFileError.self) { try DataFile.read(big, limit: 99_999) }
         #expect(error.reason.contains("99999"))
-        let bomb = try scratch.write("bomb.gz", try Self.gzip(plain))  // a few hundred bytes
+        let bomb = try scratch.write("bomb.gz", try Self.gzip(plain)) // a few hundred bytes
         let inflated = try #require(throws: DataFileError.self) { try DataFile.read(bomb, limit: 50_000) }
         #expect(inflated.reason.contains("decompresses to more than"))
         #expect(try DataFile.read(bomb, limit: 100_000) == plain)
@@ -89,7 +89,7 @@ struct DataFileTests {
 
     @Test func aFIFOReadsLikeAFile() throws {
         let scratch = try ScratchDirectory(prefix: "ngrad-data")
-        let plain = Self.csv(rows: 300, seed: 8)  // larger than a pipe's buffer
+        let plain = Self.csv(rows: 300, seed: 8) // larger than a pipe's buffer
         let gz = try Self.gzip(plain)
         let fifo = scratch.path + "/stream.gz"
         try #require(mkfifo(fifo, 0o600) == 0)

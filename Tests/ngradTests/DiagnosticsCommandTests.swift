@@ -26,8 +26,10 @@ struct DiagnosticsCommandTests {
         let devices = try #require(
             try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
         let blas = try #require(devices.first?["hostBLAS"] as? [String: Any])
-        for key in ["lapackLibrary", "blasLibrary", "openBLASCore", "openBLASThreads", "openBLASConfiguration",
-                    "cpuLevel", "environment", "coreMatchesCPU", "recommendedCoreType", "warning"] {
+        for key in [
+            "lapackLibrary", "blasLibrary", "openBLASCore", "openBLASThreads", "openBLASConfiguration",
+            "cpuLevel", "environment", "coreMatchesCPU", "recommendedCoreType", "warning",
+        ] {
             #expect(blas.keys.contains(key), "\(key) missing from \(blas)")
         }
         #expect((blas["environment"] as? [String: String])?["OPENBLAS_CORETYPE"] == "Prescott")
@@ -78,8 +80,10 @@ struct DiagnosticsCommandTests {
     }
 
     @Test func usageErrorsExitTwoOnOneLine() throws {
-        for arguments in [["kernels", "--device", "no-such-device"], ["devices", "--bogus"], ["frobnicate"],
-                          ["kernels", "--precision", "half"]] {
+        for arguments in [
+            ["kernels", "--device", "no-such-device"], ["devices", "--bogus"], ["frobnicate"],
+            ["kernels", "--precision", "half"],
+        ] {
             let result = try runNgrad(arguments)
             #expect(result.status == 2, "\(arguments): \(result.stderr)")
             #expect(result.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, "\(result.stderr)")

@@ -75,13 +75,19 @@ struct ExitCodeTests {
             Row(arguments: ["kernels", "--device", "no-such-device"], status: 2, mentions: "no-such-device"),
             Row(arguments: ["kernels", "--source", files.path("missing.cl")], status: 2, mentions: "missing.cl"),
             Row(
-                arguments: ["solve", "--factor", files.path("missing.npy"), "--gradient", files.path("g.npy"),
-                            "--damping", "1", "--output", files.path("x.npy")], status: 2, mentions: "--factor"),
+                arguments: [
+                    "solve", "--factor", files.path("missing.npy"), "--gradient", files.path("g.npy"),
+                    "--damping", "1", "--output", files.path("x.npy"),
+                ], status: 2, mentions: "--factor"),
             Row(arguments: solve + ["--damping", "1", "--output", files.path("U.npy")], status: 2, mentions: "same file"),
             Row(arguments: solve + ["--damping", "-1", "--output", files.path("x.npy")], status: 2, mentions: "≥ 0"),
             Row(arguments: solve + ["--damping", "1", "--output", ""], status: 2, mentions: "--output"),
-            Row(arguments: metric + ["--at", Array(repeating: "1", count: 600).joined(separator: ",")], status: 2, mentions: "limit"),
-            Row(arguments: ["metric", "--family", "gaussian", "--measure", "klx", "--at", "1,2"], status: 2, mentions: "kl, reverse-kl"),
+            Row(
+                arguments: metric + ["--at", Array(repeating: "1", count: 600).joined(separator: ",")], status: 2,
+                mentions: "limit"),
+            Row(
+                arguments: ["metric", "--family", "gaussian", "--measure", "klx", "--at", "1,2"], status: 2,
+                mentions: "kl, reverse-kl"),
             Row(arguments: ["bench", "--repetitions", "0"], status: 2, mentions: "--repetitions"),
             Row(arguments: ["tune", "--repetitions", "0"], status: 2, mentions: "--repetitions"),
             Row(arguments: ["train", "--steps", "0"], status: 2, mentions: "--steps"),

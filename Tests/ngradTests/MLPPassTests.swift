@@ -48,7 +48,9 @@ struct MLPPassTests {
         var parameters = model.initialParameters(seed: 3)
         // Non-zero biases, so that the bias column is exercised.
         for (layer, shape) in model.shapes.enumerated() {
-            for o in 0..<shape.outputs { parameters[model.offsets[layer] + o * shape.inputs + shape.inputs - 1] = 0.1 * Float(o + 1) }
+            for o in 0..<shape.outputs {
+                parameters[model.offsets[layer] + o * shape.inputs + shape.inputs - 1] = 0.1 * Float(o + 1)
+            }
         }
         let x: [Float] = randomValues(n * 7, seed: 5)
         return (parameters, x, (0..<n).map { ($0 * 2) % 3 })
@@ -81,7 +83,7 @@ struct MLPPassTests {
         let model = Self.model
         let wide = theta.map(Double.init)
         let pass = model.forward(theta, inputs: x, count: Self.n)
-        let count = 5  // a subset of the batch, as the exact-Fisher method takes
+        let count = 5 // a subset of the batch, as the exact-Fisher method takes
         let jacobians = model.outputJacobians(theta, pass, count: count)
         #expect(jacobians.count == count * model.classes * model.parameterCount)
         for i in 0..<count {

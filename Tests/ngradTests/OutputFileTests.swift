@@ -49,9 +49,9 @@ struct OutputFileTests {
         let before = try ["U.npy", "g.npy", "w.npy"].map(files.bytes)
         let aliases: [(String, String)] = [
             (files.path("U.npy"), "--factor"),
-            (files.directory + "/./U.npy", "--factor"),  // another spelling of the same path
-            (files.path("link-to-g.npy"), "--gradient"),  // a symlink to an input
-            (files.path("hard-w.npy"), "--weights"),  // a hard link to an input
+            (files.directory + "/./U.npy", "--factor"), // another spelling of the same path
+            (files.path("link-to-g.npy"), "--gradient"), // a symlink to an input
+            (files.path("hard-w.npy"), "--weights"), // a hard link to an input
         ]
         for (output, option) in aliases {
             let result = try files.solve(output: output)
@@ -101,7 +101,7 @@ struct OutputFileTests {
         // A FIFO receives the whole .npy stream (a reader on the other end).
         let fifo = files.path("x.fifo")
         #expect(mkfifo(fifo, 0o600) == 0)
-        final class Received: @unchecked Sendable { var data = Data() }  // written before isFinished
+        final class Received: @unchecked Sendable { var data = Data() } // written before isFinished
         let received = Received()
         let reader = Thread {
             if let handle = FileHandle(forReadingAtPath: fifo) { received.data = handle.readDataToEndOfFile() }
@@ -168,7 +168,12 @@ struct OutputFileTests {
         chattr.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
         chattr.arguments = ["+i", files.path("b.txt")]
         chattr.standardError = FileHandle.nullDevice
-        guard (try? chattr.run()) != nil, ({ chattr.waitUntilExit(); return chattr.terminationStatus == 0 })() else {
+        guard (try? chattr.run()) != nil,
+            ({
+                chattr.waitUntilExit()
+                return chattr.terminationStatus == 0
+            })()
+        else {
             print("note: cannot make a file immutable here (no chattr or no permission); the late-rename case is not exercised")
             return
         }

@@ -22,7 +22,9 @@ struct RealSpectrumSolverTests {
     }
 
     /// The factor of one curvature of the sample, in double on the test device.
-    static func curvature(_ name: String, _ sample: TrainingCurvatureSample, context: Context) throws
+    static func curvature(
+        _ name: String, _ sample: TrainingCurvatureSample, context: Context
+    ) throws
         -> ImplicitCurvature<Double>
     {
         let factor: CurvatureFactor<Double>
@@ -52,7 +54,9 @@ struct RealSpectrumSolverTests {
             let solution = try NaturalGradientSolver.solve(
                 curvature, g, damping: Self.damping, method: method, options: options)
             let report = try #require(solution.reports.first)
-            print("\(testCase.testDescription): \(method.rawValue) \(report.iterations) iterations, true residual \(report.relativeResidual), \(report.status)")
+            print(
+                "\(testCase.testDescription): \(method.rawValue) \(report.iterations) iterations, true residual \(report.relativeResidual), \(report.status)"
+            )
             #expect(report.status == .converged, "\(method): \(report)")
             #expect(report.relativeResidual <= 1e-6, "\(method): \(report)")
             iterations[method] = report.iterations

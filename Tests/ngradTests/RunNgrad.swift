@@ -34,10 +34,10 @@ func runNgrad(
     if input != nil { process.standardInput = stdin }
     try process.run()
     if let input {
-        signal(SIGPIPE, SIG_IGN)  // a child that stops reading early must not kill the runner
+        signal(SIGPIPE, SIG_IGN) // a child that stops reading early must not kill the runner
         let writer = stdin.fileHandleForWriting
         Thread.detachNewThread {
-            try? writer.write(contentsOf: input)  // the process may exit before reading it all
+            try? writer.write(contentsOf: input) // the process may exit before reading it all
             try? writer.close()
         }
     }

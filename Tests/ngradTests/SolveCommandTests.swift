@@ -18,8 +18,11 @@ struct SolveCommandTests {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             u = randomValues(rows * dimension, seed: 1)
             try NumPyArray(shape: [rows, dimension], elementType: .float64, values: u).write(to: path("U.npy"))
-            try NumPyArray(shape: [dimension], elementType: .float32, values: (randomValues(dimension, seed: 2) as [Float]).map { Double($0) })
-                .write(to: path("g.npy"))
+            try NumPyArray(
+                shape: [dimension], elementType: .float32,
+                values: (randomValues(dimension, seed: 2) as [Float]).map { Double($0) }
+            )
+            .write(to: path("g.npy"))
             try NumPyArray(shape: [dimension, 2], elementType: .float64, values: randomValues(dimension * 2, seed: 3))
                 .write(to: path("G.npy"))
             try NumPyArray(shape: [rows], elementType: .float64, values: randomValues(rows, seed: 4).map { abs($0) })
@@ -100,7 +103,10 @@ struct SolveCommandTests {
             (base + ["--gradient", files.path("corrupt.npy"), "--damping", "1"], "corrupt.npy"),
             (base + ["--gradient", files.path("short.npy"), "--damping", "1"], "short.npy"),
             (base + ["--gradient", files.path("nan.npy"), "--damping", "1"], "non-finite"),
-            (base + ["--gradient", files.path("g.npy"), "--weights", files.path("negative.npy"), "--damping", "1"], "negative.npy"),
+            (
+                base + ["--gradient", files.path("g.npy"), "--weights", files.path("negative.npy"), "--damping", "1"],
+                "negative.npy"
+            ),
             (base + ["--gradient", files.path("g.npy"), "--damping", "-1"], "--damping"),
             (base + ["--gradient", files.path("g.npy"), "--damping", "nan"], "--damping"),
             (base + ["--gradient", files.path("g.npy"), "--damping", "1", "--method", "magic"], "magic"),

@@ -43,7 +43,9 @@ struct SolveHonestyTests {
             #expect(result.status == 1, "\(result.stderr)")
             let report = try json(result.stdout)
             #expect(statuses(report) == ["perturbed"], "\(report)")
-            #expect((report["densePath"] as? String ?? "").contains("jitter") || (report["densePath"] as? String ?? "").contains("eigen"))
+            #expect(
+                (report["densePath"] as? String ?? "").contains("jitter")
+                    || (report["densePath"] as? String ?? "").contains("eigen"))
             #expect(result.stderr.contains("--damping"), "\(result.stderr)")
             #expect(FileManager.default.fileExists(atPath: files.path("x.npy")), "x is still written")
         }
@@ -78,7 +80,7 @@ struct SolveHonestyTests {
         let cases: [(factor: String, gradient: String, flag: [String], precision: String, dtype: NumPyElementType)] = [
             ("U64.npy", "g64.npy", [], "double", .float64),
             ("U32.npy", "g32.npy", [], "float", .float32),
-            ("U64.npy", "g32.npy", [], "double", .float32),  // solved in double, x in g's dtype
+            ("U64.npy", "g32.npy", [], "double", .float32), // solved in double, x in g's dtype
             ("U64.npy", "g64.npy", ["--precision", "float"], "float", .float32),
             ("U32.npy", "g32.npy", ["--precision", "double"], "double", .float64),
         ]

@@ -44,7 +44,8 @@ struct TuneCommandTests {
         #expect(kernels.status == 0, "\(kernels.stderr)")
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(kernels.stdout.utf8)) as? [[String: Any]])
         let accumulationOptions = rows.first { $0["file"] as? String == "FisherAccumulation.cl" }?["buildOptions"] as? String
-        let stored = try #require(entries.first { $0["family"] as? String == "FisherAccumulation.cl" }?["defines"] as? [String: Int])
+        let stored = try #require(
+            entries.first { $0["family"] as? String == "FisherAccumulation.cl" }?["defines"] as? [String: Int])
         for (name, value) in stored {
             #expect(accumulationOptions?.contains("-D\(name)=\(value)") == true, "\(accumulationOptions ?? "")")
         }
@@ -87,8 +88,8 @@ struct TuneCommandTests {
             ["device": device, "driverVersion": driver, "family": family, "element": element, "defines": defines]
         }
         let entries: [[String: Any]] = [
-            entry(name, "Reduction.cl", "float", ["WGS": 3]),  // not a power of two
-            entry(name, "Reduction.cl", "double", [:]),  // the defaults: used
+            entry(name, "Reduction.cl", "float", ["WGS": 3]), // not a power of two
+            entry(name, "Reduction.cl", "double", [:]), // the defaults: used
             entry(name, "Reduction.cl", "half", [:]),
             entry(name, "Nope.cl", "float", ["WGS": 8]),
             entry(name, "Vector.cl", "float", ["NO_SUCH_TUNABLE": 1]),
@@ -135,7 +136,9 @@ struct TuneCommandTests {
 }
 
 /// `runNgrad` with extra environment variables.
-func runNgradWithEnvironment(_ arguments: [String], environment: [String: String]) throws
+func runNgradWithEnvironment(
+    _ arguments: [String], environment: [String: String]
+) throws
     -> (status: Int32, stdout: String, stderr: String)
 {
     try runNgrad(arguments, environment: environment)

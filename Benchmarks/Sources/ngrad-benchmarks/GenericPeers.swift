@@ -22,17 +22,21 @@ protocol PeerScalar: DeviceScalar {
 
     static func clSyrk(
         rows: Int, n: Int, alpha: Self, _ a: cl_mem, offset: Int, lda: Int, _ c: cl_mem, cOffset: Int, ldc: Int,
-        _ queue: UnsafeMutablePointer<cl_command_queue?>) -> CLBlastStatusCode
+        _ queue: UnsafeMutablePointer<cl_command_queue?>
+    ) -> CLBlastStatusCode
     static func clGemv(
         transposed: Bool, rows: Int, columns: Int, alpha: Self, _ a: cl_mem, _ x: cl_mem, beta: Self, _ y: cl_mem,
-        _ queue: UnsafeMutablePointer<cl_command_queue?>) -> CLBlastStatusCode
+        _ queue: UnsafeMutablePointer<cl_command_queue?>
+    ) -> CLBlastStatusCode
     static func clSymv(
         n: Int, alpha: Self, _ a: cl_mem, _ x: cl_mem, beta: Self, _ y: cl_mem,
-        _ queue: UnsafeMutablePointer<cl_command_queue?>) -> CLBlastStatusCode
+        _ queue: UnsafeMutablePointer<cl_command_queue?>
+    ) -> CLBlastStatusCode
     /// `C ← A B` with offsets (row-major, contiguous operands).
     static func clGemm(
         m: Int, n: Int, k: Int, _ a: cl_mem, aOffset: Int, _ b: cl_mem, bOffset: Int, _ c: cl_mem, cOffset: Int,
-        _ queue: UnsafeMutablePointer<cl_command_queue?>) -> CLBlastStatusCode
+        _ queue: UnsafeMutablePointer<cl_command_queue?>
+    ) -> CLBlastStatusCode
 }
 
 private func trans(_ transposed: Bool) -> CBLAS_TRANSPOSE { transposed ? CblasTrans : CblasNoTrans }
@@ -48,7 +52,8 @@ extension Float: PeerScalar {
         transposed: Bool, rows: Int, columns: Int, alpha: Float, _ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
         beta: Float, _ y: UnsafeMutablePointer<Float>
     ) {
-        cblas_sgemv(CblasRowMajor, trans(transposed), blasint(rows), blasint(columns), alpha, a, blasint(columns), x, 1, beta, y, 1)
+        cblas_sgemv(
+            CblasRowMajor, trans(transposed), blasint(rows), blasint(columns), alpha, a, blasint(columns), x, 1, beta, y, 1)
     }
     static func hostSymv(
         n: Int, alpha: Float, _ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>, beta: Float, _ y: UnsafeMutablePointer<Float>
@@ -58,19 +63,24 @@ extension Float: PeerScalar {
     static func hostGemm(
         m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>
     ) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1, a, blasint(k), b, blasint(n), 0, c, blasint(n))
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1, a, blasint(k), b, blasint(n), 0, c,
+            blasint(n))
     }
     static func clSyrk(
         rows: Int, n: Int, alpha: Float, _ a: cl_mem, offset: Int, lda: Int, _ c: cl_mem, cOffset: Int, ldc: Int,
         _ queue: UnsafeMutablePointer<cl_command_queue?>
     ) -> CLBlastStatusCode {
-        CLBlastSsyrk(CLBlastLayoutRowMajor, CLBlastTriangleUpper, CLBlastTransposeYes, n, rows, alpha, a, offset, lda, 0, c, cOffset, ldc, queue, nil)
+        CLBlastSsyrk(
+            CLBlastLayoutRowMajor, CLBlastTriangleUpper, CLBlastTransposeYes, n, rows, alpha, a, offset, lda, 0, c, cOffset, ldc,
+            queue, nil)
     }
     static func clGemv(
         transposed: Bool, rows: Int, columns: Int, alpha: Float, _ a: cl_mem, _ x: cl_mem, beta: Float, _ y: cl_mem,
         _ queue: UnsafeMutablePointer<cl_command_queue?>
     ) -> CLBlastStatusCode {
-        CLBlastSgemv(CLBlastLayoutRowMajor, clTrans(transposed), rows, columns, alpha, a, 0, columns, x, 0, 1, beta, y, 0, 1, queue, nil)
+        CLBlastSgemv(
+            CLBlastLayoutRowMajor, clTrans(transposed), rows, columns, alpha, a, 0, columns, x, 0, 1, beta, y, 0, 1, queue, nil)
     }
     static func clSymv(
         n: Int, alpha: Float, _ a: cl_mem, _ x: cl_mem, beta: Float, _ y: cl_mem, _ queue: UnsafeMutablePointer<cl_command_queue?>
@@ -81,7 +91,9 @@ extension Float: PeerScalar {
         m: Int, n: Int, k: Int, _ a: cl_mem, aOffset: Int, _ b: cl_mem, bOffset: Int, _ c: cl_mem, cOffset: Int,
         _ queue: UnsafeMutablePointer<cl_command_queue?>
     ) -> CLBlastStatusCode {
-        CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, m, n, k, 1, a, aOffset, k, b, bOffset, n, 0, c, cOffset, n, queue, nil)
+        CLBlastSgemm(
+            CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, m, n, k, 1, a, aOffset, k, b, bOffset, n, 0, c,
+            cOffset, n, queue, nil)
     }
 }
 
@@ -95,7 +107,8 @@ extension Double: PeerScalar {
         transposed: Bool, rows: Int, columns: Int, alpha: Double, _ a: UnsafePointer<Double>, _ x: UnsafePointer<Double>,
         beta: Double, _ y: UnsafeMutablePointer<Double>
     ) {
-        cblas_dgemv(CblasRowMajor, trans(transposed), blasint(rows), blasint(columns), alpha, a, blasint(columns), x, 1, beta, y, 1)
+        cblas_dgemv(
+            CblasRowMajor, trans(transposed), blasint(rows), blasint(columns), alpha, a, blasint(columns), x, 1, beta, y, 1)
     }
     static func hostSymv(
         n: Int, alpha: Double, _ a: UnsafePointer<Double>, _ x: UnsafePointer<Double>, beta: Double,
@@ -106,22 +119,28 @@ extension Double: PeerScalar {
     static func hostGemm(
         m: Int, n: Int, k: Int, _ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ c: UnsafeMutablePointer<Double>
     ) {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1, a, blasint(k), b, blasint(n), 0, c, blasint(n))
+        cblas_dgemm(
+            CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1, a, blasint(k), b, blasint(n), 0, c,
+            blasint(n))
     }
     static func clSyrk(
         rows: Int, n: Int, alpha: Double, _ a: cl_mem, offset: Int, lda: Int, _ c: cl_mem, cOffset: Int, ldc: Int,
         _ queue: UnsafeMutablePointer<cl_command_queue?>
     ) -> CLBlastStatusCode {
-        CLBlastDsyrk(CLBlastLayoutRowMajor, CLBlastTriangleUpper, CLBlastTransposeYes, n, rows, alpha, a, offset, lda, 0, c, cOffset, ldc, queue, nil)
+        CLBlastDsyrk(
+            CLBlastLayoutRowMajor, CLBlastTriangleUpper, CLBlastTransposeYes, n, rows, alpha, a, offset, lda, 0, c, cOffset, ldc,
+            queue, nil)
     }
     static func clGemv(
         transposed: Bool, rows: Int, columns: Int, alpha: Double, _ a: cl_mem, _ x: cl_mem, beta: Double, _ y: cl_mem,
         _ queue: UnsafeMutablePointer<cl_command_queue?>
     ) -> CLBlastStatusCode {
-        CLBlastDgemv(CLBlastLayoutRowMajor, clTrans(transposed), rows, columns, alpha, a, 0, columns, x, 0, 1, beta, y, 0, 1, queue, nil)
+        CLBlastDgemv(
+            CLBlastLayoutRowMajor, clTrans(transposed), rows, columns, alpha, a, 0, columns, x, 0, 1, beta, y, 0, 1, queue, nil)
     }
     static func clSymv(
-        n: Int, alpha: Double, _ a: cl_mem, _ x: cl_mem, beta: Double, _ y: cl_mem, _ queue: UnsafeMutablePointer<cl_command_queue?>
+        n: Int, alpha: Double, _ a: cl_mem, _ x: cl_mem, beta: Double, _ y: cl_mem,
+        _ queue: UnsafeMutablePointer<cl_command_queue?>
     ) -> CLBlastStatusCode {
         CLBlastDsymv(CLBlastLayoutRowMajor, CLBlastTriangleUpper, n, alpha, a, 0, n, x, 0, 1, beta, y, 0, 1, queue, nil)
     }
@@ -129,7 +148,9 @@ extension Double: PeerScalar {
         m: Int, n: Int, k: Int, _ a: cl_mem, aOffset: Int, _ b: cl_mem, bOffset: Int, _ c: cl_mem, cOffset: Int,
         _ queue: UnsafeMutablePointer<cl_command_queue?>
     ) -> CLBlastStatusCode {
-        CLBlastDgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, m, n, k, 1, a, aOffset, k, b, bOffset, n, 0, c, cOffset, n, queue, nil)
+        CLBlastDgemm(
+            CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, m, n, k, 1, a, aOffset, k, b, bOffset, n, 0, c,
+            cOffset, n, queue, nil)
     }
 }
 

@@ -39,19 +39,23 @@ struct LargeInputResult {
         table.append(["factor", "\(rows) x \(columns) float32, \(formatBytes(UInt64(fileBytes)))"])
         table.append(["mapped read + scan", String(format: "%.3f s, %.2f GB/s", mappedReadSeconds, gb / mappedReadSeconds)])
         if let widenedReadSeconds {
-            table.append(["NumPyArray.read (float64)", String(format: "%.3f s, %.2f GB/s", widenedReadSeconds, gb / widenedReadSeconds)])
+            table.append([
+                "NumPyArray.read (float64)", String(format: "%.3f s, %.2f GB/s", widenedReadSeconds, gb / widenedReadSeconds),
+            ])
         }
         for (stage, seconds) in solveStages { table.append(["ngrad solve: \(stage)", String(format: "%.3f s", seconds)]) }
         if let solvePeakBytes {
             table.append([
                 "ngrad solve: peak RSS",
-                "\(formatBytes(UInt64(solvePeakBytes))) = " + String(format: "%.2fx the factor", Double(solvePeakBytes) / Double(fileBytes)),
+                "\(formatBytes(UInt64(solvePeakBytes))) = "
+                    + String(format: "%.2fx the factor", Double(solvePeakBytes) / Double(fileBytes)),
             ])
             if let solveBaselineBytes {
                 table.append(["ngrad solve: peak RSS, 2 x 8 factor", formatBytes(UInt64(solveBaselineBytes))])
                 table.append([
                     "ngrad solve: the factor's share",
-                    String(format: "%.2fx the factor (target ≤ 1.1x on a CPU device, ≤ 2.2x elsewhere)",
+                    String(
+                        format: "%.2fx the factor (target ≤ 1.1x on a CPU device, ≤ 2.2x elsewhere)",
                         Double(solvePeakBytes - solveBaselineBytes) / Double(fileBytes)),
                 ])
             }
@@ -70,11 +74,15 @@ enum LargeInput {
     ) throws -> LargeInputResult? {
         let fileBytes = rows * columns * 4
         if let free = freeDiskBytes(directory), free < 2 * fileBytes + (1 << 30) {
-            progress("large-input skipped: \(formatBytes(UInt64(fileBytes))) needs twice that free on \(directory), \(formatBytes(UInt64(free))) free")
+            progress(
+                "large-input skipped: \(formatBytes(UInt64(fileBytes))) needs twice that free on \(directory), \(formatBytes(UInt64(free))) free"
+            )
             return nil
         }
         if let available = availableMemoryBytes(), Double(available) < 2.5 * Double(fileBytes) {
-            progress("large-input skipped: \(formatBytes(UInt64(fileBytes))) needs 2.5x that in memory, \(formatBytes(UInt64(available))) available")
+            progress(
+                "large-input skipped: \(formatBytes(UInt64(fileBytes))) needs 2.5x that in memory, \(formatBytes(UInt64(available))) available"
+            )
             return nil
         }
         let scratch = directory + "/ngrad-large-input-\(getpid())"
@@ -96,7 +104,10 @@ enum LargeInput {
         }
         var mapped: [Double] = []
         for _ in 0..<repetitions {
-            mapped.append(try seconds { if try NumPyMappedArray(contentsOf: factorPath).nonFiniteCount != 0 { throw LargeInputError.corrupt } })
+            mapped.append(
+                try seconds {
+                    if try NumPyMappedArray(contentsOf: factorPath).nonFiniteCount != 0 { throw LargeInputError.corrupt }
+                })
         }
         var widened: [Double] = []
         // The widened read holds 2x the file in float64: only where memory has 4x room.
@@ -116,12 +127,14 @@ enum LargeInput {
             try NumPyArray(shape: [8], elementType: .float32, values: uniformValues(count: 8, seed: 4))
                 .write(to: scratch + "/g0.npy")
             (_, baseline) = try runSolve(
-                ngrad, arguments: [
+                ngrad,
+                arguments: [
                     "solve", "--factor", scratch + "/u0.npy", "--gradient", scratch + "/g0.npy", "--damping", "1",
                     "--method", "cg", "--max-iterations", "3", "--output", scratch + "/x0.npy", "--json",
                 ])
             (stages, peak) = try runSolve(
-                ngrad, arguments: [
+                ngrad,
+                arguments: [
                     "solve", "--factor", factorPath, "--gradient", scratch + "/g.npy", "--damping", "1", "--method", "cg",
                     "--max-iterations", "3", "--output", scratch + "/x.npy", "--json",
                 ])

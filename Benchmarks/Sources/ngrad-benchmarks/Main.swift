@@ -52,7 +52,8 @@ struct Benchmarks: ParsableCommand {
     var csv: String?
 
     @Option(
-        name: .long, help: ArgumentHelp("Also write the README's Markdown table (one row per case) to this file.", valueName: "file"))
+        name: .long,
+        help: ArgumentHelp("Also write the README's Markdown table (one row per case) to this file.", valueName: "file"))
     var markdown: String?
 
     @Option(
@@ -133,7 +134,9 @@ struct Benchmarks: ParsableCommand {
         if let spec = ProcessInfo.processInfo.environment["NGRAD_AB"] {
             let sections = spec.split(separator: ";", omittingEmptySubsequences: false)
             let parts = sections[0].split(separator: ",").compactMap { Int($0) }
-            try abImplicitProduct(context: context, rows: parts[0], dimension: parts[1], a: String(sections[1]), b: String(sections[2]), rounds: parts[2])
+            try abImplicitProduct(
+                context: context, rows: parts[0], dimension: parts[1], a: String(sections[1]), b: String(sections[2]),
+                rounds: parts[2])
             return
         }
         let fp64 = device.supportsFloat64
@@ -315,7 +318,9 @@ extension Benchmarks {
 
     /// The ngrad binary: --ngrad, $NGRAD_BINARY, then the root package's release and debug builds.
     func ngradBinary() -> String? {
-        let candidates = [ngrad, ProcessInfo.processInfo.environment["NGRAD_BINARY"], "../.build/release/ngrad", "../.build/debug/ngrad"]
+        let candidates = [
+            ngrad, ProcessInfo.processInfo.environment["NGRAD_BINARY"], "../.build/release/ngrad", "../.build/debug/ngrad",
+        ]
         return candidates.compactMap { $0 }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }

@@ -64,8 +64,9 @@ func measureHostCeilings(context: Context, settings: Settings, tiny: Bool = fals
         let clblast = try measure(warmup: quick.warmup, repetitions: quick.repetitions) { _ in
             try context.withQueue { queue in
                 try checkCLBlast(
-                    Float.clGemm(m: n, n: n, k: n, a.unsafeMemoryHandle, aOffset: 0, a.unsafeMemoryHandle, bOffset: 0,
-                                 cBuffer.unsafeMemoryHandle, cOffset: 0, queue), "CLBlastSgemm")
+                    Float.clGemm(
+                        m: n, n: n, k: n, a.unsafeMemoryHandle, aOffset: 0, a.unsafeMemoryHandle, bOffset: 0,
+                        cBuffer.unsafeMemoryHandle, cOffset: 0, queue), "CLBlastSgemm")
             }
             try context.finish()
         }

@@ -109,7 +109,7 @@ struct PeerCore: Encodable {
     /// failure, with the reason.
     private static func reExecute(setting: [String: String], environment: [String: String]) -> String {
         #if canImport(Glibc)
-            fflush(nil)  // every stream: nothing buffered may be lost or printed twice
+            fflush(nil) // every stream: nothing buffered may be lost or printed twice
             let merged = environment.merging(setting) { _, new in new }
             let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
             let variables = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]

@@ -126,7 +126,7 @@ extension OpenBLAS {
         cblas_scopy(n, b, 1, w.r, 1)
         cblas_scopy(n, b, 1, w.p, 1)
         var rr = Double(cblas_sdot(n, w.r, 1, w.r, 1))
-        let stop = tolerance * tolerance * rr  // ‖r‖/‖b‖ ≤ tolerance, r0 = b
+        let stop = tolerance * tolerance * rr // ‖r‖/‖b‖ ≤ tolerance, r0 = b
         for iteration in 0..<iterations {
             if tolerance > 0, rr <= stop { return iteration }
             cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1, u, n, w.p, 1, 0, w.t, 1)

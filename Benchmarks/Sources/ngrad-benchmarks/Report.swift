@@ -272,7 +272,9 @@ struct Target: Encodable {
         return measure == .speedRatio ? measured >= limit : measured <= limit
     }
 
-    static func speed(_ operation: Operation, _ rows: Int, _ dimension: Int, over peer: Contestant, atLeast: Double?)
+    static func speed(
+        _ operation: Operation, _ rows: Int, _ dimension: Int, over peer: Contestant, atLeast: Double?
+    )
         -> Target
     {
         Target(operation: operation, rows: rows, dimension: dimension, peer: peer, measure: .speedRatio, limit: atLeast)
@@ -390,8 +392,10 @@ func renderTable(_ cases: [CaseResult]) -> String {
                 entry.label, milliseconds(entry.medianSeconds),
                 milliseconds(entry.minSeconds) + "-" + milliseconds(entry.maxSeconds),
                 entry.deviceMedianSeconds.map(milliseconds) ?? "-",
-                entry.gflops.map { String(format: "%.1f", $0) } ?? (result.operation.unit == "GFLOP/s" ? String(format: "%.1f", entry.rate) : "-"),
-                entry.gbytes.map { String(format: "%.1f", $0) } ?? (result.operation.unit == "GB/s" ? String(format: "%.1f", entry.rate) : "-"),
+                entry.gflops.map { String(format: "%.1f", $0) }
+                    ?? (result.operation.unit == "GFLOP/s" ? String(format: "%.1f", entry.rate) : "-"),
+                entry.gbytes.map { String(format: "%.1f", $0) }
+                    ?? (result.operation.unit == "GB/s" ? String(format: "%.1f", entry.rate) : "-"),
                 entry.rooflineFraction.map { String(format: "%.0f%%", $0 * 100) } ?? "-",
                 entry.contestant == .ours || entry.contestant == .oursPart
                     ? "-"
@@ -455,7 +459,8 @@ func renderMarkdown(_ cases: [CaseResult]) -> String {
         let others = result.contestants.filter { $0.contestant != .ours && $0.contestant != .oursPart }.map { entry in
             let withheld = entry.contestant == .openBLAS && PeerCore.current.ratiosWithheld
             return "\(entry.label) \(number(entry.medianSeconds * 1e3)) "
-                + (withheld ? "(ratio withheld: generic OpenBLAS core)" : "(\(number(entry.medianSeconds / ours.medianSeconds, 2))x)")
+                + (withheld
+                    ? "(ratio withheld: generic OpenBLAS core)" : "(\(number(entry.medianSeconds / ours.medianSeconds, 2))x)")
         }
         lines.append(
             "| \(result.operation.rawValue) | \(result.element) | \(result.sizeLabel) | \(number(ours.medianSeconds * 1e3)) | "

@@ -76,7 +76,6 @@ final class SolverProblem {
     }
 }
 
-
 /// A check that a CG solve ran exactly `expected` iterations and stopped at the cap: its
 /// value counts the iterations missing or extra, plus 1 for another stop reason.
 func iterationCheck(_ report: ColumnReport, expected: Int, _ what: String) -> Check {
@@ -177,7 +176,9 @@ func benchmarkCGIteration(context: Context, problem: SolverProblem, settings: Se
 /// residual's) against plain CG
 /// in CBLAS calls over OpenBLAS (50 products, two SGEMV each). Counted as 50·M·P·4 bytes
 /// (U read once per iteration).
-func benchmarkCGSolve(context: Context, problem: SolverProblem, settings: Settings, iterations: Int = 50) throws
+func benchmarkCGSolve(
+    context: Context, problem: SolverProblem, settings: Settings, iterations: Int = 50
+) throws
     -> CaseResult
 {
     let (m, p) = (problem.rows, problem.dimension)

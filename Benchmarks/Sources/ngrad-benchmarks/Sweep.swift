@@ -18,12 +18,16 @@ struct Contender {
     let onDevice: Bool
     let run: (Int) throws -> Void
 
-    static func device(_ contestant: Contestant, _ routine: String, label: String? = nil, _ run: @escaping (Int) throws -> Void)
+    static func device(
+        _ contestant: Contestant, _ routine: String, label: String? = nil, _ run: @escaping (Int) throws -> Void
+    )
         -> Contender
     {
         Contender(contestant: contestant, label: label, routine: routine, onDevice: true, run: run)
     }
-    static func host(_ contestant: Contestant, _ routine: String, label: String? = nil, _ run: @escaping (Int) throws -> Void)
+    static func host(
+        _ contestant: Contestant, _ routine: String, label: String? = nil, _ run: @escaping (Int) throws -> Void
+    )
         -> Contender
     {
         Contender(contestant: contestant, label: label, routine: routine, onDevice: false, run: run)
@@ -129,10 +133,14 @@ func sweepAccumulation<Element: PeerScalar>(
     let upper = Array(upperTriangle(p))
     let limit = tolerance(Element.self) * (Element.self == Double.self ? 1 : 1)
     let checks = [
-        Check(name: "ours vs float64 (\(entries.count) entries)", value: relativeError(entries.map { oursValues[$0] }, reference), tolerance: limit),
+        Check(
+            name: "ours vs float64 (\(entries.count) entries)", value: relativeError(entries.map { oursValues[$0] }, reference),
+            tolerance: limit),
         Check(name: "OpenBLAS vs float64", value: relativeError(entries.map { hostValues[$0] }, reference), tolerance: limit),
         Check(name: "CLBlast vs float64", value: relativeError(entries.map { peerValues[$0] }, reference), tolerance: limit),
-        Check(name: "ours vs OpenBLAS (upper triangle)", value: relativeError(upper.map { oursValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
+        Check(
+            name: "ours vs OpenBLAS (upper triangle)",
+            value: relativeError(upper.map { oursValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
         Check(name: "ours symmetric (largest |F_ij - F_ji|)", value: largestAsymmetry(oursValues, p), tolerance: 0),
     ]
     let flops = Double(m) * Double(p) * Double(p + 1)
@@ -218,8 +226,12 @@ func sweepBlockAccumulation<Element: PeerScalar>(
     }
     let limit = tolerance(Element.self)
     let checks = [
-        Check(name: "ours vs OpenBLAS (upper triangles)", value: relativeError(upper.map { oursValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
-        Check(name: "CLBlast vs OpenBLAS (upper triangles)", value: relativeError(upper.map { peerValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
+        Check(
+            name: "ours vs OpenBLAS (upper triangles)",
+            value: relativeError(upper.map { oursValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
+        Check(
+            name: "CLBlast vs OpenBLAS (upper triangles)",
+            value: relativeError(upper.map { peerValues[$0] }, upper.map { hostValues[$0] }), tolerance: limit),
     ]
     let flops = blockSizes.reduce(0.0) { $0 + Double(m) * Double($1) * Double($1 + 1) }
     let bytes = Double((m * p + total) * MemoryLayout<Element>.size)
@@ -263,9 +275,13 @@ func sweepImplicitProduct<Element: PeerScalar>(
             x.withUnsafeBufferPointer { x in
                 hostScratch.withUnsafeMutableBufferPointer { t in
                     host.withUnsafeMutableBufferPointer { y in
-                        Element.hostGemv(transposed: false, rows: m, columns: p, alpha: 1, u.baseAddress!, x.baseAddress!, beta: 0, t.baseAddress!)
+                        Element.hostGemv(
+                            transposed: false, rows: m, columns: p, alpha: 1, u.baseAddress!, x.baseAddress!, beta: 0,
+                            t.baseAddress!)
                         y.baseAddress!.update(from: x.baseAddress!, count: p)
-                        Element.hostGemv(transposed: true, rows: m, columns: p, alpha: alpha, u.baseAddress!, t.baseAddress!, beta: damping, y.baseAddress!)
+                        Element.hostGemv(
+                            transposed: true, rows: m, columns: p, alpha: alpha, u.baseAddress!, t.baseAddress!, beta: damping,
+                            y.baseAddress!)
                     }
                 }
             }
@@ -274,10 +290,14 @@ func sweepImplicitProduct<Element: PeerScalar>(
     func runCLBlast(_ copy: Int) throws {
         try context.withQueue { queue in
             try checkCLBlast(
-                Element.clGemv(transposed: false, rows: m, columns: p, alpha: 1, buffers[copy].unsafeMemoryHandle, xBatch.buffer.unsafeMemoryHandle, beta: 0, scratch.unsafeMemoryHandle, queue), "CLBlast gemv")
+                Element.clGemv(
+                    transposed: false, rows: m, columns: p, alpha: 1, buffers[copy].unsafeMemoryHandle,
+                    xBatch.buffer.unsafeMemoryHandle, beta: 0, scratch.unsafeMemoryHandle, queue), "CLBlast gemv")
             try peer.copy(from: xBatch.buffer, range: 0..<p)
             try checkCLBlast(
-                Element.clGemv(transposed: true, rows: m, columns: p, alpha: alpha, buffers[copy].unsafeMemoryHandle, scratch.unsafeMemoryHandle, beta: damping, peer.unsafeMemoryHandle, queue), "CLBlast gemv")
+                Element.clGemv(
+                    transposed: true, rows: m, columns: p, alpha: alpha, buffers[copy].unsafeMemoryHandle,
+                    scratch.unsafeMemoryHandle, beta: damping, peer.unsafeMemoryHandle, queue), "CLBlast gemv")
         }
     }
 
@@ -347,7 +367,9 @@ func sweepDenseProduct<Element: PeerScalar>(
         try peer.copy(from: xBatch.buffer, range: 0..<p)
         try context.withQueue { queue in
             try checkCLBlast(
-                Element.clSymv(n: p, alpha: 1, matrices[copy].unsafeMemoryHandle, xBatch.buffer.unsafeMemoryHandle, beta: damping, peer.unsafeMemoryHandle, queue), "CLBlast symv")
+                Element.clSymv(
+                    n: p, alpha: 1, matrices[copy].unsafeMemoryHandle, xBatch.buffer.unsafeMemoryHandle, beta: damping,
+                    peer.unsafeMemoryHandle, queue), "CLBlast symv")
         }
     }
     try ours.buffer.fill(Element(float64: .nan))
@@ -363,9 +385,12 @@ func sweepDenseProduct<Element: PeerScalar>(
     }
     let limit = tolerance(Element.self)
     let checks = [
-        Check(name: "ours vs float64", value: relativeError(Element.widened(try ours.buffer.download()), reference), tolerance: limit),
+        Check(
+            name: "ours vs float64", value: relativeError(Element.widened(try ours.buffer.download()), reference),
+            tolerance: limit),
         Check(name: "OpenBLAS vs float64", value: relativeError(Element.widened(host), reference), tolerance: limit),
-        Check(name: "CLBlast vs float64", value: relativeError(Element.widened(try peer.download()), reference), tolerance: limit),
+        Check(
+            name: "CLBlast vs float64", value: relativeError(Element.widened(try peer.download()), reference), tolerance: limit),
     ]
     let bytes = Double(p * p * MemoryLayout<Element>.size)
     let name = Element.self == Double.self ? "d" : "s"
@@ -390,8 +415,10 @@ func sweepKroneckerProduct<Element: PeerScalar>(
 ) throws -> CaseResult {
     let layers = try shapes.enumerated().map { index, shape -> KFACLayer<Element> in
         KFACLayer(
-            activations: try Buffer(context: context, copying: inputs(Element.self, count: n * shape.inputs, seed: UInt64(0x4FAC + index))),
-            outputGradients: try Buffer(context: context, copying: inputs(Element.self, count: n * shape.outputs, seed: UInt64(0x5FAC + index))),
+            activations: try Buffer(
+                context: context, copying: inputs(Element.self, count: n * shape.inputs, seed: UInt64(0x4FAC + index))),
+            outputGradients: try Buffer(
+                context: context, copying: inputs(Element.self, count: n * shape.outputs, seed: UInt64(0x5FAC + index))),
             inputs: shape.inputs, outputs: shape.outputs)
     }
     let curvature = try KroneckerCurvature<Element>(layers: layers, samples: n)
@@ -413,8 +440,10 @@ func sweepKroneckerProduct<Element: PeerScalar>(
                     host.withUnsafeMutableBufferPointer { y in
                         for layer in table {
                             let (o, i, at) = (layer.outputs, layer.inputs, layer.parameterOffset)
-                            Element.hostGemm(m: o, n: i, k: i, x.baseAddress! + at, f.baseAddress! + layer.aOffset, t.baseAddress! + at)
-                            Element.hostGemm(m: o, n: i, k: o, f.baseAddress! + layer.gOffset, t.baseAddress! + at, y.baseAddress! + at)
+                            Element.hostGemm(
+                                m: o, n: i, k: i, x.baseAddress! + at, f.baseAddress! + layer.aOffset, t.baseAddress! + at)
+                            Element.hostGemm(
+                                m: o, n: i, k: o, f.baseAddress! + layer.gOffset, t.baseAddress! + at, y.baseAddress! + at)
                         }
                     }
                 }
@@ -426,9 +455,13 @@ func sweepKroneckerProduct<Element: PeerScalar>(
             for layer in table {
                 let (o, i, at) = (layer.outputs, layer.inputs, layer.parameterOffset)
                 try checkCLBlast(
-                    Element.clGemm(m: o, n: i, k: i, xBatch.buffer.unsafeMemoryHandle, aOffset: at, curvature.factors.unsafeMemoryHandle, bOffset: layer.aOffset, peerScratch.unsafeMemoryHandle, cOffset: at, queue), "CLBlast gemm")
+                    Element.clGemm(
+                        m: o, n: i, k: i, xBatch.buffer.unsafeMemoryHandle, aOffset: at, curvature.factors.unsafeMemoryHandle,
+                        bOffset: layer.aOffset, peerScratch.unsafeMemoryHandle, cOffset: at, queue), "CLBlast gemm")
                 try checkCLBlast(
-                    Element.clGemm(m: o, n: i, k: o, curvature.factors.unsafeMemoryHandle, aOffset: layer.gOffset, peerScratch.unsafeMemoryHandle, bOffset: at, peer.unsafeMemoryHandle, cOffset: at, queue), "CLBlast gemm")
+                    Element.clGemm(
+                        m: o, n: i, k: o, curvature.factors.unsafeMemoryHandle, aOffset: layer.gOffset,
+                        peerScratch.unsafeMemoryHandle, bOffset: at, peer.unsafeMemoryHandle, cOffset: at, queue), "CLBlast gemm")
             }
         }
     }
@@ -443,14 +476,27 @@ func sweepKroneckerProduct<Element: PeerScalar>(
     for layer in table {
         let (o, i, at) = (layer.outputs, layer.inputs, layer.parameterOffset)
         var va = [Double](repeating: 0, count: o * i)
-        for r in 0..<o { for k in 0..<i { let v = x64[at + r * i + k]; for c in 0..<i { va[r * i + c] += v * f64[layer.aOffset + k * i + c] } } }
-        for r in 0..<o { for k in 0..<o { let g = f64[layer.gOffset + r * o + k]; for c in 0..<i { reference[at + r * i + c] += g * va[k * i + c] } } }
+        for r in 0..<o {
+            for k in 0..<i {
+                let v = x64[at + r * i + k]
+                for c in 0..<i { va[r * i + c] += v * f64[layer.aOffset + k * i + c] }
+            }
+        }
+        for r in 0..<o {
+            for k in 0..<o {
+                let g = f64[layer.gOffset + r * o + k]
+                for c in 0..<i { reference[at + r * i + c] += g * va[k * i + c] }
+            }
+        }
     }
     let limit = tolerance(Element.self)
     let checks = [
-        Check(name: "ours vs float64", value: relativeError(Element.widened(try ours.buffer.download()), reference), tolerance: limit),
+        Check(
+            name: "ours vs float64", value: relativeError(Element.widened(try ours.buffer.download()), reference),
+            tolerance: limit),
         Check(name: "OpenBLAS vs float64", value: relativeError(Element.widened(host), reference), tolerance: limit),
-        Check(name: "CLBlast vs float64", value: relativeError(Element.widened(try peer.download()), reference), tolerance: limit),
+        Check(
+            name: "CLBlast vs float64", value: relativeError(Element.widened(try peer.download()), reference), tolerance: limit),
     ]
     let flops = shapes.reduce(0.0) { $0 + 2 * Double($1.outputs) * Double($1.inputs) * Double($1.outputs + $1.inputs) }
     let factorCount = shapes.reduce(0) { $0 + $1.outputs * $1.outputs + $1.inputs * $1.inputs }
@@ -483,7 +529,9 @@ func sweepTransfers(context: Context, bytes: Int, settings: Settings) throws -> 
     let roundTrip = try buffer.download()
     let check = Check(name: "round trip bit for bit", value: roundTrip == host ? 0 : 1, tolerance: 0)
     let memcpy = Contender.host(.host, "memcpy (Array.update), 1 thread", label: "host memcpy") { _ in
-        host.withUnsafeBufferPointer { s in back.withUnsafeMutableBufferPointer { d in d.baseAddress!.update(from: s.baseAddress!, count: count) } }
+        host.withUnsafeBufferPointer { s in
+            back.withUnsafeMutableBufferPointer { d in d.baseAddress!.update(from: s.baseAddress!, count: count) }
+        }
     }
     let upload = try sweepCase(
         .upload, element: "float", rows: 0, dimension: count, shape: byteLabel(bytes), flops: 0, bytes: Double(bytes),
@@ -497,8 +545,10 @@ func sweepTransfers(context: Context, bytes: Int, settings: Settings) throws -> 
             .host(.ours, "Buffer.download(into:) (blocking clEnqueueReadBuffer into reused storage)") { _ in
                 try buffer.download(into: &back)
             },
-            .host(.host, "Buffer.download() (a new array per call: allocation and first-touch page faults)",
-                  label: "download, new array") { _ in _ = try buffer.download() },
+            .host(
+                .host, "Buffer.download() (a new array per call: allocation and first-touch page faults)",
+                label: "download, new array"
+            ) { _ in _ = try buffer.download() },
             memcpy,
         ],
         context: context, settings: settings)
@@ -550,7 +600,9 @@ func sweepCGTolerance(context: Context, problem: SolverProblem, settings: Settin
     let checks = [
         // Both stop on their recurrence residual; the true one may drift above it (measured
         // 2.4e-6 for ours at (512, 100000): the pipelined recurrences), so the check allows 1e-5.
-        Check(name: "ours converged (true residual)", value: reports[0].status == .converged ? reports[0].relativeResidual : .infinity, tolerance: 1e-5),
+        Check(
+            name: "ours converged (true residual)",
+            value: reports[0].status == .converged ? reports[0].relativeResidual : .infinity, tolerance: 1e-5),
         Check(name: "OpenBLAS CG: |b - (F+λI)x|/|b| (float64 product)", value: hostTrue, tolerance: 1e-5),
         Check(name: "ours: |b - (F+λI)x|/|b| (float64 product)", value: oursTrue, tolerance: 1e-5),
         Check(name: "ours vs OpenBLAS CG: x", value: relativeError(ours, host, over: 0..<p), tolerance: 1e-4),
@@ -574,4 +626,3 @@ func sweepCGTolerance(context: Context, problem: SolverProblem, settings: Settin
             sideBySide,
         ])
 }
-

@@ -40,7 +40,9 @@ public struct CurvatureFactor<Element: DeviceScalar> {
 
     /// A factor over device data the caller already has (nothing is copied). Weights are
     /// read back once to check that they are finite and not negative.
-    public init(matrix: Buffer<Element>, rows: Int, dimension: Int, samples: Int, weights: Buffer<Element>? = nil)
+    public init(
+        matrix: Buffer<Element>, rows: Int, dimension: Int, samples: Int, weights: Buffer<Element>? = nil
+    )
         throws
     {
         try require(rows > 0, "rows", "must be positive (an empty batch), got \(rows)")
@@ -92,7 +94,8 @@ public struct CurvatureFactor<Element: DeviceScalar> {
             matrix.count == rows * dimension, "matrix", "holds \(matrix.count) values, expected \(rows) x \(dimension)")
         try self.init(context: context, rows: rows, dimension: dimension, samples: samples, weights: weights) {
             range, piece in
-            try piece.upload(from: UnsafeBufferPointer(rebasing: matrix[(range.lowerBound * dimension)..<(range.upperBound * dimension)]))
+            try piece.upload(
+                from: UnsafeBufferPointer(rebasing: matrix[(range.lowerBound * dimension)..<(range.upperBound * dimension)]))
         }
     }
 
@@ -111,10 +114,12 @@ public struct CurvatureFactor<Element: DeviceScalar> {
         let ranges = stride(from: 0, to: rows, by: pieceRows).map { $0..<min(rows, $0 + pieceRows) }
         let buffers = try ranges.map { range in
             try Buffer<Element>(
-                context: context, usingHostMemory: matrix.baseAddress.map { UnsafeMutableRawPointer($0 + range.lowerBound * dimension) },
+                context: context,
+                usingHostMemory: matrix.baseAddress.map { UnsafeMutableRawPointer($0 + range.lowerBound * dimension) },
                 count: range.count * dimension, owner: owner)
         }
-        try self.init(context: context, ranges: ranges, buffers: buffers, dimension: dimension, samples: samples, weights: weights)
+        try self.init(
+            context: context, ranges: ranges, buffers: buffers, dimension: dimension, samples: samples, weights: weights)
     }
 
     /// A factor of `rows` x `dimension` whose pieces `fill` writes: called once per piece, in
@@ -133,7 +138,8 @@ public struct CurvatureFactor<Element: DeviceScalar> {
             try fill(range, buffer)
             return buffer
         }
-        try self.init(context: context, ranges: ranges, buffers: buffers, dimension: dimension, samples: samples, weights: weights)
+        try self.init(
+            context: context, ranges: ranges, buffers: buffers, dimension: dimension, samples: samples, weights: weights)
     }
 
     /// The same rows and weights with another sample count N (a distributed factor's global N).
@@ -254,8 +260,10 @@ public struct FactorPiece<Element: DeviceScalar> {
 extension CurvatureFactor {
     /// The empirical Fisher: row i is the gradient of the loss of sample i at its training
     /// label (N x P), C = 1.
-    public static func empiricalFisher(perSampleGradients: Buffer<Element>, samples: Int, dimension: Int,
-                                       weights: Buffer<Element>? = nil) throws -> CurvatureFactor {
+    public static func empiricalFisher(
+        perSampleGradients: Buffer<Element>, samples: Int, dimension: Int,
+        weights: Buffer<Element>? = nil
+    ) throws -> CurvatureFactor {
         try CurvatureFactor(
             matrix: perSampleGradients, rows: samples, dimension: dimension, samples: samples, weights: weights)
     }
@@ -263,8 +271,10 @@ extension CurvatureFactor {
     /// The Monte-Carlo Fisher: `draws` gradients per sample, each at a label drawn from the
     /// model's own predictive distribution, stored sample-major ((N·draws) x P). Each draw
     /// counts as 1/draws of a sample, so F = (1/N) Σ_i (1/draws) Σ_s u_is u_isᵀ.
-    public static func monteCarloFisher(sampledGradients: Buffer<Element>, samples: Int, draws: Int = 1,
-                                        dimension: Int) throws -> CurvatureFactor {
+    public static func monteCarloFisher(
+        sampledGradients: Buffer<Element>, samples: Int, draws: Int = 1,
+        dimension: Int
+    ) throws -> CurvatureFactor {
         try require(draws > 0, "draws", "must be positive, got \(draws)")
         try require(samples > 0, "samples", "must be positive, got \(samples)")
         return try CurvatureFactor(
@@ -274,8 +284,10 @@ extension CurvatureFactor {
     /// The exact Fisher / generalised Gauss-Newton matrix: U's rows are the rows of
     /// `B_i J_i`, where `J_i` is sample i's Jacobian of the model output (outputs x P,
     /// samples stored one after another) and `B_iᵀ B_i` the output metric.
-    public static func exactFisher(outputJacobians: Buffer<Element>, samples: Int, outputs: Int, dimension: Int,
-                                   metric: OutputMetric<Element>) throws -> CurvatureFactor {
+    public static func exactFisher(
+        outputJacobians: Buffer<Element>, samples: Int, outputs: Int, dimension: Int,
+        metric: OutputMetric<Element>
+    ) throws -> CurvatureFactor {
         let matrix = try SimilarityFactors<Element>(context: outputJacobians.context)
             .factor(jacobians: outputJacobians, samples: samples, outputs: outputs, dimension: dimension, metric: metric)
         return try CurvatureFactor(matrix: matrix, rows: samples * outputs, dimension: dimension, samples: samples)

@@ -38,7 +38,6 @@ public final class DenseCurvature<Element: DeviceScalar>: CurvatureOperator {
     public func download() throws -> [Element] { try storage.blockMatrix(0) }
 }
 
-
 extension DenseCurvature: FactorAccumulatingCurvature, ExportableCurvature {
     /// Cholesky up to `NaturalGradientSolver.denseLimit` parameters (a float64 P³/3
     /// factorisation on the host), CG above.

@@ -167,8 +167,15 @@ public struct DenseBlock: Hashable, Sendable {
     /// The kernel's tunables.
     let tunables: CurvatureProductTunables
 
-    private struct Plan { let kernel: Kernel; let groupSize: Int; let rowsPerGroup: Int }
-    private struct TableKey: Hashable { let blocks: [DenseBlock]; let rowsPerGroup: Int }
+    private struct Plan {
+        let kernel: Kernel
+        let groupSize: Int
+        let rowsPerGroup: Int
+    }
+    private struct TableKey: Hashable {
+        let blocks: [DenseBlock]
+        let rowsPerGroup: Int
+    }
 
     /// - Parameter tunables: the kernel's tunables (`DRB`, `DWGS`, `VW`, `CONTIGUOUS`); nil:
     ///   the tuning cache's for this device, else the device defaults.
@@ -219,7 +226,9 @@ public struct DenseBlock: Hashable, Sendable {
         return plan
     }
 
-    private func taskTable(for blocks: [DenseBlock], rowsPerGroup: Int) throws
+    private func taskTable(
+        for blocks: [DenseBlock], rowsPerGroup: Int
+    ) throws
         -> (tasks: Buffer<UInt32>, blocks: Buffer<UInt64>, count: Int)
     {
         let key = TableKey(blocks: blocks, rowsPerGroup: rowsPerGroup)
@@ -272,7 +281,9 @@ final class DiagonalProduct<Element: DeviceScalar> {
             .program.makeKernel(named: "diagonal_product")
     }
 
-    func apply(_ diagonal: Buffer<Element>, _ x: VectorBatch<Element>, damping: Element, into y: VectorBatch<Element>)
+    func apply(
+        _ diagonal: Buffer<Element>, _ x: VectorBatch<Element>, damping: Element, into y: VectorBatch<Element>
+    )
         throws
     {
         try validateDamping(damping)

@@ -19,8 +19,10 @@ import OpenCLHost
     /// Where the block's M row weights start in the weight buffer, or nil for all ones.
     public var weightOffset: Int?
 
-    public init(factorOffset: Int, rowStride: Int, columnStride: Int = 1, rows: Int, dimension: Int, outputOffset: Int,
-                weightOffset: Int? = nil) {
+    public init(
+        factorOffset: Int, rowStride: Int, columnStride: Int = 1, rows: Int, dimension: Int, outputOffset: Int,
+        weightOffset: Int? = nil
+    ) {
         self.factorOffset = factorOffset
         self.rowStride = rowStride
         self.columnStride = columnStride
@@ -178,7 +180,7 @@ import OpenCLHost
         let table = TaskTable(
             tasks: try Buffer(context: context, copying: tasks), blocks: try Buffer(context: context, copying: descriptors),
             count: tasks.count / 3, packedCount: packedCount)
-        if tables.count > 64 { tables.removeAll() }  // callers that vary chunk sizes forever
+        if tables.count > 64 { tables.removeAll() } // callers that vary chunk sizes forever
         tables[blocks] = table
         return table
     }

@@ -123,7 +123,8 @@ extension KernelTunables {
         if let unknown = values.keys.sorted().first(where: { known[$0] == nil }) {
             throw NaturalGradientError.invalidArgument(
                 name: "tunables",
-                reason: "\(Self.family.rawValue) has no tunable '\(unknown)' (it has \(known.keys.sorted().joined(separator: ", ")))")
+                reason:
+                    "\(Self.family.rawValue) has no tunable '\(unknown)' (it has \(known.keys.sorted().joined(separator: ", ")))")
         }
         return decoded
     }

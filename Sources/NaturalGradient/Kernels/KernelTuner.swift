@@ -43,8 +43,10 @@ package struct KernelTuner {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(tunables, forKey: .defines)
             try container.encode(isDefault, forKey: .isDefault)
-            for (key, value) in [(CodingKeys.medianSeconds, medianSeconds), (.minSeconds, minSeconds),
-                                 (.maxSeconds, maxSeconds), (.relativeError, relativeError)] {
+            for (key, value) in [
+                (CodingKeys.medianSeconds, medianSeconds), (.minSeconds, minSeconds),
+                (.maxSeconds, maxSeconds), (.relativeError, relativeError),
+            ] {
                 try container.encode(value.isFinite ? value : nil, forKey: key)
             }
             try container.encodeIfPresent(rejection, forKey: .rejection)
@@ -143,10 +145,13 @@ package struct KernelTuner {
             try output.fill(Element(float64: .nan))
             try accumulation.accumulate(factor, into: output)
             let values = try output.downloadFloat64()
-            return (relativeError(entries.map { values[$0] }, reference), {
-                try accumulation.accumulate(factor, into: output)
-                try context.finish()
-            })
+            return (
+                relativeError(entries.map { values[$0] }, reference),
+                {
+                    try accumulation.accumulate(factor, into: output)
+                    try context.finish()
+                }
+            )
         }
     }
 
@@ -176,10 +181,13 @@ package struct KernelTuner {
             let product = try ImplicitProduct<Element>(context: context, tunables: tunables)
             try y.buffer.fill(Element(float64: .nan))
             try product.apply(factor, xBatch, damping: Element(float64: damping), into: y)
-            return (relativeError(try y.buffer.downloadFloat64(), reference), {
-                try product.apply(factor, xBatch, damping: Element(float64: damping), into: y)
-                try context.finish()
-            })
+            return (
+                relativeError(try y.buffer.downloadFloat64(), reference),
+                {
+                    try product.apply(factor, xBatch, damping: Element(float64: damping), into: y)
+                    try context.finish()
+                }
+            )
         }
     }
 

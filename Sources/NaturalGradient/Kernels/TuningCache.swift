@@ -235,11 +235,13 @@ public struct TuningCache: Sendable {
             let data = try encoder.encode(File(format: Self.formatName, version: Self.formatVersion, entries: kept))
             // Checked again under the lock: the path may have changed since.
             _ = try Self.writableTarget(target)
-            let temporary = directory.appendingPathComponent(".\(target.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
+            let temporary = directory.appendingPathComponent(
+                ".\(target.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
             do {
                 try data.write(to: temporary)
             } catch {
-                throw NaturalGradientError.invalidArgument(name: "cache", reason: "cannot write \(temporary.path): \(error.localizedDescription)")
+                throw NaturalGradientError.invalidArgument(
+                    name: "cache", reason: "cannot write \(temporary.path): \(error.localizedDescription)")
             }
             if rename(temporary.path, target.path) != 0 {
                 let code = errno
@@ -298,7 +300,9 @@ public struct TuningCache: Sendable {
     /// Whether `defines` lie in `family`'s tunable space on `device` (each value admitted,
     /// every rule across them kept), so that a stale or hand-edited cache can never build a
     /// kernel that computes wrong results: the family's `KernelTunables` rule.
-    static func isValid(_ defines: [String: Int], family: KernelFamily, device: Device, element: String = "float")
+    static func isValid(
+        _ defines: [String: Int], family: KernelFamily, device: Device, element: String = "float"
+    )
         -> Bool
     {
         violation(of: defines, family: family, device: device, element: element) == nil
@@ -309,7 +313,8 @@ public struct TuningCache: Sendable {
     /// that its values break there. `ngrad tune --show` prints it beside a rejected entry.
     public static func rejection(of entry: Entry, on device: Device) -> String? {
         guard let family = KernelFamily(rawValue: entry.family) else {
-            return "unknown kernel file '\(entry.family)' (known: \(KernelFamily.allCases.map(\.rawValue).joined(separator: ", ")))"
+            return
+                "unknown kernel file '\(entry.family)' (known: \(KernelFamily.allCases.map(\.rawValue).joined(separator: ", ")))"
         }
         guard entry.element == Float.openCLTypeName || entry.element == Double.openCLTypeName else {
             return "unknown element type '\(entry.element)' (float or double)"
@@ -318,7 +323,9 @@ public struct TuningCache: Sendable {
     }
 
     /// The rule `defines` break in `family`'s tunable space on `device`, or nil.
-    private static func violation(of defines: [String: Int], family: KernelFamily, device: Device, element: String)
+    private static func violation(
+        of defines: [String: Int], family: KernelFamily, device: Device, element: String
+    )
         -> String?
     {
         func check<Tunables: KernelTunables, Element: DeviceScalar>(_: Tunables.Type, _ type: Element.Type) -> String? {

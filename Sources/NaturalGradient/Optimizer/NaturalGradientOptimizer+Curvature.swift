@@ -33,7 +33,8 @@ public struct CurvatureBuilder<Element: DeviceScalar> {
     /// and sample count; `restore` as for a factor-based builder. `NaturalGradientDistributed`
     /// passes one that sums the statistics over MPI ranks.
     public init(
-        buildFromLayers build: @escaping (_ layers: [KFACLayer<Element>], _ samples: Int) throws
+        buildFromLayers build:
+            @escaping (_ layers: [KFACLayer<Element>], _ samples: Int) throws
             -> any CurvatureOperator<Element>,
         restore: @escaping (SavedCurvature) throws -> any CurvatureOperator<Element> = { _ in
             throw NaturalGradientError.invalidArgument(name: "state", reason: "this curvature builder cannot restore")
@@ -236,7 +237,9 @@ extension NaturalGradientOptimizer {
     }
 
     /// K-FAC's per-layer statistics, checked against the shapes and uploaded.
-    private func kfacLayers(_ statistics: [LayerStatistics<Element>], samples: Int, shapes: [LayerShape]) throws
+    private func kfacLayers(
+        _ statistics: [LayerStatistics<Element>], samples: Int, shapes: [LayerShape]
+    ) throws
         -> [KFACLayer<Element>]
     {
         try require(samples > 0, "samples", "must be positive, got \(samples)")
@@ -304,9 +307,11 @@ extension NaturalGradientOptimizer {
             factor = given
         case .layers:
             throw NaturalGradientError.invalidArgument(
-                name: "curvature", reason: "per-layer statistics are K-FAC's input; the optimizer is configured for \(options.curvature)")
+                name: "curvature",
+                reason: "per-layer statistics are K-FAC's input; the optimizer is configured for \(options.curvature)")
         }
-        try require(factor.dimension == dimension, "curvature", "the factor has dimension \(factor.dimension), the model \(dimension)")
+        try require(
+            factor.dimension == dimension, "curvature", "the factor has dimension \(factor.dimension), the model \(dimension)")
         try require(factor.context === context, "curvature", "the factor belongs to another context")
         return factor
     }

@@ -18,7 +18,9 @@ extension NaturalGradientOptimizer {
     /// `q(αd + cm) = gᵀδ + ½ δᵀ(F + λI)δ`: jointly (K-FAC's rule) when there is a momentum
     /// term and the joint minimiser is in range, else α alone with c = 1 (or c = 0 when
     /// that is lower). α is clamped to [0, maximum].
-    static func modelStep(_ model: QuadraticModel, damping lambda: Double, maximum: Double, hasMomentum: Bool)
+    static func modelStep(
+        _ model: QuadraticModel, damping lambda: Double, maximum: Double, hasMomentum: Bool
+    )
         -> (Double, Double)
     {
         let dd = model.dFd + lambda * model.dd
@@ -27,8 +29,10 @@ extension NaturalGradientOptimizer {
             guard dd > 0 else { return (0, c * model.gm + 0.5 * c * c * (model.mFm + lambda * model.mm)) }
             let slope = gd + c * (model.dFm + lambda * model.dm)
             let alpha = min(max(-slope / dd, 0), maximum)
-            let q = alpha * gd + c * model.gm + 0.5 * (alpha * alpha * dd + 2 * alpha * c * (model.dFm + lambda * model.dm)
-                + c * c * (model.mFm + lambda * model.mm))
+            let q =
+                alpha * gd + c * model.gm + 0.5
+                * (alpha * alpha * dd + 2 * alpha * c * (model.dFm + lambda * model.dm)
+                    + c * c * (model.mFm + lambda * model.mm))
             return (alpha.isFinite ? alpha : 0, q)
         }
         guard hasMomentum else { return (alone(0).alpha, 1) }
@@ -45,7 +49,9 @@ extension NaturalGradientOptimizer {
     }
 
     /// The model's inner products with one batched (undamped) curvature product.
-    func quadraticModel(_ curvature: any CurvatureOperator<Element>, g: [Double], d: [Double], m: [Double]?)
+    func quadraticModel(
+        _ curvature: any CurvatureOperator<Element>, g: [Double], d: [Double], m: [Double]?
+    )
         throws -> QuadraticModel
     {
         let vectors = [d] + (m.map { [$0] } ?? [])

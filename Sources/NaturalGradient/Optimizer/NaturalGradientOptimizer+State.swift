@@ -19,7 +19,8 @@ extension NaturalGradientOptimizer {
         try require(state.step >= 0, "state", "has a negative step count \(state.step)")
         try require(state.damping.isFinite && state.damping >= 0, "state", "has damping \(state.damping)")
         if let previous = state.previousUpdate {
-            try require(previous.count == dimension, "state", "previousUpdate holds \(previous.count) values, expected \(dimension)")
+            try require(
+                previous.count == dimension, "state", "previousUpdate holds \(previous.count) values, expected \(dimension)")
         }
         let restoredCurvature = try state.curvature.map(builder.restoring)
         var restoredInverse: (any CurvatureInverse<Element>)?

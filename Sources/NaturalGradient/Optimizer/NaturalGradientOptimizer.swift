@@ -147,12 +147,16 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
         let d = direction.map { -$0 }
         let m: [Double]? = options.momentum > 0 ? previousUpdate.map { $0.map { options.momentum * $0 } } : nil
         let needsModel: Bool
-        if case .quadraticModel = options.stepSize { needsModel = true } else { needsModel = dampingPolicy.adapts || lossAt != nil }
+        if case .quadraticModel = options.stepSize {
+            needsModel = true
+        } else {
+            needsModel = dampingPolicy.adapts || lossAt != nil
+        }
         var model: QuadraticModel?
         if needsModel { model = try quadraticModel(curvature, g: g, d: d, m: m) }
 
         var alpha: Double
-        var momentumScale = 1.0  // the factor on m = μ δ_prev (K-FAC's rule may shrink it)
+        var momentumScale = 1.0 // the factor on m = μ δ_prev (K-FAC's rule may shrink it)
         switch options.stepSize {
         case let .learningRate(rate):
             alpha = rate
@@ -193,7 +197,9 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
 
     /// `Δ = (F + λI)⁻¹ g` by the configured method: the cached inverse (refreshed when the
     /// method changed or every `inverseRefreshPeriod` steps), or CG / PCG.
-    private func solve(_ curvature: any CurvatureOperator<Element>, gradient: [Element], damping lambda: Double) throws
+    private func solve(
+        _ curvature: any CurvatureOperator<Element>, gradient: [Element], damping lambda: Double
+    ) throws
         -> (direction: [Double], method: SolveMethod, damping: Double, report: ColumnReport?, refreshedInverse: Bool)
     {
         let method = NaturalGradientSolver.resolve(options.method, for: curvature, damping: lambda)

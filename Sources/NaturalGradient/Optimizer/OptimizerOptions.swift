@@ -166,7 +166,8 @@ public struct NaturalGradientOptimizerOptions: Sendable {
                     "an implicit curvature solves with cg, pcg or woodbury, not \(method.rawValue)")
                 try require(
                     curvatureDecay == 0, "curvatureDecay",
-                    "an implicit (factor) curvature keeps no moving average; use 0 or a dense, block-diagonal or diagonal representation")
+                    "an implicit (factor) curvature keeps no moving average; use 0 or a dense, block-diagonal or diagonal representation"
+                )
             case .dense:
                 try require(
                     [.automatic, .cg, .pcg, .cholesky].contains(method), "method",

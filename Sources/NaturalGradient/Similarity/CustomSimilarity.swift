@@ -58,7 +58,8 @@ public struct CustomSimilarity: Sendable {
     ///   `measure` (the metric is not positive semi-definite within the error).
     public func metricEstimate(at z: [Double]) throws -> (metric: [Double], errorEstimate: Double) {
         let o = z.count
-        try require(o >= 1 && o <= Self.maximumDimension, "z", "a custom measure takes 1 to \(Self.maximumDimension) outputs, got \(o)")
+        try require(
+            o >= 1 && o <= Self.maximumDimension, "z", "a custom measure takes 1 to \(Self.maximumDimension) outputs, got \(o)")
         if let index = z.firstIndex(where: { !$0.isFinite }) {
             throw NaturalGradientError.invalidArgument(name: "z", reason: "value \(index) is \(z[index]), not finite")
         }

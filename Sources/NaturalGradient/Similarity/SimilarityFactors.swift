@@ -63,7 +63,9 @@ final class SimilarityFactors<Element: DeviceScalar> {
 
     /// A new (samples·outputs) x dimension buffer holding the rows of `B_i J_i` for a
     /// built-in metric: its family and measure at its point.
-    func factor(jacobians: Buffer<Element>, samples: Int, outputs: Int, dimension: Int, metric: OutputMetric<Element>)
+    func factor(
+        jacobians: Buffer<Element>, samples: Int, outputs: Int, dimension: Int, metric: OutputMetric<Element>
+    )
         throws -> Buffer<Element>
     {
         try factor(

@@ -76,7 +76,9 @@ extension SimilarityMeasure {
 
     /// The entries of a diagonal metric, or nil when the metric is not diagonal. The device
     /// kernel `gaussian_metric_roots` computes their square roots from the same formulas.
-    static func diagonalMetric(_ measure: SimilarityMeasure, family: PredictiveFamily, at z: [Double]) throws
+    static func diagonalMetric(
+        _ measure: SimilarityMeasure, family: PredictiveFamily, at z: [Double]
+    ) throws
         -> [Double]?
     {
         switch family {
@@ -100,7 +102,9 @@ extension SimilarityMeasure {
     /// | (μ, σ) | 1/σ², 2/σ² | 2, 2 |
     /// | (μ, log σ) | 1/σ², 2 | 2, 2σ² |
     /// | (μ, σ²) | 1/σ², 1/(2σ⁴) | 2, 1/(2σ²) |
-    static func gaussianMetric(_ measure: SimilarityMeasure, parametrization: GaussianParametrization) throws
+    static func gaussianMetric(
+        _ measure: SimilarityMeasure, parametrization: GaussianParametrization
+    ) throws
         -> (mean: (Double) -> Double, scale: (Double) -> Double)
     {
         if let c = measure.fisherMultiple {

@@ -64,7 +64,8 @@ public enum SimilarityMeasure: Sendable, CustomStringConvertible {
         case let (.custom(measure), family):
             try require(
                 family.outputCount <= CustomSimilarity.maximumDimension, "family",
-                "a custom measure takes at most \(CustomSimilarity.maximumDimension) outputs, \(family) has \(family.outputCount) (\(measure.name))")
+                "a custom measure takes at most \(CustomSimilarity.maximumDimension) outputs, \(family) has \(family.outputCount) (\(measure.name))"
+            )
         default:
             break
         }

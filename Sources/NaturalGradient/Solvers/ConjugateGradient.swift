@@ -178,12 +178,15 @@ public final class ConjugateGradient<Element: DeviceScalar> {
         // unless every column's was measured when its convergence was confirmed.
         let statuses = columns.map { $0.status ?? .iterationCap }
         if confirmed.allSatisfy({ $0 != nil }) {
-            return (state.x, confirmed.enumerated().map { index, report in
-                var report = report!
-                report.iterations = columns[index].iterations
-                report.status = statuses[index]
-                return report
-            })
+            return (
+                state.x,
+                confirmed.enumerated().map { index, report in
+                    var report = report!
+                    report.iterations = columns[index].iterations
+                    report.status = statuses[index]
+                    return report
+                }
+            )
         }
         let reports = try measureSolution(
             curvature, b, state.x, damping: damping, scratch: state.w, iterations: columns.map(\.iterations),
@@ -366,7 +369,7 @@ extension ConjugateGradient {
         let bNorm: Double
         var iterations = 0
         var status: SolveStatus?
-        var gamma = 0.0  // r·u
+        var gamma = 0.0 // r·u
         var alphaValue = 0.0
         var betaValue = 0.0
         var objectives: [Double] = []

@@ -304,7 +304,7 @@ public struct DenseSymmetricFactorization: Sendable {
                 LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), numericCast(n), p.baseAddress,
                 numericCast(n))
         }
-        if info > 0 { return nil }  // The leading minor of order `info` is not positive definite.
+        if info > 0 { return nil } // The leading minor of order `info` is not positive definite.
         try check(info, routine: "dpotrf")
         var rcond = 0.0
         let conditionInfo = a.withUnsafeBufferPointer { p in
@@ -314,7 +314,7 @@ public struct DenseSymmetricFactorization: Sendable {
         }
         try check(conditionInfo, routine: "dpocon")
         guard rcond.isFinite else { return nil }
-        return (a, min(rcond, 1))  // The estimate can round a hair above 1 (n = 1).
+        return (a, min(rcond, 1)) // The estimate can round a hair above 1 (n = 1).
     }
 
     /// The 1-norm of the symmetric matrix whose column-major lower triangle `a` holds.

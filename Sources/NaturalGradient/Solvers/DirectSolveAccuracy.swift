@@ -76,7 +76,8 @@ func checkedDirectSolution<Operator: CurvatureOperator>(
     let hostB = try b.buffer.downloadFloat64(0..<(n * k))
     let scratch = try VectorBatch<Element>(context: curvature.context, dimension: n, count: k)
 
-    func measure(_ x: VectorBatch<Element>) throws -> (reports: [ColumnReport], x: [Double], errors: [Double], residual: [Double]) {
+    func measure(_ x: VectorBatch<Element>) throws -> (reports: [ColumnReport], x: [Double], errors: [Double], residual: [Double])
+    {
         let (reports, products) = try measureSolutionValues(
             curvature, b, x, damping: damping, scratch: scratch, hostB: hostB, iterations: zeros, statuses: converged)
         let xValues = try x.buffer.downloadFloat64(0..<(n * k))

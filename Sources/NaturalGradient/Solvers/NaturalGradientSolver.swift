@@ -111,7 +111,9 @@ public enum NaturalGradientSolver {
 
     /// `method`, or for `.automatic` the representation's preference (CG should a
     /// representation answer `.automatic` itself).
-    static func resolve<Operator: CurvatureOperator>(_ method: SolveMethod, for curvature: Operator, damping: Double)
+    static func resolve<Operator: CurvatureOperator>(
+        _ method: SolveMethod, for curvature: Operator, damping: Double
+    )
         -> SolveMethod
     {
         guard method == .automatic else { return method }

@@ -97,7 +97,8 @@ public final class WoodburySolver<Element: DeviceScalar>: CurvatureInverse, Expo
         let x = try VectorBatch<Element>(context: context, dimension: b.dimension, count: b.count)
         let t = try Buffer<Element>(context: context, count: rows)
         // Each row piece's share of the coefficients c (the whole t for one piece).
-        let coefficients = try factor.pieces.count == 1 ? [t] : factor.pieces.map { try Buffer<Element>(context: context, count: $0.rows.count) }
+        let coefficients =
+            try factor.pieces.count == 1 ? [t] : factor.pieces.map { try Buffer<Element>(context: context, count: $0.rows.count) }
         let v = try Buffer<Element>(context: context, count: b.dimension)
         let column = try Buffer<Element>(context: context, count: b.dimension)
         for index in 0..<b.count {

@@ -92,7 +92,8 @@ public struct DigitsData: Sendable {
             candidates.append(directory.appendingPathComponent("Data/\(fileName)"))
             directory = directory.deletingLastPathComponent()
         }
-        candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("Data/\(fileName)"))
+        candidates.append(
+            URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("Data/\(fileName)"))
         return candidates.first { FileManager.default.isReadableFile(atPath: $0.path) }?.path
     }
 }

@@ -234,7 +234,9 @@ public struct MLP: Sendable {
 
     /// One row per gradient row of `dz`: `vec(dz_r ⊗ a_{r / rowsPerSample})` over the
     /// layers (rows x P, row-major), for the first `count` rows (all by default).
-    func perSampleGradients(_ pass: Pass, outputGradients dz: [[Float]], count: Int? = nil, rowsPerSample: Int = 1)
+    func perSampleGradients(
+        _ pass: Pass, outputGradients dz: [[Float]], count: Int? = nil, rowsPerSample: Int = 1
+    )
         -> [Float]
     {
         let p = parameterCount
@@ -308,8 +310,8 @@ public struct MLP: Sendable {
 /// scalar `expf`/`tanhf` are a call per element.
 @inline(__always)
 func expNonPositive(_ x: Float) -> Float {
-    let clamped = x > -87 ? x : -87  // also maps NaN to −87; restored below
-    let magic: Float = 12_582_912  // 1.5·2²³: adding it rounds to an integer in the low bits
+    let clamped = x > -87 ? x : -87 // also maps NaN to −87; restored below
+    let magic: Float = 12_582_912 // 1.5·2²³: adding it rounds to an integer in the low bits
     let shifted = clamped * 1.442_695_04 + magic
     let k = shifted - magic
     // Cody-Waite: ln 2 in two parts (the first exact with k), so r keeps float accuracy.
@@ -321,7 +323,7 @@ func expNonPositive(_ x: Float) -> Float {
     p = p * r + 0.5
     p = p * r + 1
     p = p * r + 1
-    let exponent = (shifted.bitPattern &- magic.bitPattern &+ 127) &<< 23  // 2^k, k in [−126, 0]
+    let exponent = (shifted.bitPattern &- magic.bitPattern &+ 127) &<< 23 // 2^k, k in [−126, 0]
     let e = p * Float(bitPattern: exponent)
     return x.isNaN ? x : (x > -87 ? e : 0)
 }
@@ -332,7 +334,7 @@ func expNonPositive(_ x: Float) -> Float {
 func tanhInPlace(_ count: Int, _ x: UnsafeMutablePointer<Float>) {
     for j in 0..<count {
         let v = x[j]
-        let a = abs(v) < 9 ? abs(v) : 9  // tanh(9) = 1 − 3e-8; also maps NaN to 9
+        let a = abs(v) < 9 ? abs(v) : 9 // tanh(9) = 1 − 3e-8; also maps NaN to 9
         let e = expNonPositive(-2 * a)
         let m = (1 - e) / (1 + e)
         x[j] = v.isNaN ? v : (v < 0 ? -m : m)

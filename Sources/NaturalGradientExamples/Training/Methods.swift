@@ -165,7 +165,10 @@ struct NaturalGradientRule: StepRule {
             // spread over them); the factor-based methods would need the ranks' rows gathered.
             guard method == .kfac || method == .kfacAdaptive else {
                 throw NaturalGradientError.invalidArgument(
-                    name: "method", reason: "\(method.rawValue) is not data-parallel; \(TrainMethod.dataParallel.map(\.rawValue).joined(separator: ", ")) are")
+                    name: "method",
+                    reason:
+                        "\(method.rawValue) is not data-parallel; \(TrainMethod.dataParallel.map(\.rawValue).joined(separator: ", ")) are"
+                )
             }
             optimizer = try NaturalGradientOptimizer(
                 context: context, dimension: model.parameterCount, options: options,
@@ -286,7 +289,8 @@ extension NaturalGradientRule {
             options.momentum = 0.9
             options.maxUpdateNorm = 1
         case .sgd, .adam:
-            throw NaturalGradientError.invalidArgument(name: "method", reason: "\(method.rawValue) is not a natural-gradient method")
+            throw NaturalGradientError.invalidArgument(
+                name: "method", reason: "\(method.rawValue) is not a natural-gradient method")
         }
         return options
     }

@@ -16,7 +16,9 @@ public struct TrainingComparison: Sendable {
     public let steps: Int
 
     /// Trains each method with each setting of its learning-rate grid.
-    public static func run(methods: [TrainMethod], trainer: Trainer, threshold: Double, steps: Int) throws
+    public static func run(
+        methods: [TrainMethod], trainer: Trainer, threshold: Double, steps: Int
+    ) throws
         -> TrainingComparison
     {
         var runs: [TrainRun] = []
@@ -95,7 +97,8 @@ public struct TrainingComparison: Sendable {
         for run in runs {
             let isBest = best.contains { $0.method == run.method && $0.variant == run.variant }
             for record in run.records {
-                text += "\(run.method.rawValue),\(run.variant),\(isBest ? 1 : 0),\(record.step),"
+                text +=
+                    "\(run.method.rawValue),\(run.variant),\(isBest ? 1 : 0),\(record.step),"
                     + String(format: "%.6f,%.8g\n", record.seconds, record.trainLoss)
             }
         }
@@ -107,7 +110,8 @@ public struct TrainingComparison: Sendable {
         var text = "method,setting,threshold,steps_to_threshold,seconds_to_threshold,final_train_loss,test_accuracy,seconds\n"
         for run in best {
             let hit = run.firstBelow(threshold)
-            text += "\(run.method.rawValue),\(run.variant),\(threshold),\(hit.map { "\($0.step)" } ?? ""),"
+            text +=
+                "\(run.method.rawValue),\(run.variant),\(threshold),\(hit.map { "\($0.step)" } ?? ""),"
                 + "\(hit.map { String(format: "%.6f", $0.seconds) } ?? ""),"
                 + String(format: "%.8g,%.6f,%.6f\n", run.finalLoss, run.testAccuracy, run.records.last?.seconds ?? 0)
         }

@@ -12,7 +12,9 @@ extension TrainingComparison {
         var lines: [String] = []
         for method in methods {
             guard method != .sgd, method != .adam else {
-                lines.append("\(method.rawValue): first-order, \(MemoryPlan.formatted(UInt64(3 * p * 4))) of parameter-sized vectors on the host")
+                lines.append(
+                    "\(method.rawValue): first-order, \(MemoryPlan.formatted(UInt64(3 * p * 4))) of parameter-sized vectors on the host"
+                )
                 continue
             }
             let options = try NaturalGradientRule.options(for: method, model: model)
