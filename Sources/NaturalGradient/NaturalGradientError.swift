@@ -34,6 +34,16 @@ func require(_ condition: Bool, _ name: String, _ reason: @autoclosure () -> Str
     if !condition { throw NaturalGradientError.invalidArgument(name: name, reason: reason()) }
 }
 
+/// Throws unless `count` values make an `n` x `n` matrix that LAPACK can take: `n`
+/// positive and a 32-bit integer, `n²` without overflow and equal to `count`.
+func requireLAPACKSquare(count: Int, dimension n: Int, name: String) throws {
+    try require(n > 0, "dimension", "must be positive, got \(n)")
+    try require(n <= Int(Int32.max), "dimension", "must be at most \(Int32.max) for LAPACK, got \(n)")
+    let (squared, overflow) = n.multipliedReportingOverflow(by: n)
+    try require(!overflow, "dimension", "\(n)² overflows")
+    try require(count == squared, name, "holds \(count) values, expected dimension² = \(squared)")
+}
+
 /// Throws unless `damping` is finite and not negative.
 func validateDamping<Element: DeviceScalar>(_ damping: Element) throws {
     try require(damping.isFinite && damping >= 0, "damping", "must be finite and not negative, got \(damping)")

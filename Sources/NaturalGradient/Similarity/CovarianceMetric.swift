@@ -145,14 +145,7 @@ public enum CovarianceMetric {
         let vectorsTransposed: [Double]
 
         init(covariance: [Double], dimension n: Int) throws {
-            try require(n > 0, "dimension", "must be positive, got \(n)")
-            try require(
-                n <= Int(Int32.max), "dimension", "must be at most \(Int32.max) for LAPACK, got \(n)")
-            let (squared, overflow) = n.multipliedReportingOverflow(by: n)
-            try require(!overflow, "dimension", "\(n)² overflows")
-            try require(
-                covariance.count == squared, "covariance",
-                "holds \(covariance.count) values, expected dimension² = \(squared)")
+            try requireLAPACKSquare(count: covariance.count, dimension: n, name: "covariance")
             try CovarianceMetric.requireSymmetric(covariance, n: n, name: "covariance")
 
             let decomposition = try SymmetricEigendecomposition(covariance, dimension: n)

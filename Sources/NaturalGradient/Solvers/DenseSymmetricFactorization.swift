@@ -133,14 +133,7 @@ public struct DenseSymmetricFactorization: Sendable {
     ///   `NaturalGradientError.nonFiniteValues` for NaN or infinite entries;
     ///   `DenseSolveError` if LAPACK fails in a way that falling back cannot handle.
     public init(matrix: [Double], dimension n: Int, damping: Double = 0) throws {
-        try require(n > 0, "dimension", "must be positive, got \(n)")
-        try require(
-            n <= Int(Int32.max), "dimension", "must be at most \(Int32.max) for LAPACK, got \(n)")
-        let (squared, overflow) = n.multipliedReportingOverflow(by: n)
-        try require(!overflow, "dimension", "\(n)² overflows")
-        try require(
-            matrix.count == squared, "matrix",
-            "holds \(matrix.count) values, expected dimension² = \(squared)")
+        try requireLAPACKSquare(count: matrix.count, dimension: n, name: "matrix")
         try require(
             damping.isFinite && damping >= 0, "damping",
             "must be finite and not negative, got \(damping)")
