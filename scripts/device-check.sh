@@ -8,6 +8,9 @@
 #       this script and the shared libraries they load that are not glibc's: OpenBLAS,
 #       LAPACKE, zlib, CLBlast in lib/, and in lib/optional/ the OpenCL ICD loader
 #       (libOpenCL.so.1) and the C++ runtime, used on the target only where it lacks them.
+#       Binaries and libraries are stripped of symbols, and the bundle is also written as
+#       DIR.tar.xz (about a seventh of its size: what travels to a device machine whose
+#       copy limit is 64 MiB; unpack it there with tar xJf).
 #       --debug bundles the debug builds instead and --skip-benchmarks leaves the benchmark
 #       binary out (both to test this script quickly, not for a device).
 #
@@ -88,9 +91,22 @@ prepare() {
         esac
     done
     # The debug build links the Swift runtime dynamically; the release build is static.
+    # Symbols are most of a static Swift binary (the ICU data is the rest); a failure
+    # report needs no local symbols, and the dynamic symbol tables stay for ldd and dlopen.
+    chmod u+w "$bundle"/bin/* "$bundle"/lib/*.so* "$bundle"/lib/optional/*.so* 2>/dev/null
+    if command -v strip >/dev/null; then
+        strip --strip-all "$bundle"/bin/* || exit 1
+        strip --strip-unneeded "$bundle"/lib/*.so* "$bundle"/lib/optional/*.so* 2>/dev/null
+    else
+        echo "device-check: no strip here: the bundle keeps its symbols" >&2
+    fi
     ls "$bundle/lib" "$bundle/lib/optional" >&2
     du -sh "$bundle" >&2
-    echo "device-check: bundle in $bundle; copy it to the target and run $bundle/device-check.sh" >&2
+    local archive="$bundle.tar.xz"
+    tar -C "$(dirname "$bundle")" -cf - "$(basename "$bundle")" | xz -6 -T0 > "$archive" || exit 1
+    du -sh "$archive" >&2
+    echo "device-check: bundle in $bundle (and $archive); copy it to the target and run" \
+        "$(basename "$bundle")/device-check.sh there" >&2
 }
 
 if [ "$mode" = prepare ]; then
