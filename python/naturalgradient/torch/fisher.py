@@ -93,7 +93,7 @@ class _Functional:
         start = 0
         for name in self.names:
             piece = tree[name].reshape(*out.shape[:-1], -1)
-            out[:, :, start:start + piece.shape[-1]].copy_(piece)
+            out[..., start:start + piece.shape[-1]].copy_(piece)
             start += piece.shape[-1]
 
     def unflatten(self, vector: torch.Tensor) -> list[torch.Tensor]:
