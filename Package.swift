@@ -40,8 +40,9 @@ let package = Package(
             providers: [.apt(["liblapacke-dev", "libopenblas-dev"])]
         ),
 
-        // MARK: CBLAS (OpenBLAS) for the examples' MLP: its forward and backward passes are
-        // batched sgemm calls.
+        // MARK: CBLAS (OpenBLAS) for the examples' MLP (its forward and backward passes are
+        // batched sgemm calls) and the library's host float64 GEMMs (EKFAC's eigenvalue
+        // correction).
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",
@@ -83,7 +84,7 @@ let package = Package(
         // MARK: Layer 3: the library.
         .target(
             name: "NaturalGradient",
-            dependencies: ["OpenCLHost", "NaturalGradientKernels", "CLAPACK", "FileWriting"]
+            dependencies: ["OpenCLHost", "NaturalGradientKernels", "CLAPACK", "CBLAS", "FileWriting"]
         ),
 
         // MARK: SVG line charts for the training, example and benchmark plots (no dependencies).

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """naturalgradient.torch against curvlinops on curvlinops' benchmark problem, and a training
-comparison of our torch KFAC with torch's Adam (and KFAC-JAX where it is installed).
+comparison of our torch KFAC with torch's Adam and KFAC-JAX (by subprocess in its venv).
 
 Curvature (``--curvature``): the MLP 784-1024-512-256-128-64-10 (ReLU) on MNIST-shaped
 synthetic data (x ~ N(0, 1), 10 random labels), batch 512, float32, CrossEntropyLoss(mean).
@@ -22,10 +22,12 @@ interleaved so a busy machine slows both alike:
 Training (``--train``): the digits MLP 64-128-64-10 (tanh) of ``ngrad train``, with the same
 split, Glorot initial parameters and batch order (train_peers_replica.py), batch 512: our
 ``KFAC`` (damping 0.03, factor EMA 0.95, inverse every 2 steps) with torch SGD (lr 0.3,
-momentum 0.9), KFAC-JAX's optimizer with the same fixed settings (when ``kfac_jax`` imports in
-this interpreter; else run train_peers.py, which uses the same replica), and torch Adam
-(lr 0.03). Steps and seconds to the full-training-set loss threshold, final loss, test
-accuracy; ``--svg`` writes the loss curves.
+momentum 0.9), torch Adam (lr 0.03), and KFAC-JAX's optimizer, adaptive and with our fixed
+settings: train_peers.py (``--peers-only --json``) run by subprocess in the JAX venv
+(``--jax-python``), seed by seed between ours and Adam, on the same replica. Steps and
+seconds to the full-training-set loss threshold, ms per step, KFAC-JAX's compile seconds
+(its first run minus a warm repeat), final loss, test accuracy; ``--svg`` writes the loss
+curves.
 
 Threads: ``--threads T`` sets torch's intra-op threads, OpenBLAS's and PoCL's CPU device
 (POCL_CPU_MAX_CU_COUNT / POCL_MAX_PTHREAD_COUNT) before the library loads.
@@ -40,13 +42,22 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 
 def configure_threads(threads: int) -> None:
     for name in ("POCL_CPU_MAX_CU_COUNT", "POCL_MAX_PTHREAD_COUNT", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = str(threads)
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_VENV_PYTHON = os.path.join(_HERE, ".venv", "bin", "python")
+DEFAULT_JAX_PYTHON = _VENV_PYTHON if os.path.exists(_VENV_PYTHON) else ""
+# train_peers.py's keys for the KFAC-JAX runs, and ours for them in the table.
+JAX_PEERS = {"kfac-jax": "kfac-jax-adaptive", "kfac-jax-fixed": "kfac-jax-fixed"}
 
 
 def parse() -> argparse.Namespace:
@@ -57,10 +68,15 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--ggn-batch", type=int, default=8)
+    parser.add_argument("--jacobian-chunk", type=int, default=None,
+                        help="samples per Jacobian chunk (default: the GGN class's, chunks of at most 64 MiB)")
     parser.add_argument("--sizes", default="784,1024,512,256,128,64,10")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--threshold", type=float, default=1e-3)
+    parser.add_argument("--jax-python", default=DEFAULT_JAX_PYTHON,
+                        help="the JAX venv's interpreter for KFAC-JAX (train_peers.py); empty: skip KFAC-JAX "
+                             "(default: Benchmarks/python/.venv/bin/python when it exists)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--svg", help="write the training loss curves here")
     args = parser.parse_args()
@@ -190,7 +206,7 @@ def curvature_benchmark(context: ng.Context) -> dict:
     # GGN on a sub-batch (the Jacobian rows of the full batch do not fit in memory).
     xs, ys = x[:ARGS.ggn_batch], y[:ARGS.ggn_batch]
     ggn_reference = curvlinops.GGNLinearOperator(model, loss_function, params, [(xs, ys)], check_deterministic=False)
-    natural = ngt.GGN(model, loss_function, chunk_size=ARGS.ggn_batch, context=context)
+    natural = ngt.GGN(model, loss_function, chunk_size=ARGS.jacobian_chunk, context=context)
     timings["GGN mat-vec: ours, input (Jacobians)"] = median_seconds(lambda: natural.jacobians(xs),
                                                                       max(1, ARGS.repetitions // 2))
     ggn = natural.curvature(xs)
@@ -312,52 +328,100 @@ def train_torch(name: str, seed: int, context: ng.Context) -> dict:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
-    seconds, losses = [], []
+    seconds, losses, phases = [], [], []
     for rows in batch_order(len(y_train), min(ARGS.batch, len(y_train)), ARGS.steps, seed):
         index = torch.tensor(rows)
         start = time.perf_counter()
         optimizer.zero_grad()
         if kfac is not None:
             kfac.backward(model(x_train[index]), y_train[index])
-            kfac.step()
+            backward = time.perf_counter()
+            report = kfac.step()
         else:
             loss_function(model(x_train[index]), y_train[index]).backward()
+            backward = time.perf_counter()
+        preconditioned = time.perf_counter()
         optimizer.step()
         seconds.append(time.perf_counter() - start)
+        # Where the step's time goes (the breakdown table).
+        phase = {"forward + backward": backward - start, "torch optimizer step": start + seconds[-1] - preconditioned}
+        if kfac is not None:
+            timings = kfac.last_timings
+            library = "library, inverse refreshed" if report.refreshed_inverse else "library, cached inverse"
+            phase.update({"layout (.grad, parameters)": timings["layout"], "rows to NumPy": timings["rows"],
+                          library: timings["library"], "write .grad": timings["write"],
+                          "KFAC.step rest": preconditioned - backward - sum(timings.values())})
+        phases.append(phase)
         with torch.no_grad():
             losses.append(float(loss_function(model(x_train), y_train)))
         if losses[-1] <= ARGS.threshold or not np.isfinite(losses[-1]):
             break
     with torch.no_grad():
         accuracy = float((model(x_test).argmax(dim=1) == y_test).float().mean())
-    return {"seconds": seconds, "losses": losses, "test_accuracy": accuracy}
+    return {"seconds": seconds, "losses": losses, "test_accuracy": accuracy, "phases": phases}
 
 
-def train_kfac_jax(seed: int) -> dict | None:
-    try:
-        sys.path.insert(0, HERE)
-        import train_peers  # noqa: F401  (imports jax, optax, kfac_jax)
-    except Exception as error:  # noqa: BLE001 - optional peer
-        print(f"KFAC-JAX skipped ({type(error).__name__}: {error}); run train_peers.py in its venv", flush=True)
-        return None
-    from train_peers_replica import load_digits
+def breakdown_table(runs: dict) -> str:
+    """Median ms per phase of our K-FAC and torch Adam steps (per seed), and K-FAC / Adam."""
+    names = ["forward + backward", "layout (.grad, parameters)", "rows to NumPy", "library, cached inverse",
+             "library, inverse refreshed", "write .grad", "KFAC.step rest", "torch optimizer step"]
+    keys = [key for key in runs if key[0] in ("ours-kfac", "torch-adam") and runs[key].get("phases")]
+    lines = ["| phase | " + " | ".join(f"{name} seed {seed}" for name, seed in keys) + " |",
+             "| --- |" + " --- |" * len(keys)]
+    for phase in names + ["whole step"]:
+        cells = []
+        for key in keys:
+            if phase == "whole step":
+                values = runs[key]["seconds"]
+            else:
+                values = [p[phase] for p in runs[key]["phases"] if phase in p]
+            cells.append(f"{1e3 * statistics.median(values):.3f}" if values else "-")
+        lines.append(f"| {phase} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
-    data = load_digits(os.path.join(ROOT, "Data", "digits.csv.gz"), seed)
-    run = train_peers.train("KFAC-JAX fixed", train_peers.kfac(False, seed), data, seed, ARGS.batch, ARGS.steps,
-                            ARGS.threshold)
-    return {"seconds": run.seconds, "losses": run.losses, "test_accuracy": None}
+
+def train_kfac_jax(seed: int) -> dict:
+    """KFAC-JAX (adaptive, and with our fixed settings) on ``seed`` by train_peers.py in the
+    JAX venv: ``{table name: run}``, empty (with a printed reason) when it cannot run."""
+    if not ARGS.jax_python:
+        print("KFAC-JAX skipped: no --jax-python (create Benchmarks/python/.venv, see train_peers.py)", flush=True)
+        return {}
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "peers.json")
+        command = [ARGS.jax_python, os.path.join(HERE, "train_peers.py"), "--peers-only", "--seeds", str(seed),
+                   "--peers", ",".join(JAX_PEERS), "--steps", str(ARGS.steps), "--threshold", str(ARGS.threshold),
+                   "--batch-size", str(ARGS.batch), "--json", path]
+        # The same CPU threads as ours: the thread variables are inherited, and XLA's CPU
+        # thread pool is as large as the process's CPU affinity, so that is limited to T CPUs.
+        cpus = sorted(os.sched_getaffinity(0))[:ARGS.threads]
+        result = subprocess.run(command, cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
+                                text=True, preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        if result.returncode != 0:
+            print(f"KFAC-JAX failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}", flush=True)
+            return {}
+        with open(path) as handle:
+            report = json.load(handle)
+    runs = {}
+    for record in report["runs"]:
+        runs[JAX_PEERS[record["key"]]] = {
+            "seconds": record["step_seconds"],
+            "losses": [float("nan") if loss is None else loss for loss in record["losses"]],
+            "test_accuracy": record["test_accuracy"], "compile_seconds": record["compile_seconds"],
+            "versions": report.get("versions")}
+    return runs
 
 
 def training_table(runs: dict) -> str:
-    lines = [f"| method | seed | steps to loss <= {ARGS.threshold:g} | seconds to it | ms per step | final loss | "
-             "test accuracy |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [f"| method | seed | steps to loss <= {ARGS.threshold:g} | seconds to it | ms per step | compile s | "
+             "final loss | test accuracy |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (name, seed), run in runs.items():
         reached = next((i + 1 for i, loss in enumerate(run["losses"]) if loss <= ARGS.threshold), None)
         seconds = None if reached is None else sum(run["seconds"][:reached])
-        accuracy = run["test_accuracy"]
+        accuracy, compile_seconds = run["test_accuracy"], run.get("compile_seconds")
         lines.append(f"| {name} | {seed} | {reached if reached else 'not reached'} | "
                      f"{'-' if seconds is None else f'{seconds:.2f}'} | "
-                     f"{1e3 * statistics.median(run['seconds']):.2f} | {run['losses'][-1]:.3g} | "
+                     f"{1e3 * statistics.median(run['seconds']):.2f} | "
+                     f"{'-' if compile_seconds is None else f'{compile_seconds:.1f}'} | {run['losses'][-1]:.3g} | "
                      f"{'-' if accuracy is None else f'{accuracy:.3f}'} |")
     return "\n".join(lines)
 
@@ -365,7 +429,8 @@ def training_table(runs: dict) -> str:
 def svg(runs: dict, path: str) -> None:
     """Full-training-set loss against step, log scale, one polyline per run."""
     width, height, margin = 640, 400, 50
-    colors = {"ours-kfac": "#1f77b4", "torch-adam": "#ff7f0e", "kfac-jax": "#2ca02c"}
+    colors = {"ours-kfac": "#1f77b4", "torch-adam": "#ff7f0e", "kfac-jax-adaptive": "#2ca02c",
+              "kfac-jax-fixed": "#9467bd"}
     steps = max(len(run["losses"]) for run in runs.values())
     values = [v for run in runs.values() for v in run["losses"] if v > 0 and np.isfinite(v)]
     low, high = np.log10(min(values)), np.log10(max(values))
@@ -406,11 +471,13 @@ def main() -> None:
         for seed in (int(s) for s in ARGS.seeds.split(",")):
             runs[("ours-kfac", seed)] = train_torch("ours-kfac", seed, context)
             runs[("torch-adam", seed)] = train_torch("torch-adam", seed, context)
-            jax_run = train_kfac_jax(seed)
-            if jax_run is not None:
-                runs[("kfac-jax", seed)] = jax_run
+            for name, run in train_kfac_jax(seed).items():
+                runs[(name, seed)] = run
         print(training_table(runs), flush=True)
+        print("\nmedian ms per phase of a step:\n" + breakdown_table(runs), flush=True)
         results["training"] = {f"{name} seed {seed}": run for (name, seed), run in runs.items()}
+        results["training_problem"] = {"batch": ARGS.batch, "steps": ARGS.steps, "threshold": ARGS.threshold,
+                                       "threads": ARGS.threads, "jax_python": ARGS.jax_python}
         if ARGS.svg:
             svg(runs, ARGS.svg)
     if ARGS.json:

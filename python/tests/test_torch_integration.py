@@ -105,6 +105,41 @@ def test_kfac_step_on_a_cnn_uses_the_padded_conv_rows(context, conv):
     assert relative(kfac.flat().numpy(), kfac_reference(kfac, stats, 0.1, gradient)) <= 1e-10
 
 
+def test_kfac_step_reuses_its_row_buffers_across_batch_sizes(context):
+    """step() writes the rows into buffers kept between steps: batches of 5, 3, 5, 3 samples
+    on a CNN in expand (the Linear layer's rows zero-padded) each give the direction of that
+    batch's own rows (factor_decay 0: no averaging), so no stale row or ones column leaks."""
+    torch.manual_seed(17)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(3 * 3 * 3, 4)).double()
+    kfac = ngt.KFAC(model, damping=0.1, context=context)
+    generator = torch.Generator().manual_seed(3)
+    for n in (5, 3, 5, 3):
+        x = torch.randn(n, 2, 6, 6, dtype=torch.float64, generator=generator)
+        y = torch.randint(0, 4, (n,), generator=generator)
+        model.zero_grad()
+        kfac.backward(model(x), y)
+        stats = kfac.statistics()
+        gradient = kfac.flat().numpy().copy()
+        kfac.step()
+        assert relative(kfac.flat().numpy(), kfac_reference(kfac, stats, 0.1, gradient)) <= 1e-10
+    assert set(kfac.last_timings) == {"layout", "rows", "closure", "library", "write"}
+    assert all(seconds >= 0 for seconds in kfac.last_timings.values())
+
+
+def test_kfac_flat_into_out_matches_and_checks(context):
+    model = mlp(4)
+    kfac = ngt.KFAC(model, context=context)
+    x, y = batch(5)
+    kfac.backward(model(x), y)
+    out = torch.full((kfac.dimension,), float("nan"), dtype=torch.float64)
+    assert kfac.flat(out=out) is out
+    assert torch.equal(out, kfac.flat())
+    assert torch.equal(kfac.parameter_vector(out=out), kfac.parameter_vector())
+    with pytest.raises(ValueError, match="out: expected a contiguous CPU torch.float64 vector of"):
+        kfac.flat(out=torch.empty(kfac.dimension, dtype=torch.float32))
+
+
 def test_kfac_factor_decay_averages_each_factor(context):
     model = mlp(2)
     beta, damping = 0.6, 0.05

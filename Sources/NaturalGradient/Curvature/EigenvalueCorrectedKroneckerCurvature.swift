@@ -21,9 +21,10 @@ import OpenCLHost
 /// for a summed loss pass α = 1 (or scale F by N).
 ///
 /// The factors accumulate on the device (`KroneckerCurvature`); the eigendecompositions
-/// (LAPACK `dsyevd`) and the eigenvalue estimate run on the host in float64, once per
-/// refresh (`O(in³ + out³)` and `O(N (in² + out² + in·out))` per layer); products and
-/// solves are two Kronecker launches and a diagonal scaling on the device.
+/// (LAPACK `dsyevd`) and the eigenvalue estimate (three `dgemm`s, EigenvalueCorrection.swift)
+/// run on the host in float64, once per refresh (`O(in³ + out³)` and
+/// `O(N (in² + out² + in·out))` per layer); products and solves are two Kronecker launches
+/// and a diagonal scaling on the device.
 public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>: CurvatureOperator {
     /// The K-FAC factors A and G whose eigenbases EKFAC uses (private: accumulating into
     /// them alone would leave S stale).
@@ -163,25 +164,11 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
     public func diagonal() throws -> Buffer<Element> {
         var diagonal = [Double](repeating: 0, count: dimension)
         for (index, layer) in layers.enumerated() {
-            let (qa, qg) = bases[index]
             let (inputs, outputs, offset) = (layer.inputs, layer.outputs, layer.parameterOffset)
-            // T = S (Q_A ∘ Q_A)ᵀ (outputs x inputs), then (Q_G ∘ Q_G) T.
-            var t = [Double](repeating: 0, count: outputs * inputs)
-            for k in 0..<outputs {
-                for i in 0..<inputs {
-                    var sum = 0.0
-                    for j in 0..<inputs {
-                        sum += corrected[offset + k * inputs + j] * qa[i * inputs + j] * qa[i * inputs + j]
-                    }
-                    t[k * inputs + i] = sum
-                }
-            }
-            for o in 0..<outputs {
-                for k in 0..<outputs {
-                    let weight = qg[o * outputs + k] * qg[o * outputs + k]
-                    for i in 0..<inputs { diagonal[offset + o * inputs + i] += weight * t[k * inputs + i] }
-                }
-            }
+            let block = try eigenbasisDiagonal(
+                eigenvalues: corrected[offset..<(offset + outputs * inputs)], bases: bases[index], inputs: inputs,
+                outputs: outputs)
+            diagonal.replaceSubrange(offset..<(offset + outputs * inputs), with: block)
         }
         let buffer = try Buffer<Element>(context: context, count: dimension)
         try buffer.upload(float64: diagonal)
@@ -228,19 +215,9 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
         for (index, layer) in layers.enumerated() {
             let (a, g) = statistics.layers[index]
             let (inputs, outputs, offset) = (layer.inputs, layer.outputs, layer.parameterOffset)
-            let samples = a.count / inputs
-            // Squared projections, sample-major: ã_n = Q_Aᵀ a_n, g̃_n = Q_Gᵀ g_n.
-            let squaredA = squaredProjection(a, basis: bases[index].a, n: inputs, samples: samples)
-            let squaredG = squaredProjection(g, basis: bases[index].g, n: outputs, samples: samples)
-            var sums = [Double](repeating: 0, count: outputs * inputs)
-            for sample in 0..<samples {
-                let w = statistics.weights?[sample] ?? 1
-                for k in 0..<outputs {
-                    let gk = w * squaredG[sample * outputs + k]
-                    if gk == 0 { continue }
-                    for j in 0..<inputs { sums[k * inputs + j] += gk * squaredA[sample * inputs + j] }
-                }
-            }
+            let sums = try eigenvalueCorrectionSums(
+                activations: a, outputGradients: g, bases: bases[index], inputs: inputs, outputs: outputs,
+                samples: a.count / inputs, weights: statistics.weights)
             for e in 0..<(outputs * inputs) {
                 values[offset + e] = (beta == 0 ? 0 : beta * values[offset + e]) + alpha * sums[e]
             }
@@ -256,21 +233,6 @@ public final class EigenvalueCorrectedKroneckerCurvature<Element: DeviceScalar>:
 
 /// Per layer the float64 activations and output gradients of a batch, and its weights.
 private typealias HostStatistics = (layers: [(a: [Double], g: [Double])], weights: [Double]?)
-
-/// `(Qᵀ x_n)²` element-wise for each of the `samples` rows x_n (length n) of `rows`, with Q
-/// row-major (n x n, eigenvectors in the columns).
-private func squaredProjection(_ rows: [Double], basis q: [Double], n: Int, samples: Int) -> [Double] {
-    var result = [Double](repeating: 0, count: samples * n)
-    for sample in 0..<samples {
-        for i in 0..<n {
-            let x = rows[sample * n + i]
-            if x == 0 { continue }
-            for k in 0..<n { result[sample * n + k] += x * q[i * n + k] }
-        }
-        for k in 0..<n { result[sample * n + k] *= result[sample * n + k] }
-    }
-    return result
-}
 
 /// Throws unless α (when given) and β are finite and ≥ 0.
 private func validateScales<Element: DeviceScalar>(_ alpha: Element?, _ beta: Element) throws {

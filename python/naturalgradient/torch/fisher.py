@@ -59,6 +59,10 @@ def _loss_name(loss: str | nn.Module) -> tuple[str, str]:
                      f"{', '.join(_LOSSES)}")
 
 
+# The default Jacobian chunk's size in bytes (NaturalGradient's chunk_size=None).
+_CHUNK_BYTES = 64 << 20
+
+
 class _Functional:
     """The model as a function of its parameters, per sample."""
 
@@ -82,10 +86,15 @@ class _Functional:
         """The model's output for one sample (x without its batch dimension), flattened."""
         return functional_call(self.model, {**self.constants, **params}, (x.unsqueeze(0),)).reshape(-1)
 
-    def flat_rows(self, tree: dict[str, torch.Tensor], leading: int) -> torch.Tensor:
-        """A dict of (leading..., *shape) tensors as (leading..., P)."""
-        pieces = [tree[name].reshape(*tree[name].shape[:leading], -1) for name in self.names]
-        return torch.cat(pieces, dim=-1)
+    def write_rows(self, tree: dict[str, torch.Tensor], out: torch.Tensor) -> None:
+        """A dict of (leading..., *shape) tensors into ``out`` (leading..., P), each
+        parameter's block copied straight into its columns (no concatenated temporary: the
+        Jacobians are the largest arrays of the step, N O P values)."""
+        start = 0
+        for name in self.names:
+            piece = tree[name].reshape(*out.shape[:-1], -1)
+            out[..., start:start + piece.shape[-1]].copy_(piece)
+            start += piece.shape[-1]
 
     def unflatten(self, vector: torch.Tensor) -> list[torch.Tensor]:
         out, start = [], 0
@@ -109,7 +118,10 @@ class NaturalGradient:
             ``ng.Measure.custom(...)``): ``F = (1/N) sum J^T M(z) J``, the formal natural
             gradient (Mallasto et al. 2019). KL on categorical logits is the exact Fisher.
         params: the parameters (default: every trainable one).
-        chunk_size: samples per ``vmap`` chunk of the Jacobian (bounds the graph memory).
+        chunk_size: samples per ``vmap`` chunk of the Jacobian (bounds the graph memory);
+            None: as many as keep one chunk's Jacobians within 64 MiB (at least 1, at most
+            64). Large chunks of large models are slower, not faster: torch's temporaries
+            of the chunk (its O x P Jacobian per sample) are fresh allocations each time.
         method: the solver ("auto": Woodbury when N*O <= P, else CG; "cg", "pcg", "woodbury").
         tol, maxiter: CG's.
         context: the device context.
@@ -117,16 +129,16 @@ class NaturalGradient:
 
     def __init__(self, model: nn.Module, loss: str | nn.Module | None = None, *, family: FamilyLike | None = None,
                  measure: MeasureLike | None = None, params: Sequence[nn.Parameter] | None = None,
-                 chunk_size: int = 64, method: str = "auto", tol: float = 1e-8, maxiter: int | None = None,
+                 chunk_size: int | None = None, method: str = "auto", tol: float = 1e-8, maxiter: int | None = None,
                  context: Context | None = None) -> None:
         if (loss is None) == (family is None or measure is None):
             raise ValueError("loss / family, measure: give a loss, or a family and a measure")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size: {chunk_size} must be >= 1")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size: {chunk_size} must be >= 1 (or None)")
         self.functional = _Functional(model, params)
         self.loss, self.reduction = _loss_name(loss) if loss is not None else (None, "mean")
         self.family, self.measure = family, measure
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.method, self.tol, self.maxiter = method, tol, maxiter
         self.context = context
         self.last_reports: list[ColumnReport] = []
@@ -156,10 +168,11 @@ class NaturalGradient:
             return out, out
 
         per_sample = vmap(jacrev(one, has_aux=True), in_dims=(None, 0))
-        for start in range(0, count, self.chunk_size):
-            chunk = x[start:start + self.chunk_size]
+        chunk_size = self.chunk_size or max(1, min(64, _CHUNK_BYTES // (outputs * f.dimension * jac.itemsize)))
+        for start in range(0, count, chunk_size):
+            chunk = x[start:start + chunk_size]
             tree, values = per_sample(params, chunk)
-            jac_t[start:start + chunk.shape[0]].copy_(f.flat_rows(tree, 2))
+            f.write_rows(tree, jac_t[start:start + chunk.shape[0]])
             z_t[start:start + chunk.shape[0]].copy_(values.detach())
         return jac, z
 
@@ -245,7 +258,7 @@ def per_sample_gradients(model: nn.Module, loss_function: Callable[[torch.Tensor
     for start in range(0, count, chunk_size):
         stop = min(count, start + chunk_size)
         tree = per_sample(params_now, inputs[start:stop].detach(), targets[start:stop].detach())
-        out_t[start:stop].copy_(f.flat_rows(tree, 1))
+        f.write_rows(tree, out_t[start:stop])
     return out
 
 

@@ -28,6 +28,7 @@ scaled so the factors are exactly the ones above. "reduce" never pads.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -130,6 +131,15 @@ class KFAC:
             inverse_refresh_period=inverse_update_period)
         self._context = context
         self.last_report: StepReport | None = None
+        self.last_timings: dict[str, float] = {}
+        """Seconds of the last :meth:`step`'s phases: "layout" (``.grad`` and the parameters
+        into the ``[W | b]`` vectors), "rows" (the captured activations and output gradients
+        into the library's row arrays), "closure" (the loss calls, when a closure is given),
+        "library" (the C ABI call: factor accumulation, inversions when due, the solve),
+        "write" (KL clipping and the direction into ``.grad``)."""
+        self._step_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._row_buffers: dict[tuple[int, str], torch.Tensor] = {}
+        self._row_buffer_state: dict[tuple[int, str], tuple[int, float]] = {}
 
     def _attach(self, model: nn.Module, *, conv: str, loss_reduction: str, fisher_type: str,
                 kl_clip: float | None, lr: float | None, seed: int, strict: bool) -> None:
@@ -243,9 +253,10 @@ class KFAC:
 
     # Statistics ----------------------------------------------------------------------
 
-    def _rows(self, layer: KFACLayerInfo) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    def _rows(self, layer: KFACLayerInfo, append_bias: bool = True) -> tuple[torch.Tensor, torch.Tensor, float, float]:
         """The layer's a and g rows (unscaled) and the constants c_A, c_G with
-        A = c_A sum a a^T and G = c_G sum g g^T."""
+        A = c_A sum a a^T and G = c_G sum g g^T; without ``append_bias`` the bias's column
+        of ones is left to the caller."""
         if layer.activations is None or layer.output_gradient is None:
             raise RuntimeError(
                 f"KFAC: layer {layer.name!r} has no captured activations/gradients; run forward and "
@@ -272,7 +283,7 @@ class KFAC:
             a = x.reshape(-1, x.shape[-1])
             g = g.reshape(-1, g.shape[-1])
             c_a = 1.0 / a.shape[0]
-        if bias:
+        if bias and append_bias:
             a = torch.cat([a, a.new_ones(a.shape[0], 1)], dim=1)
         c_g = float(batch) if self.loss_reduction == "mean" else 1.0
         return a, g, c_a, c_g
@@ -297,16 +308,60 @@ class KFAC:
         torch.mul(rows.to("cpu"), scale, out=out[:rows.shape[0]])
         return out.numpy()
 
+    def _step_statistics(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`statistics` for :meth:`step`, written into row buffers kept between steps
+        (the library copies the rows during the call, so they can be reused): one write per
+        row block, the bias's ones written once into its column, no allocation per step."""
+        rows = [(layer, *self._rows(layer, append_bias=False)) for layer in self.layers]
+        m = max(max(a.shape[0], g.shape[0]) for _, a, g, _, _ in rows)
+        out = []
+        for index, (layer, a, g, c_a, c_g) in enumerate(rows):
+            bias = layer.module.bias is not None
+            out.append((self._into_buffer((index, "a"), a, m, math.sqrt(m * c_a), bias),
+                        self._into_buffer((index, "g"), g, m, math.sqrt(m * c_g), False)))
+        return out
+
+    def _into_buffer(self, key: tuple[int, str], rows: torch.Tensor, count: int, scale: float,
+                     bias: bool) -> np.ndarray:
+        """``scale * [rows | 1]`` (the ones when ``bias``), zero-padded to ``count`` rows, in
+        the persistent buffer ``key``; a view of ``rows`` when nothing needs changing."""
+        if not bias and rows.shape[0] == count and scale == 1.0 and rows.dtype == self.dtype:
+            return host_array(rows, "rows")
+        columns = rows.shape[1] + (1 if bias else 0)
+        buffer = self._row_buffers.get(key)
+        if buffer is None or buffer.shape != (count, columns):
+            buffer = torch.zeros(count, columns, dtype=self.dtype)
+            self._row_buffers[key] = buffer
+            self._row_buffer_state[key] = (0, 0.0)
+        filled, bias_scale = self._row_buffer_state[key]
+        n = rows.shape[0]
+        if n < filled:
+            buffer[n:filled].zero_()  # rows a larger batch left behind (the padding is zero)
+        if bias and (bias_scale != scale or n != filled):
+            buffer[:n, -1] = scale
+        self._row_buffer_state[key] = (n, scale)
+        target = buffer[:n, :rows.shape[1]]
+        if scale == 1.0:
+            target.copy_(rows)
+        else:
+            torch.mul(rows.to(device="cpu", dtype=self.dtype), scale, out=target)
+        return buffer.numpy()
+
     def curvature(self) -> KroneckerCurvature:
         """The K-FAC curvature of the last captured batch (factors on the device)."""
         return KroneckerCurvature(self.statistics(), context=self._context)
 
     # Layouts -------------------------------------------------------------------------
 
-    def flat(self, tensors: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    def flat(self, tensors: Sequence[torch.Tensor] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
         """Per-layer tensors (or the parameters' ``.grad``) in the K-FAC layout
-        (``[W | b]`` row-major per layer), as one CPU vector of the model's dtype."""
+        (``[W | b]`` row-major per layer), as one CPU vector of the model's dtype (written
+        into ``out``, a contiguous CPU vector of that dtype and length, when given)."""
         pieces = []
+        if out is not None and (out.shape != (self.dimension,) or out.dtype != self.dtype or not out.is_contiguous()
+                                or out.device.type != "cpu"):
+            raise ValueError(f"out: expected a contiguous CPU {self.dtype} vector of {self.dimension} values")
+        start = 0
         for index, layer in enumerate(self.layers):
             if tensors is None:
                 weight = layer.module.weight.grad
@@ -315,15 +370,25 @@ class KFAC:
                     raise RuntimeError(f"KFAC: layer {layer.name!r} has no gradient; call loss.backward() first")
             else:
                 weight, bias = tensors[2 * index], tensors[2 * index + 1]
+            if out is not None:
+                # One copy per tensor, straight into its place in the layout.
+                block = out[start:start + layer.outputs * layer.inputs].view(layer.outputs, layer.inputs)
+                start += layer.outputs * layer.inputs
+                if bias is None:
+                    block.copy_(weight.detach().reshape(layer.outputs, -1))
+                else:
+                    block[:, :-1].copy_(weight.detach().reshape(layer.outputs, -1))
+                    block[:, -1].copy_(bias.detach().reshape(-1))
+                continue
             block = weight.detach().reshape(layer.outputs, -1)
             if bias is not None:
                 block = torch.cat([block, bias.detach().reshape(-1, 1)], dim=1)
             pieces.append(block.reshape(-1).to(device="cpu", dtype=self.dtype))
-        return torch.cat(pieces)
+        return out if out is not None else torch.cat(pieces)
 
-    def parameter_vector(self) -> torch.Tensor:
-        """The parameters in the K-FAC layout."""
-        return self.flat([t for layer in self.layers for t in (layer.module.weight, layer.module.bias)])
+    def parameter_vector(self, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The parameters in the K-FAC layout (into ``out`` when given, as :meth:`flat`)."""
+        return self.flat([t for layer in self.layers for t in (layer.module.weight, layer.module.bias)], out=out)
 
     def split(self, vector: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """A K-FAC-layout vector as ``(weight, bias)`` tensors per layer (views)."""
@@ -348,21 +413,33 @@ class KFAC:
         required for Levenberg-Marquardt damping (called at candidate parameters, which
         are restored afterwards) and for the quadratic-model step size.
         """
-        gradient = self.flat()
-        theta = self.parameter_vector()
+        clock = time.perf_counter
+        start = clock()
+        if self._step_vectors is None:
+            self._step_vectors = (torch.empty(self.dimension, dtype=self.dtype),
+                                  torch.empty(self.dimension, dtype=self.dtype))
+        gradient, theta = self._step_vectors
+        self.flat(out=gradient)
+        self.parameter_vector(out=theta)
         theta_np, gradient_np = theta.numpy(), gradient.numpy()
+        layout = clock()
         curvature = {}
         if self.optimizer.needs_curvature:
-            curvature["layers"] = self.statistics()
+            curvature["layers"] = self._step_statistics()
+        rows = clock()
         loss_at = None
         if closure is not None:
             if loss is None:
                 loss = closure()
             loss_at = self._loss_at(closure)
         value = None if loss is None else float(loss)
+        library = clock()
         update, report = self.optimizer.update(theta_np, gradient_np, loss=value, loss_at=loss_at, **curvature)
+        solved = clock()
         self._write_gradients(torch.from_numpy(update).neg_(), gradient)
         self.last_report = report
+        self.last_timings = {"layout": layout - start, "rows": rows - layout, "closure": library - rows,
+                             "library": solved - library, "write": clock() - solved}
         return report
 
     def _write_gradients(self, direction: torch.Tensor, gradient: torch.Tensor) -> None:
