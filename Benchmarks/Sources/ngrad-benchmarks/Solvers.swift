@@ -421,7 +421,7 @@ func sweepCGTolerance(
     try runHost(0)
     let hostTrue = problem.residual(host, damping: damping)
     let oursTrue = problem.residual(ours, damping: damping)
-    let label = String(format: "%.0e", tolerance)
+    let label = operation.rawValue.replacingOccurrences(of: "cg-solve-", with: "") // "1e-6"
     func scientific(_ value: Double?) -> String { value.map { String(format: "%.2e", $0) } ?? "none" }
     let sideBySide =
         "same rule (confirm from x, replace r and restart on a miss): "
@@ -430,7 +430,7 @@ func sweepCGTolerance(
         + "OpenBLAS CG \(hostRun.iterations) iterations, \(hostRun.products) products, "
         + "\(hostRun.converged ? "converged" : "not converged") after \(hostRun.replacements) replacements, "
         + "own residual \(scientific(hostRun.measuredResidual)), true (float64) \(scientific(hostTrue))"
-    print("cg-solve-\(label) M=\(m) P=\(p): \(sideBySide)")
+    print("\(operation.rawValue) M=\(m) P=\(p): \(sideBySide)")
     // Below the float32 floor (1e-6 here) a claim may be met by the float32 confirmation
     // while the float64 residual stays near 2e-6: the true-residual checks allow 1e-5 there.
     let trueLimit = max(1e-5, 2 * tolerance)
