@@ -66,6 +66,38 @@ inline REAL lane_sum(const REALV v) {
 #define FOR_COLUMN_VECTORS(v, vectors) for (uint v = item; v < (vectors); v += WGS)
 #endif
 
+// The implicit product's two column loops over one block of rows, with ACTIVE(r) saying
+// which of the RB rows exist (`true` for a full block: no guard in the loop).
+#define DOT_PHASE(ACTIVE)                                                    \
+    FOR_COLUMN_VECTORS(v, vectors) {                                         \
+        REALV xs[KB];                                                        \
+        _Pragma("unroll") for (uint j = 0; j < KB; ++j) xs[j] = VLOAD(v, x + (size_t)j * dim); \
+        _Pragma("unroll") for (uint r = 0; r < RB; ++r) {                    \
+            if (ACTIVE) {                                                    \
+                const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);      \
+                _Pragma("unroll") for (uint j = 0; j < KB; ++j) dots[r][j] += row * xs[j]; \
+            }                                                                \
+        }                                                                    \
+    }
+#if REVERSE && CONTIGUOUS
+#define UPDATE_COLUMNS(v) FOR_COLUMN_VECTORS_REVERSED(v, vectors)
+#else
+#define UPDATE_COLUMNS(v) FOR_COLUMN_VECTORS(v, vectors)
+#endif
+#define UPDATE_PHASE(ACTIVE)                                                 \
+    UPDATE_COLUMNS(v) {                                                      \
+        REALV sums[KB];                                                      \
+        _Pragma("unroll") for (uint j = 0; j < KB; ++j)                      \
+            sums[j] = firstBlock ? (REALV)(0) : VLOAD(v, y + (size_t)j * dim); \
+        _Pragma("unroll") for (uint r = 0; r < RB; ++r) {                    \
+            if (ACTIVE) {                                                    \
+                const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);      \
+                _Pragma("unroll") for (uint j = 0; j < KB; ++j) sums[j] += coefficients[r * KB + j] * row; \
+            }                                                                \
+        }                                                                    \
+        _Pragma("unroll") for (uint j = 0; j < KB; ++j) VSTORE(sums[j], v, y + (size_t)j * dim); \
+    }
+
 // Fused implicit product, stage 1. Work-group g owns factor rows [g * rowsPerGroup,
 // min(rows, (g + 1) * rowsPerGroup)) and, for every block of RB of them:
 //   t[r][j] = alpha * w[m_r] * (u_{m_r} . x_j)       (dot phase, then a group reduction)
@@ -100,18 +132,14 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
         for (uint r = 0; r < RB; ++r)
 #pragma unroll
             for (uint j = 0; j < KB; ++j) dots[r][j] = (REALV)(0);
-        FOR_COLUMN_VECTORS(v, vectors) {
-            REALV xs[KB];
-#pragma unroll
-            for (uint j = 0; j < KB; ++j) xs[j] = VLOAD(v, x + (size_t)j * dim);
-#pragma unroll
-            for (uint r = 0; r < RB; ++r) {
-                if (r < count) {
-                    const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);
-#pragma unroll
-                    for (uint j = 0; j < KB; ++j) dots[r][j] += row * xs[j];
-                }
-            }
+        // A full block (every block but a group's last, where count < RB) takes a copy of
+        // the loop without the per-row guard: PoCL's LLVM kept `r < count` as a compare and
+        // branch beside every FMA of the unrolled loop (perf annotate). Same arithmetic in
+        // the same order, so the results are unchanged bit for bit.
+        if (count == RB) {
+            DOT_PHASE(true)
+        } else {
+            DOT_PHASE(r < count)
         }
         // The scalar tail columns [tail, dim) go to items in turn (more than WGS of them
         // when WGS < VW), so every WGS is correct.
@@ -139,24 +167,10 @@ void implicit_product_partial(const uint rows, const uint dim, const uint ldu, c
 
         // Update phase: partial_g[j] += sum_r t[r][j] u_{m_r}, the rows still in cache.
         const bool firstBlock = m0 == first;
-#if REVERSE && CONTIGUOUS
-        FOR_COLUMN_VECTORS_REVERSED(v, vectors) {
-#else
-        FOR_COLUMN_VECTORS(v, vectors) {
-#endif
-            REALV sums[KB];
-#pragma unroll
-            for (uint j = 0; j < KB; ++j) sums[j] = firstBlock ? (REALV)(0) : VLOAD(v, y + (size_t)j * dim);
-#pragma unroll
-            for (uint r = 0; r < RB; ++r) {
-                if (r < count) {
-                    const REALV row = VLOAD(v, u + (size_t)(m0 + r) * ldu);
-#pragma unroll
-                    for (uint j = 0; j < KB; ++j) sums[j] += coefficients[r * KB + j] * row;
-                }
-            }
-#pragma unroll
-            for (uint j = 0; j < KB; ++j) VSTORE(sums[j], v, y + (size_t)j * dim);
+        if (count == RB) {
+            UPDATE_PHASE(true)
+        } else {
+            UPDATE_PHASE(r < count)
         }
         for (uint c = tail + item; c < dim; c += WGS) {
             for (uint j = 0; j < KB; ++j) {

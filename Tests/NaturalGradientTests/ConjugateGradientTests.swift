@@ -289,6 +289,34 @@ struct ConjugateGradientTests {
         if damping >= 1 { #expect(report.status == .converged) }
     }
 
+    /// A solve that converges at iteration k does k + 1 products (the first direction's,
+    /// k − 1 iterations', the confirmation's from x): the pass whose recurrence claims
+    /// convergence skips the product nothing would read. Same x bit for bit and the same
+    /// reports with the skip off, which does one product more per claim.
+    @Test(arguments: [(40, 257, Float(0.5)), (64, 4001, 1)])
+    func theClaimingPassSkipsItsProduct(rows: Int, dimension: Int, damping: Float) throws {
+        let context = try TestDevice.context()
+        let u: [Float] = randomValues(rows * dimension, seed: UInt64(rows + dimension))
+        let factor = try CurvatureFactor<Float>(context: context, matrix: u, rows: rows, dimension: dimension, samples: rows)
+        let b = try VectorBatch(context: context, vectors: [randomValues(dimension, seed: 5) as [Float]])
+        let options = ConjugateGradientOptions(tolerance: 1e-4, maxIterations: 500)
+        let skipping = try CountingCurvature(ImplicitCurvature(factor: factor))
+        let (x, reports) = try ConjugateGradient<Float>(context: context).solve(
+            skipping, b, damping: damping, options: options)
+        let plain = try ConjugateGradient<Float>(context: context)
+        plain.skipsProductOnClaims = false
+        let counting = try CountingCurvature(ImplicitCurvature(factor: factor))
+        let (xPlain, reportsPlain) = try plain.solve(counting, b, damping: damping, options: options)
+
+        #expect(reports[0].status == .converged)
+        #expect(reports[0].relativeResidual <= options.tolerance)
+        #expect(reports[0].iterations > 2)
+        #expect(skipping.products == reports[0].iterations + 1, "\(reports[0])")
+        #expect(counting.products == skipping.products + 1)
+        #expect(try x.download() == xPlain.download())
+        #expect(reports == reportsPlain)
+    }
+
     @Test func martensRuleFollowsItsDefinition() {
         // Steady progress never stops; a plateau stops once i > k = 10.
         let steady = (0...30).map { -Double($0) }

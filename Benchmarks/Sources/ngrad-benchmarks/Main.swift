@@ -15,7 +15,7 @@ struct Benchmarks: ParsableCommand {
             float and double where the peer has the routine, over a size sweep: dense and \
             batched-block accumulation (syrk), implicit product (two gemv), dense product (symv), \
             Kronecker product (two gemm per layer), transfers (memcpy), one CG iteration against one \
-            product, a 50-iteration CG and a CG to 1e-6 (CBLAS CG), a Woodbury solve (syrk + \
+            product, a 50-iteration CG and a CG to 1e-6 and to 1e-5 (CBLAS CG), a Woodbury solve (syrk + \
             LAPACKE). Each result is checked against a float64 reference before timing; a \
             disagreement exits 1. Rows give the median wall time and spread, device time from \
             profiling markers, GFLOP/s, GB/s, the fraction of the roofline (ceilings measured in the \
@@ -218,9 +218,21 @@ struct Benchmarks: ParsableCommand {
             progress("50-iteration CG M=\(m) P=\(p)")
             cases.append(try benchmarkCGSolve(context: context, problem: problem, settings: settings))
             progress("CG to 1e-6 M=\(m) P=\(p)")
-            cases.append(try sweepCGTolerance(context: context, problem: problem, settings: settings))
+            cases.append(
+                try sweepCGTolerance(
+                    context: context, problem: problem, settings: settings, tolerance: 1e-6, operation: .cgTolerance))
+            progress("CG to 1e-5 M=\(m) P=\(p)")
+            cases.append(
+                try sweepCGTolerance(
+                    context: context, problem: problem, settings: settings, tolerance: 1e-5,
+                    operation: .cgToleranceResolved))
             progress("Woodbury solve M=\(m) P=\(p)")
             cases.append(try benchmarkWoodbury(context: context, problem: problem, settings: settings))
+        }
+        if fp64, runs("solvers") {
+            let (m, p) = suite == .tiny ? (16, 513) : (64, 4097)
+            progress("CG vs PCG on an empirical-Fisher-like spectrum M=\(m) P=\(p)")
+            cases.append(try benchmarkPCGOnFisherSpectrum(context: context, settings: settings, rows: m, dimension: p))
         }
 
         progress("ceilings (OpenBLAS and CLBlast GEMM, SGEMV, copies)")

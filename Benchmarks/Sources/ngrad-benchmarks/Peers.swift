@@ -118,35 +118,93 @@ extension OpenBLAS {
     @discardableResult
     static func conjugateGradient(
         _ u: UnsafePointer<Float>, alpha: Float, damping: Float, b: UnsafePointer<Float>, iterations: Int,
-        tolerance: Double = 0, workspace w: HostWorkspace, into x: UnsafeMutablePointer<Float>
+        workspace w: HostWorkspace, into x: UnsafeMutablePointer<Float>
     ) -> Int {
+        conjugateGradient(
+            u, alpha: alpha, damping: damping, b: b, iterations: iterations, tolerance: 0, workspace: w, into: x
+        ).iterations
+    }
+
+    /// What a CBLAS CG run to a tolerance did, counted the way ours is reported.
+    struct ConjugateGradientRun {
+        /// Iterations (each one product).
+        var iterations = 0
+        /// Products: the iterations' and the convergence confirmations' (one each).
+        var products = 0
+        /// Residual replacements (confirmations that missed).
+        var replacements = 0
+        /// The last confirmation's `‖b − (F + λI)x‖/‖b‖` (float32 product, float64 sums), or
+        /// nil when the run ended without one (tolerance 0, a cap or a breakdown).
+        var measuredResidual: Double?
+        /// Ended because the confirmed residual met the tolerance.
+        var converged = false
+    }
+
+    /// The CBLAS CG with the stopping rule of ours (`ConjugateGradient.solve`): when the
+    /// recurrence's residual reaches `tolerance`, one product of x (the same two SGEMV)
+    /// gives the true residual, summed in float64; if it meets the tolerance the run stops,
+    /// else r is replaced by it and the direction restarts from x (p = r), and after 4
+    /// replacements the run stops (ours: `stagnated`). `tolerance` 0 runs exactly
+    /// `iterations` iterations with no confirmation.
+    static func conjugateGradient(
+        _ u: UnsafePointer<Float>, alpha: Float, damping: Float, b: UnsafePointer<Float>, iterations: Int,
+        tolerance: Double, workspace w: HostWorkspace, into x: UnsafeMutablePointer<Float>
+    ) -> ConjugateGradientRun {
         let m = blasint(w.rows)
         let n = blasint(w.dimension)
+        var run = ConjugateGradientRun()
+        func product(_ v: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1, u, n, v, 1, 0, w.t, 1)
+            cblas_scopy(n, v, 1, y, 1)
+            cblas_sgemv(CblasRowMajor, CblasTrans, m, n, alpha, u, n, w.t, 1, damping, y, 1)
+            run.products += 1
+        }
         x.update(repeating: 0, count: w.dimension)
         cblas_scopy(n, b, 1, w.r, 1)
         cblas_scopy(n, b, 1, w.p, 1)
         var rr = Double(cblas_sdot(n, w.r, 1, w.r, 1))
+        let bNorm = rr.squareRoot()
         let stop = tolerance * tolerance * rr // ‖r‖/‖b‖ ≤ tolerance, r0 = b
-        for iteration in 0..<iterations {
-            if tolerance > 0, rr <= stop { return iteration }
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, 1, u, n, w.p, 1, 0, w.t, 1)
-            cblas_scopy(n, w.p, 1, w.q, 1)
-            cblas_sgemv(CblasRowMajor, CblasTrans, m, n, alpha, u, n, w.t, 1, damping, w.q, 1)
+        /// Confirms a claim from x: w.r ← b − (F + λI)x, in float64 rounded to float32.
+        func confirm() -> Bool {
+            product(x, into: w.q)
+            var sum = 0.0
+            for i in 0..<w.dimension {
+                let value = Double(b[i]) - Double(w.q[i])
+                sum += value * value
+                w.r[i] = Float(value)
+            }
+            run.measuredResidual = sum.squareRoot() / bNorm
+            run.converged = sum <= stop
+            return run.converged
+        }
+        while run.iterations < iterations {
+            if tolerance > 0, rr <= stop {
+                if confirm() { return run }
+                run.replacements += 1
+                if run.replacements > 4 { return run }
+                cblas_scopy(n, w.r, 1, w.p, 1)
+                rr = Double(cblas_sdot(n, w.r, 1, w.r, 1))
+            }
+            product(w.p, into: w.q)
             let pq = Double(cblas_sdot(n, w.p, 1, w.q, 1))
-            guard pq > 0, rr > 0 else { return iteration }
+            guard pq > 0, rr > 0 else { return run }
             let step = rr / pq
             cblas_saxpy(n, Float(step), w.p, 1, x, 1)
             cblas_saxpy(n, Float(-step), w.q, 1, w.r, 1)
             let next = Double(cblas_sdot(n, w.r, 1, w.r, 1))
             let beta = next / rr
             rr = next
-            if iteration + 1 < iterations {
+            run.iterations += 1
+            if run.iterations < iterations {
                 // p = r + beta p
                 cblas_sscal(n, Float(beta), w.p, 1)
                 cblas_saxpy(n, 1, w.r, 1, w.p, 1)
             }
         }
-        return iterations
+        // A claim in the last iteration is confirmed like every other.
+        if tolerance > 0, rr <= stop { _ = confirm() }
+        return run
     }
 
     /// The Woodbury solve `x = (alpha UᵀU + damping I)⁻¹ b` for M ≤ P:

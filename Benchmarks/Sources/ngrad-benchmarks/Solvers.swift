@@ -374,3 +374,190 @@ func benchmarkWoodbury(context: Context, problem: SolverProblem, settings: Setti
                 + "matrix-vector + Cholesky flops)"
         ])
 }
+
+// MARK: - CG to a tolerance
+
+/// A full CG solve to a relative residual `tolerance` from x0 = 0 (λ = 1, so it converges
+/// in a few iterations): ours against the CBLAS CG with the same stopping rule (a claim of
+/// the recurrence is confirmed from x by one product; a miss replaces r and restarts the
+/// direction; 4 misses stop). Both report, side by side, iterations, products, the residual
+/// their own confirmation measured (float32 product, float64 sums) and the true residual
+/// `‖b − (F + λI)x‖/‖b‖` with a float64 product.
+///
+/// At (512, 100000) a float32 product of the solution is off by about 1.8e-6 ‖b‖ (t = U x
+/// carries a relative rounding of about 3e-5), so no float32 CG reaches a float64 residual
+/// of 1e-6 there: both floor at 1.6-2.8e-6, and how many iterations a 1e-6 run takes is
+/// where the recurrence's noise lands. Tolerance 1e-5 is above that floor, where equal
+/// tolerances mean equal true residuals.
+func sweepCGTolerance(
+    context: Context, problem: SolverProblem, settings: Settings, tolerance: Double, operation: Operation
+) throws -> CaseResult {
+    let (m, p) = (problem.rows, problem.dimension)
+    let damping: Float = 1
+    let alpha = 1 / Float(m)
+    let copies = problem.factors.count
+    let curvatures = try problem.factors.map { try ImplicitCurvature(factor: $0) }
+    let cg = try ConjugateGradient<Float>(context: context)
+    let b = try VectorBatch<Float>(context: context, vectors: [problem.b])
+    let cap = 500
+    let options = ConjugateGradientOptions(tolerance: tolerance, maxIterations: cap)
+    let workspace = HostWorkspace(rows: m, dimension: p)
+    var host = [Float](repeating: 0, count: p)
+    var hostRun = OpenBLAS.ConjugateGradientRun()
+    func runHost(_ copy: Int) throws {
+        try problem.hosts[copy].withBase { u in
+            try problem.b.withBase { b in
+                try host.withMutableBase { x in
+                    hostRun = OpenBLAS.conjugateGradient(
+                        u, alpha: alpha, damping: damping, b: b, iterations: cap, tolerance: tolerance,
+                        workspace: workspace, into: x)
+                }
+            }
+        }
+    }
+    let counted = CountingCurvature(curvatures[0])
+    let (solution, reports) = try cg.solve(counted, b, damping: damping, options: options)
+    let ours = try solution.buffer.download(0..<p)
+    try runHost(0)
+    let hostTrue = problem.residual(host, damping: damping)
+    let oursTrue = problem.residual(ours, damping: damping)
+    let label = operation.rawValue.replacingOccurrences(of: "cg-solve-", with: "") // "1e-6"
+    func scientific(_ value: Double?) -> String { value.map { String(format: "%.2e", $0) } ?? "none" }
+    let sideBySide =
+        "same rule (confirm from x, replace r and restart on a miss): "
+        + "ours \(reports[0].iterations) iterations, \(counted.products) products, \(reports[0].status.rawValue), "
+        + "own residual \(scientific(reports[0].relativeResidual)), true (float64) \(scientific(oursTrue)); "
+        + "OpenBLAS CG \(hostRun.iterations) iterations, \(hostRun.products) products, "
+        + "\(hostRun.converged ? "converged" : "not converged") after \(hostRun.replacements) replacements, "
+        + "own residual \(scientific(hostRun.measuredResidual)), true (float64) \(scientific(hostTrue))"
+    print("\(operation.rawValue) M=\(m) P=\(p): \(sideBySide)")
+    // Below the float32 floor (1e-6 here) a claim may be met by the float32 confirmation
+    // while the float64 residual stays near 2e-6: the true-residual checks allow 1e-5 there.
+    let trueLimit = max(1e-5, 2 * tolerance)
+    let checks = [
+        Check(
+            name: "ours converged (own confirmation)",
+            value: reports[0].status == .converged ? reports[0].relativeResidual : .infinity, tolerance: tolerance),
+        Check(
+            name: "OpenBLAS CG converged (own confirmation)",
+            value: hostRun.converged ? hostRun.measuredResidual ?? .infinity : .infinity, tolerance: tolerance),
+        Check(name: "OpenBLAS CG: |b - (F+λI)x|/|b| (float64 product)", value: hostTrue, tolerance: trueLimit),
+        Check(name: "ours: |b - (F+λI)x|/|b| (float64 product)", value: oursTrue, tolerance: trueLimit),
+        Check(name: "ours vs OpenBLAS CG: x", value: relativeError(ours, host, over: 0..<p), tolerance: 1e-4),
+        .info("ours iterations", Double(reports[0].iterations)),
+        .info("ours products", Double(counted.products)),
+        .info("ours own residual (float32 product)", reports[0].relativeResidual),
+        .info("ours true residual (float64 product)", oursTrue),
+        .info("OpenBLAS CG iterations", Double(hostRun.iterations)),
+        .info("OpenBLAS CG products", Double(hostRun.products)),
+        .info("OpenBLAS CG replacements", Double(hostRun.replacements)),
+        .info("OpenBLAS CG own residual (float32 product)", hostRun.measuredResidual ?? .nan),
+        .info("OpenBLAS CG true residual (float64 product)", hostTrue),
+    ]
+    let bytes = problem.matrixBytes
+    return try sweepCase(
+        operation, element: "float", rows: m, dimension: p, flops: 4 * Double(m) * Double(p), bytes: bytes,
+        work: bytes, checks: checks,
+        contenders: [
+            .host(.ours, "ConjugateGradient.solve, tolerance \(label)") { run in
+                _ = try cg.solve(curvatures[run % copies], b, damping: damping, options: options)
+            },
+            .host(.openBLAS, "CG in CBLAS to tolerance \(label), ours' confirmation rule", label: "OpenBLAS CG") {
+                run in try runHost(run % copies)
+            },
+        ], context: context, settings: settings,
+        notes: [
+            "λ = 1 (condition number about 75); rates count one pass over U per solve, so they compare like for like "
+                + "only through the time ratio",
+            sideBySide,
+        ])
+}
+
+// MARK: - CG against Jacobi PCG on an empirical-Fisher-like spectrum
+
+/// Plain CG against Jacobi PCG (`(diag F + λ)^−0.75`, the library's default exponent) on a
+/// factor built like a network's per-sample gradients: columns in blocks of very different
+/// scales (log-uniform over 1e-3...1) and a block of zero columns (the weights of inputs
+/// that are always 0, a digits image's blank border), b the mean row (the gradient, in U's
+/// row space), λ = 1e-5, float64, both to 1e-6. CG stays in U's row space and needs at most
+/// rank(U) iterations; any non-constant diagonal preconditioner mixes in the null space,
+/// where the eigenvalues are λ times the preconditioner's spread (NOTES.md, issue 17), so
+/// PCG needs several times more. The notes say what the automatic policy picks (it never
+/// picks PCG for a factor). Counted as M·P·8 bytes per product.
+func benchmarkPCGOnFisherSpectrum(
+    context: Context, settings: Settings, rows m: Int, dimension p: Int
+) throws
+    -> CaseResult
+{
+    let damping = 1e-5
+    var generator = SplitMix64(seed: 0x5017_0017)
+    let blank = p / 8
+    // One scale per block of 16 columns past the blank ones: layers and units of different size.
+    var scales = [Double](repeating: 0, count: p)
+    var column = blank
+    while column < p {
+        let scale = pow(10, Double.random(in: -3..<0, using: &generator))
+        for j in column..<min(p, column + 16) { scales[j] = scale }
+        column += 16
+    }
+    var u = [Double](repeating: 0, count: m * p)
+    for i in 0..<m {
+        for j in blank..<p { u[i * p + j] = scales[j] * Double.random(in: -1..<1, using: &generator) }
+    }
+    let b = (0..<p).map { j in (0..<m).reduce(0.0) { $0 + u[$1 * p + j] } / Double(m) }
+    let factor = try CurvatureFactor<Double>(context: context, matrix: u, rows: m, dimension: p, samples: m)
+    let curvature = try ImplicitCurvature(factor: factor)
+    let cg = try ConjugateGradient<Double>(context: context)
+    let rhs = try VectorBatch<Double>(context: context, vectors: [b])
+    let plain = ConjugateGradientOptions(tolerance: 1e-6, maxIterations: 20 * m)
+    var preconditioned = plain
+    preconditioned.preconditioner = .jacobi(exponent: 0.75)
+
+    let (xCG, cgReports) = try cg.solve(curvature, rhs, damping: damping, options: plain)
+    let cgSolution = try xCG.buffer.download(0..<p)
+    let (xPCG, pcgReports) = try cg.solve(curvature, rhs, damping: damping, options: preconditioned)
+    let pcgSolution = try xPCG.buffer.download(0..<p)
+    let product = referenceImplicitProduct(u, rows: m, dim: p, samples: m, xs: [cgSolution, pcgSolution], damping: damping)
+    let automatic = NaturalGradientSolver.automaticMethod(for: curvature, damping: damping)
+    let checks = [
+        Check(
+            name: "CG converged: ran \(cgReports[0].iterations) iterations (rank \(m))",
+            value: cgReports[0].status == .converged ? cgReports[0].relativeResidual : .infinity, tolerance: 1e-6),
+        Check(
+            name: "PCG converged: ran \(pcgReports[0].iterations) iterations",
+            value: pcgReports[0].status == .converged ? pcgReports[0].relativeResidual : .infinity, tolerance: 1e-6),
+        Check(name: "CG: |b - (F+λI)x|/|b| (float64 host product)", value: relativeError(product[0], b), tolerance: 2e-6),
+        Check(name: "PCG: |b - (F+λI)x|/|b| (float64 host product)", value: relativeError(product[1], b), tolerance: 2e-6),
+        Check(
+            name: "automatic method is not PCG (\(automatic.rawValue))", value: automatic == .pcg ? 1 : 0, tolerance: 0),
+        .info("CG iterations", Double(cgReports[0].iterations)),
+        .info("PCG (Jacobi 0.75) iterations", Double(pcgReports[0].iterations)),
+    ]
+    let timings = try measureInterleaved(
+        warmup: settings.solverWarmup, repetitions: settings.solverRepetitions,
+        [
+            (1, { _ in _ = try cg.solve(curvature, rhs, damping: damping, options: plain) }),
+            (1, { _ in _ = try cg.solve(curvature, rhs, damping: damping, options: preconditioned) }),
+        ])
+    let bytes = Double(m) * Double(p) * Double(MemoryLayout<Double>.size)
+    var result = CaseResult(
+        operation: .pcgFisherSpectrum, rows: m, dimension: p, work: bytes,
+        contestants: [
+            ContestantResult(
+                .ours, label: "ours CG", routine: "ConjugateGradient.solve, tolerance 1e-6, no preconditioner",
+                timing: timings[0], work: Double(cgReports[0].iterations + 1) * bytes),
+            ContestantResult(
+                .oursPart, label: "ours PCG (Jacobi 0.75)",
+                routine: "ConjugateGradient.solve, tolerance 1e-6, .jacobi(exponent: 0.75)", timing: timings[1],
+                work: Double(pcgReports[0].iterations + 1) * bytes),
+        ],
+        checks: checks)
+    result.element = "double"
+    result.notes = [
+        "empirical-Fisher-like factor (\(blank) zero columns, column scales 1e-3...1 in blocks of 16), b = mean row, "
+            + "λ = 1e-5: CG \(cgReports[0].iterations) iterations, PCG \(pcgReports[0].iterations); "
+            + String(format: "PCG time / CG time = %.2f", 1 / result.timeRatio(over: .oursPart))
+            + "; the automatic method for this factor: \(automatic.rawValue)"
+    ]
+    return result
+}

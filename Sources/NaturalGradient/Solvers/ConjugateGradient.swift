@@ -7,7 +7,11 @@ public struct ConjugateGradientOptions: Sendable {
     public enum Preconditioner: Sendable, Equatable {
         /// Plain CG.
         case none
-        /// Jacobi: `M⁻¹ = (diag F + λ)^−exponent` (Martens uses 0.75).
+        /// Jacobi: `M⁻¹ = (diag F + λ)^−exponent` (Martens uses 0.75). It helps a badly
+        /// scaled F of full rank; on a factor's GGN or empirical Fisher at small λ (M ≪ P,
+        /// b in U's row space) it takes several times plain CG's iterations, whatever the
+        /// exponent or the damping inside it (measured: Benchmarks/NOTES.md, issue 17), which
+        /// is why the automatic method never picks it for a factor.
         case jacobi(exponent: Double)
     }
 
@@ -42,8 +46,12 @@ public struct ConjugateGradientOptions: Sendable {
 /// progress rule, negative curvature, non-finite, stagnated) and is frozen on the device from then on.
 /// "Converged" is confirmed from x: when the recurrence reaches the tolerance, one product
 /// recomputes the residual, and a miss replaces r by the true residual and restarts the
-/// column's direction (the pipelined recurrences drift in float32). Keeps its work vectors
-/// for the next solve of the same shape, so one instance serves one thread.
+/// column's direction (the pipelined recurrences drift in float32). Where every active
+/// column is expected to claim convergence in a pass, the update's sums are read before the
+/// product and the product is skipped when they all do (so a solve that converges at
+/// iteration k does k + 1 products, as classical CG confirming its claim from x does).
+/// Keeps its work vectors for the next solve of the same shape, so one instance serves one
+/// thread.
 public final class ConjugateGradient<Element: DeviceScalar> {
     /// The context everything runs on.
     public let context: Context
@@ -57,6 +65,10 @@ public final class ConjugateGradient<Element: DeviceScalar> {
     /// Whether a convergence claim of the recurrence is confirmed from x (tests turn it off
     /// to show the drift the confirmation guards against).
     var confirmsConvergence = true
+    /// Whether a pass where every active column is expected to claim convergence reads the
+    /// update's sums before the product and skips it when they all do (tests turn it off to
+    /// show that the skip changes no value, only the product count).
+    var skipsProductOnClaims = true
 
     /// - Parameter tunables: the kernels' tunables (default: the tuning cache's for this
     ///   device, else the device defaults); throws when outside the family's valid space.
@@ -125,29 +137,45 @@ public final class ConjugateGradient<Element: DeviceScalar> {
             try launchUpdate(
                 state, preconditioner: preconditioner, columns: columns,
                 alpha: columns.map { $0.restarting ? 0 : $0.alpha }, beta: columns.map { $0.restarting ? 0 : $0.beta })
-            if !lastPass {
+            var sums: [[Double]]? = nil
+            if !lastPass, confirmsConvergence, skipsProductOnClaims,
+                columns.allSatisfy({ !$0.active || $0.expectsClaim(tolerance: options.tolerance) })
+            {
+                // Every active column is expected to claim convergence in this pass: read the
+                // update's sums first, and where every active column does stop, skip the
+                // product (its w is for a next step that a claim never takes: x is confirmed,
+                // or r replaced and the direction restarted). A wrong guess costs one more
+                // small read-back, a right one a whole product.
+                let early = try state.readPartials()
+                if columns.indices.allSatisfy({
+                    !columns[$0].active || columns[$0].stops(early[$0], tolerance: options.tolerance)
+                }) {
+                    sums = early.map { Array($0.prefix(4)) + [0] } // entry 4: no product, unused
+                }
+            }
+            if sums == nil, !lastPass {
                 try curvature.apply(state.u, damping: damping, into: state.w)
                 try launchCurvatureDots(state, columns: columns)
             }
-            let sums = try state.readPartials()
+            let passSums = try sums ?? state.readPartials()
             var claims: [Int] = []
             for index in columns.indices where columns[index].active {
                 if columns[index].restarting {
                     // r is b − (F + λI)x here (exactly, up to rounding): first step sizes, or stop.
                     columns[index].restarting = false
-                    columns[index].observe(sums[index], tolerance: options.tolerance, record: firstPass)
+                    columns[index].observe(passSums[index], tolerance: options.tolerance, record: firstPass)
                     if columns[index].status == .converged {
                         columns[index].status = nil
                         claims.append(index)
                     } else if columns[index].active, columns[index].iterations >= cap {
                         columns[index].finish(.iterationCap)
                     } else if columns[index].active {
-                        columns[index].firstStep(sums[index])
+                        columns[index].firstStep(passSums[index])
                     }
                     continue
                 }
                 columns[index].iterations += 1
-                columns[index].observe(sums[index], tolerance: options.tolerance)
+                columns[index].observe(passSums[index], tolerance: options.tolerance)
                 if columns[index].status == .converged {
                     columns[index].status = nil
                     claims.append(index)
@@ -159,7 +187,7 @@ public final class ConjugateGradient<Element: DeviceScalar> {
                 } else if columns[index].iterations >= cap {
                     columns[index].finish(.iterationCap)
                 } else {
-                    columns[index].nextStep(sums[index])
+                    columns[index].nextStep(passSums[index])
                 }
             }
             firstPass = false
@@ -378,6 +406,8 @@ extension ConjugateGradient {
         var restarting = false
         /// Residual replacements so far.
         var replacements = 0
+        /// The recurrence's last two relative residuals (‖r‖/‖b‖), for `expectsClaim`.
+        var residuals: (previous: Double?, last: Double?) = (nil, nil)
 
         init(bNorm: Double) { self.bNorm = bNorm }
 
@@ -395,7 +425,27 @@ extension ConjugateGradient {
             // φ(x) = ½xᵀAx − bᵀx = −½(xᵀb + xᵀr), since r = b − Ax.
             if record { objectives.append(-0.5 * (sums[3] + sums[2])) }
             let residual = sums[1].squareRoot()
+            if bNorm > 0 { residuals = (residuals.last, residual / bNorm) }
             if bNorm == 0 ? residual == 0 : residual / bNorm <= tolerance { finish(.converged) }
+        }
+
+        /// Whether `observe` would stop the column on the update's sums (entries 0...3; the
+        /// product's entry 4 is not needed to claim convergence or to see a non-finite value).
+        func stops(_ sums: [Double], tolerance: Double) -> Bool {
+            guard sums.prefix(4).allSatisfy(\.isFinite) else { return true }
+            let residual = sums[1].squareRoot()
+            return bNorm == 0 ? residual == 0 : residual / bNorm <= tolerance
+        }
+
+        /// Whether the next pass's recurrence residual is likely to meet the tolerance: the
+        /// last one times the last reduction factor (CG's residual falls roughly
+        /// geometrically), within a factor 4. Never for a restarting column (its pass does not
+        /// move x, so it cannot claim more than its last measurement did).
+        func expectsClaim(tolerance: Double) -> Bool {
+            guard !restarting, tolerance > 0, let previous = residuals.previous, let last = residuals.last,
+                previous > 0
+            else { return false }
+            return last * min(1, last / previous) <= 4 * tolerance
         }
 
         /// α₀ = γ₀/δ₀, β₀ = 0.
