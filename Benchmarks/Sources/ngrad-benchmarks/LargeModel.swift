@@ -123,10 +123,14 @@ enum LargeModel {
                 residual = "-"
             }
             let host = newTiming.median
-            if crossover == nil, total < host { crossover = n }
+            // A per-iteration time at or below zero is the machine's noise (tiny orders): no total.
+            let resolved = perIteration > 0 || n < projectedFrom
+            if crossover == nil, resolved, total < host { crossover = n }
             table.append([
                 "\(n)", ms(oldTiming.median), ms(host), String(format: "%.2fx", host / oldTiming.median), iterations, residual,
-                ms(perIteration), ms(total) + (n < projectedFrom ? "" : " (projected)"), String(format: "%.1fx", total / host),
+                perIteration > 0 ? ms(perIteration) : "below noise",
+                resolved ? ms(total) + (n < projectedFrom ? "" : " (projected)") : "-",
+                resolved ? String(format: "%.1fx", total / host) : "-",
             ])
         }
         var text = "factor inversion: one damped factor (1/\(samples)) UᵀU + γI, γ = 1e-3 tr/n; host float64, device float32\n"
