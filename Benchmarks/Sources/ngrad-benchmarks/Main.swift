@@ -87,6 +87,13 @@ struct Benchmarks: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "Dense layers of the large-kfac step, alternating 1024→4096 and 4096→1024 (default 8, 33.6M parameters; "
+                + "16 gives the issue's 67M).", valueName: "count"))
+    var largeLayers = 8
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "The large-input factor as ROWSxCOLUMNS float32 (default by suite: tiny 33x4097, quick 256x65536, "
                 + "full 512x262144 = 512 MiB); 512x2500000 is the 5 GB beyond-4-GiB run (needs 10 GB free disk, 13 GB memory).",
             valueName: "shape"))
@@ -105,6 +112,9 @@ struct Benchmarks: ParsableCommand {
     mutating func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+        guard (1...64).contains(largeLayers) else {
+            throw ValidationError("--large-layers must be in 1...64, got \(largeLayers)")
+        }
         guard solverRepetitions >= 1 else {
             throw ValidationError("--solver-repetitions must be at least 1, got \(solverRepetitions)")
         }
@@ -341,7 +351,8 @@ extension Benchmarks {
         if runs("large-kfac") {
             print(
                 try LargeModel.kfacStep(
-                    context: context, shapes: LargeModel.shapes(narrow: smoke ? 33 : 1024, wide: smoke ? 65 : 4096, count: 8),
+                    context: context,
+                    shapes: LargeModel.shapes(narrow: smoke ? 33 : 1024, wide: smoke ? 65 : 4096, count: largeLayers),
                     batch: smoke ? 17 : 512, refreshEvery: 10, repetitions: smoke ? 2 : 3))
             print(String(format: "peak resident memory: %.0f MiB\n", Double(peakResidentBytes()) / 1048576))
         }
