@@ -93,7 +93,11 @@ public final class KroneckerSolver<Element: DeviceScalar>: CurvatureInverse, Exp
         lastRefresh = zip(jobs, paths).map { job, path in
             FactorInversionReport(layer: job.layer, side: job.side, order: job.order, path: path ?? .host(.cholesky))
         }
-        source = try curvature.factors.downloadFloat64()
+        // The factors as inverted, packed in float64 for `exportState`, from the copies the
+        // jobs already hold (no second download).
+        var packed = [Double](repeating: 0, count: curvature.factors.count)
+        for job in jobs { packed.replaceSubrange(job.offset..<(job.offset + job.factor.count), with: job.factor) }
+        source = packed
         refreshedDamping = damping
     }
 
