@@ -105,10 +105,9 @@ public final class DistributedKroneckerSolver<Element: CommunicableScalar>: Curv
             for (factor, size, offset, shift) in [
                 (a, layer.inputs, layer.aOffset, dampings[index].a), (g, layer.outputs, layer.gOffset, dampings[index].g),
             ] {
-                let identity = (0..<(size * size)).map { $0 / size == $0 % size ? 1.0 : 0.0 }
                 let inverse = try DenseSymmetricFactorization(
                     matrix: Element.widened(factor), dimension: size, damping: shift
-                ).solve(identity, count: size)
+                ).inverse()
                 full.replaceSubrange(offset..<(offset + size * size), with: Element.narrowed(inverse))
             }
         }

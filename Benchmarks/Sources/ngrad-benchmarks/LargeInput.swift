@@ -195,7 +195,7 @@ enum LargeInput {
         return Int(status.f_bavail) * Int(status.f_frsize)
     }
 
-    private static func availableMemoryBytes() -> Int? {
+    static func availableMemoryBytes() -> Int? {
         MemoryAvailability.hostAvailableBytes().map { Int(clamping: $0) }
     }
 

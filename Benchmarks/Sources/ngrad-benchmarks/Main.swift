@@ -67,15 +67,29 @@ struct Benchmarks: ParsableCommand {
         name: .long,
         help: ArgumentHelp(
             "full: small, medium and large sizes (about 8 minutes on 2 PoCL cores); quick: small and medium; "
-                + "tiny: every operation at a tiny size, for CI (the rates mean nothing)."))
+                + "tiny: every operation at a tiny size, for CI (the rates mean nothing); large: the large-model "
+                + "sections (factor-inversion, large-kfac, large-factor; about 10 minutes, 12 GB)."))
     var suite: Suite = .full
 
     @Option(
         name: .long, parsing: .upToNextOption,
         help: ArgumentHelp(
             "Run only these operations (accumulation, block-accumulation, implicit-product, dense-product, "
-                + "kronecker-product, transfers, cg-iteration, solvers, large-input).", valueName: "operation"))
+                + "kronecker-product, transfers, cg-iteration, solvers, large-input; with --suite large: "
+                + "factor-inversion, large-kfac, large-factor).", valueName: "operation"))
     var only: [String] = []
+
+    @Flag(
+        name: .long,
+        help: "Run --suite large at small sizes (orders 33 and 65, layers 33→65→33, batch 17, a 33x4097 factor): a smoke test.")
+    var largeSmoke = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Dense layers of the large-kfac step, alternating 1024→4096 and 4096→1024 (default 8, 33.6M parameters; "
+                + "16 gives the issue's 67M).", valueName: "count"))
+    var largeLayers = 8
 
     @Option(
         name: .long,
@@ -98,6 +112,9 @@ struct Benchmarks: ParsableCommand {
     mutating func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+        guard (1...64).contains(largeLayers) else {
+            throw ValidationError("--large-layers must be in 1...64, got \(largeLayers)")
+        }
         guard solverRepetitions >= 1 else {
             throw ValidationError("--solver-repetitions must be at least 1, got \(solverRepetitions)")
         }
@@ -143,14 +160,17 @@ struct Benchmarks: ParsableCommand {
         let selected = Set(only.flatMap { $0.split(separator: ",").map(String.init) })
         let known: Set = [
             "accumulation", "block-accumulation", "implicit-product", "dense-product", "kronecker-product", "transfers",
-            "cg-iteration", "solvers", "large-input",
+            "cg-iteration", "solvers", "large-input", "factor-inversion", "large-kfac", "large-factor",
         ]
         if let unknown = selected.subtracting(known).sorted().first {
             throw ValidationError("--only: unknown operation '\(unknown)'; choose from \(known.sorted().joined(separator: ", "))")
         }
         func runs(_ operation: String) -> Bool { selected.isEmpty || selected.contains(operation) }
         var cases: [CaseResult] = []
-        if runs("large-input") {
+        if suite == .large {
+            try runLargeSuite(context: context, runs: runs)
+        }
+        if runs("large-input"), suite != .large || selected.contains("large-input") {
             let (rows, columns) = try largeInputDimensions()
             progress("large input \(rows) x \(columns) (read throughput, ngrad solve's peak memory)")
             if let result = try LargeInput.measure(
@@ -318,6 +338,7 @@ extension Benchmarks {
             case .tiny: return (33, 4097)
             case .quick: return (256, 65536)
             case .full: return (512, 262_144)
+            case .large: return largeSmoke ? (33, 4097) : (512, 2_500_000)
             }
         }
         let parts = largeInputShape.lowercased().split(separator: "x").compactMap { Int($0) }
@@ -326,6 +347,39 @@ extension Benchmarks {
             throw ValidationError("--large-input-shape must be ROWSxCOLUMNS with positive integers, got '\(largeInputShape)'")
         }
         return (parts[0], parts[1])
+    }
+
+    /// The large-model sections (`--suite large`), each printed as it finishes, with the
+    /// peak resident memory after each.
+    func runLargeSuite(context: Context, runs: (String) -> Bool) throws {
+        let smoke = largeSmoke
+        if runs("factor-inversion") {
+            print(
+                try LargeModel.factorInversion(
+                    context: context, orders: smoke ? [33, 65] : [256, 512, 1024, 2048, 4096], samples: smoke ? 17 : 512,
+                    projectedFrom: smoke ? 65 : 2048))
+            print(String(format: "peak resident memory: %.0f MiB\n", Double(peakResidentBytes()) / 1048576))
+        }
+        if runs("large-kfac") {
+            print(
+                try LargeModel.kfacStep(
+                    context: context,
+                    shapes: LargeModel.shapes(narrow: smoke ? 33 : 1024, wide: smoke ? 65 : 4096, count: largeLayers),
+                    batch: smoke ? 17 : 512, refreshEvery: 10, repetitions: smoke ? 2 : 3))
+            print(String(format: "peak resident memory: %.0f MiB\n", Double(peakResidentBytes()) / 1048576))
+        }
+        if runs("large-factor") {
+            let (rows, columns) = try largeInputDimensions()
+            let bytes = rows * columns * MemoryLayout<Float>.stride
+            if let available = LargeInput.availableMemoryBytes(), available < bytes + bytes / 2 + (1 << 30) {
+                print(
+                    "large factor \(rows) x \(columns): skipped, it needs about \(formatBytes(UInt64(bytes + bytes / 2 + (1 << 30)))) "
+                        + "of memory and \(formatBytes(UInt64(available))) is available\n")
+            } else {
+                print(try LargeModel.largeFactor(context: context, rows: rows, columns: columns, repetitions: smoke ? 2 : 3))
+            }
+            print(String(format: "peak resident memory: %.0f MiB\n", Double(peakResidentBytes()) / 1048576))
+        }
     }
 
     /// The ngrad binary: --ngrad, $NGRAD_BINARY, then the root package's release and debug builds.
@@ -339,13 +393,14 @@ extension Benchmarks {
 
 /// The size sweeps.
 enum Suite: String, ExpressibleByArgument, CaseIterable {
-    case full, quick, tiny
+    case full, quick, tiny, large
 
     private func pick<T>(tiny: [T], small: [T], medium: [T], large: [T]) -> [T] {
         switch self {
         case .tiny: tiny
         case .quick: small + medium
         case .full: small + medium + large
+        case .large: [] // The large suite runs its own sections (LargeModel.swift).
         }
     }
 

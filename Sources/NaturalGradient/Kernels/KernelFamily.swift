@@ -3,7 +3,7 @@ import OpenCLHost
 
 /// A kernel file under `Kernels/`: one family of related kernels (CLBlast's layout).
 public enum KernelFamily: String, CaseIterable, Sendable {
-    /// Element-wise updates: `scale`, `axpy`, `axpby`, `gather_strided`.
+    /// Element-wise updates: `scale`, `axpy`, `axpby`, `gather_strided`, `symmetrize`.
     case vector = "Vector.cl"
     /// Two-stage dot product with a fixed summation order; the non-finite count.
     case reduction = "Reduction.cl"

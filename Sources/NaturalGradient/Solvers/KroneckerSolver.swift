@@ -1,49 +1,122 @@
 import OpenCLHost
 
 /// The K-FAC solve: per layer `(G + γ_G I)⁻¹ V (A + γ_A I)⁻¹` with the factored damping.
-/// The damped factors are inverted on the host in float64 by `refresh(damping:)` and kept
-/// until the next refresh, so a caller refreshes every few steps and applies every step.
+/// The damped factors are inverted by `refresh(damping:)` and kept until the next refresh,
+/// so a caller refreshes every few steps and applies every step. Each factor is inverted
+/// where `policy` says by its order: on the host in float64 (LAPACK `dpotrf` + `dpotri`), or
+/// on the device by Newton-Schulz iterations with a sampled residual check and the host as
+/// the fallback (`FactorInversionPolicy`; CPU devices default to the host for every factor).
+/// `lastRefresh` says which path each factor took.
 public final class KroneckerSolver<Element: DeviceScalar>: CurvatureInverse, ExportableInverse {
     /// The K-FAC curvature whose factors are inverted.
     public let curvature: KroneckerCurvature<Element>
+    /// Where each factor is inverted.
+    public let policy: FactorInversionPolicy
     /// The λ of the last refresh, nil before the first.
     public private(set) var refreshedDamping: Element?
+    /// How each factor was inverted at the last refresh, layer by layer (A, then G).
+    public private(set) var lastRefresh: [FactorInversionReport] = []
     private let inverses: KroneckerCurvature<Element>
     /// The packed factors of the last refresh, in float64 (for `exportState`).
     private var source: [Double]?
+    /// The device buffers of the Newton-Schulz inversions, kept between refreshes.
+    private var deviceInversion: NewtonSchulzInversion<Element>?
 
-    /// A solver with nothing inverted yet: call `refresh(damping:)` before solving.
-    public init(curvature: KroneckerCurvature<Element>) throws {
+    /// A solver with nothing inverted yet: call `refresh(damping:)` before solving. `policy`
+    /// nil: `FactorInversionPolicy.defaults(for:element:)` for the curvature's device.
+    public init(curvature: KroneckerCurvature<Element>, policy: FactorInversionPolicy? = nil) throws {
         self.curvature = curvature
+        self.policy = policy ?? .defaults(for: curvature.context.device, element: Element.self)
+        try self.policy.validate()
         inverses = try KroneckerCurvature(
             context: curvature.context, shapes: curvature.layers.map { ($0.outputs, $0.inputs) })
     }
 
     /// The inverse for λ from the factors as they are now (`KroneckerCurvature.makeInverse`).
-    public convenience init(curvature: KroneckerCurvature<Element>, damping: Element) throws {
-        try self.init(curvature: curvature)
+    public convenience init(
+        curvature: KroneckerCurvature<Element>, damping: Element, policy: FactorInversionPolicy? = nil
+    ) throws {
+        try self.init(curvature: curvature, policy: policy)
         try refresh(damping: damping)
+    }
+
+    /// One damped factor to invert.
+    private struct Job {
+        let layer: Int, side: FactorInversionReport.Side, order: Int, offset: Int, shift: Double
+        let factor: [Double]
     }
 
     /// Inverts every layer's damped factors for λ from the factors as they are now.
     public func refresh(damping: Element) throws {
         try validateDamping(damping)
         let dampings = try curvature.factoredDampings(damping)
-        var packed = [Element](repeating: 0, count: inverses.factors.count)
+        var jobs: [Job] = []
         for (index, layer) in curvature.layers.enumerated() {
             let (a, g) = try curvature.layerFactors(index)
-            for (factor, size, offset, shift) in [
-                (a, layer.inputs, layer.aOffset, dampings[index].a), (g, layer.outputs, layer.gOffset, dampings[index].g),
-            ] {
-                let inverse = try DenseSymmetricFactorization(
-                    matrix: Element.widened(factor), dimension: size, damping: shift
-                ).solve(identity(size), count: size)
-                packed.replaceSubrange(offset..<(offset + size * size), with: Element.narrowed(inverse))
+            jobs.append(
+                Job(
+                    layer: index, side: .a, order: layer.inputs, offset: layer.aOffset, shift: dampings[index].a,
+                    factor: Element.widened(a)))
+            jobs.append(
+                Job(
+                    layer: index, side: .g, order: layer.outputs, offset: layer.gOffset, shift: dampings[index].g,
+                    factor: Element.widened(g)))
+        }
+        var paths = [FactorInversionPath?](repeating: nil, count: jobs.count)
+        let onDevice = jobs.indices.filter { jobs[$0].order >= policy.deviceMinimumOrder }
+        if !onDevice.isEmpty {
+            let orders = onDevice.map { jobs[$0].order }
+            let inversion: NewtonSchulzInversion<Element>
+            if let existing = deviceInversion, existing.orders == orders {
+                inversion = existing
+            } else {
+                deviceInversion = nil // Free the old buffers before allocating new ones.
+                inversion = try NewtonSchulzInversion(context: curvature.context, orders: orders)
+                deviceInversion = inversion
+            }
+            let outcomes = try inversion.invert(
+                onDevice.map { Self.dampedSymmetric(jobs[$0].factor, n: jobs[$0].order, shift: jobs[$0].shift) },
+                lowerBounds: onDevice.map { jobs[$0].shift }, policy: policy)
+            for (slot, (index, outcome)) in zip(onDevice, outcomes).enumerated() {
+                if outcome.residual <= policy.residualTolerance {
+                    try inversion.copyInverse(slot, into: inverses.factors, at: jobs[index].offset)
+                    paths[index] = .device(iterations: outcome.iterations, residual: outcome.residual)
+                } else {
+                    let host = try invertOnHost(jobs[index])
+                    paths[index] = .deviceRejected(iterations: outcome.iterations, residual: outcome.residual, host: host)
+                }
             }
         }
-        try inverses.factors.upload(packed)
-        source = try curvature.factors.downloadFloat64()
+        for index in jobs.indices where paths[index] == nil {
+            paths[index] = .host(try invertOnHost(jobs[index]))
+        }
+        lastRefresh = zip(jobs, paths).map { job, path in
+            FactorInversionReport(layer: job.layer, side: job.side, order: job.order, path: path ?? .host(.cholesky))
+        }
+        // The factors as inverted, packed in float64 for `exportState`, from the copies the
+        // jobs already hold (no second download).
+        var packed = [Double](repeating: 0, count: curvature.factors.count)
+        for job in jobs { packed.replaceSubrange(job.offset..<(job.offset + job.factor.count), with: job.factor) }
+        source = packed
         refreshedDamping = damping
+    }
+
+    /// The job's damped factor inverted in float64 on the host and uploaded to its place.
+    private func invertOnHost(_ job: Job) throws -> DenseSolvePath {
+        let factorization = try DenseSymmetricFactorization(matrix: job.factor, dimension: job.order, damping: job.shift)
+        try inverses.factors.upload(Element.narrowed(try factorization.inverse()), at: job.offset)
+        return factorization.path
+    }
+
+    /// `factor + shift·I` with its upper triangle mirrored into the lower one (the host
+    /// factorisation trusts only the upper triangle; so does the device path).
+    private static func dampedSymmetric(_ factor: [Double], n: Int, shift: Double) -> [Double] {
+        var matrix = factor
+        for i in 0..<n {
+            matrix[i * n + i] += shift
+            for j in (i + 1)..<n { matrix[j * n + i] = matrix[i * n + j] }
+        }
+        return matrix
     }
 
     /// `x = ((G + γ_G I) ⊗ (A + γ_A I))⁻¹ b` with the inverses of the last refresh.
@@ -53,10 +126,6 @@ public final class KroneckerSolver<Element: DeviceScalar>: CurvatureInverse, Exp
                 name: "damping", reason: "call refresh(damping:) before the first K-FAC solve")
         }
         return try inverses.apply(b, damping: 0)
-    }
-
-    private func identity(_ n: Int) -> [Double] {
-        (0..<(n * n)).map { $0 / n == $0 % n ? 1 : 0 }
     }
 
     // MARK: CurvatureInverse
