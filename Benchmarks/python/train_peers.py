@@ -51,7 +51,7 @@ from train_peers_replica import batch_order, initial_parameters, load_digits  # 
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SIZES = [64, 128, 64, 10]
-OUR_METHODS = {"kfac": "our K-FAC, fixed settings", "kfac-adaptive": "our K-FAC, adaptive",
+OUR_METHODS = {"kfac": "our K-FAC (KFAC-JAX's rules, exact-GGN model)", "kfac-fixed": "our K-FAC, fixed settings",
                "adam": "our Adam, lr 0.03", "fisher-cg": "our exact-Fisher CG"}
 
 

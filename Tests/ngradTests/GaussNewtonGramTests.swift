@@ -16,7 +16,9 @@ struct GaussNewtonGramTests {
     static func setup(_ model: MLP, samples n: Int, seed: UInt64) -> (theta: [Float], x: [Float]) {
         var theta = model.initialParameters(seed: seed)
         for (layer, shape) in model.shapes.enumerated() {
-            for o in 0..<shape.outputs { theta[model.offsets[layer] + o * shape.inputs + shape.inputs - 1] = 0.2 * Float(o) - 0.3 }
+            for o in 0..<shape.outputs {
+                theta[model.offsets[layer] + o * shape.inputs + shape.inputs - 1] = 0.2 * Float(o) - 0.3
+            }
         }
         return (theta, randomValues(n * model.sizes[0], seed: seed + 1))
     }
