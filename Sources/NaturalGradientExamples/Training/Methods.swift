@@ -9,8 +9,8 @@ public enum TrainMethod: String, CaseIterable, Sendable {
     /// Adam.
     case adam
     /// K-FAC with KFAC-JAX's adaptive rules instead of constants tuned to a data set: the
-    /// step size and the momentum weight minimise the quadratic model of the batch's exact
-    /// GGN (forward-mode Jacobian-vector products, `GaussNewtonGram`), λ follows ρ by
+    /// step size and the momentum weight (each in [0, 1]) minimise the quadratic model of
+    /// the batch's exact GGN (forward-mode Jacobian-vector products, `GaussNewtonGram`), λ follows ρ by
     /// KFAC-JAX's periodic Levenberg-Marquardt rule from its initial 10⁻³, bias-corrected
     /// factor averages, inverses every step, no clip.
     case kfac
