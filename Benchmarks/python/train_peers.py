@@ -13,10 +13,25 @@ compile time is their first run's time minus the same run repeated with warm cac
     Benchmarks/python/.venv/bin/pip install -r Benchmarks/python/train_peers_requirements.txt
     swift build -c release --product ngrad
     Benchmarks/python/.venv/bin/python Benchmarks/python/train_peers.py --seeds 0,1,2
+
+`--peers-only` skips ngrad (and so the step-0 check against it; the replica's step-0 loss is
+still reported) and `--json PATH` writes every run, so another benchmark can run the peers in
+this venv by subprocess:
+
+    Benchmarks/python/.venv/bin/python Benchmarks/python/train_peers.py --peers-only --seeds 0 \
+        --peers kfac-jax,kfac-jax-fixed --json peers.json
+
+The JSON is {"threshold", "batch_size", "steps", "seeds", "versions", "runs": [...]}, one run
+per seed and method: {"seed", "key" (kfac-jax, kfac-jax-fixed, optax-adam, or ngrad's method
+name), "source" ("peer" or "ngrad"), "name", "step0_loss", "steps_to_threshold" and
+"seconds_to_threshold" (null when not reached), "ms_per_step" (median), "compile_seconds"
+(null for ngrad), "final_loss", "test_accuracy" (null for ngrad), "losses" and "step_seconds"
+(per step)}.
 """
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import subprocess
@@ -36,7 +51,7 @@ from train_peers_replica import batch_order, initial_parameters, load_digits  # 
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SIZES = [64, 128, 64, 10]
-OUR_METHODS = {"kfac": "our K-FAC, fixed settings", "kfac-adaptive": "our K-FAC, adaptive",
+OUR_METHODS = {"kfac": "our K-FAC (KFAC-JAX's rules, exact-GGN model)", "kfac-fixed": "our K-FAC, fixed settings",
                "adam": "our Adam, lr 0.03", "fisher-cg": "our exact-Fisher CG"}
 
 
@@ -70,6 +85,7 @@ class Run:
 
     def __init__(self, name):
         self.name, self.seconds, self.losses, self.compile = name, [], [], None
+        self.test_accuracy = None
 
     def steps_to(self, threshold):
         return next((i + 1 for i, loss in enumerate(self.losses) if loss <= threshold), None)
@@ -82,9 +98,14 @@ class Run:
         return 1e3 * statistics.median(self.seconds) if self.seconds else float("nan")
 
 
+@jax.jit
+def accuracy(params, x, y):
+    return jnp.mean(jnp.argmax(logits_of(params, x), axis=1) == y)
+
+
 def train(name, make_step, data, seed, batch_size, steps, threshold):
     """Runs `make_step()`'s (init, step) to the threshold twice: cold (compiles) and warm."""
-    x, y, _, _ = data
+    x, y, test_x, test_y = data
     runs = []
     init, step = make_step()
     for _ in range(2):
@@ -100,6 +121,7 @@ def train(name, make_step, data, seed, batch_size, steps, threshold):
             run.losses.append(float(full_loss(params, x, y)))
             if run.losses[-1] <= threshold or not np.isfinite(run.losses[-1]):
                 break
+        run.test_accuracy = float(accuracy(params, test_x, test_y))
         runs.append(run)
     cold, warm = runs
     warm.compile = max(sum(cold.seconds) - sum(warm.seconds), 0.0)
@@ -148,6 +170,26 @@ def kfac(adaptive, seed):
     return make
 
 
+PEERS = {
+    "optax-adam": lambda seed: ("optax Adam, lr 0.03", optax_adam(0.03)),
+    "kfac-jax": lambda seed: ("KFAC-JAX, adaptive (initial λ 1e-3)", kfac(True, seed)),
+    "kfac-jax-fixed": lambda seed: ("KFAC-JAX, our fixed settings", kfac(False, seed)),
+}
+
+
+def finite(value):
+    """JSON has no NaN or infinity: a diverged loss is written as null."""
+    return value if value is None or np.isfinite(value) else None
+
+
+def run_record(seed, key, source, run, step0, threshold):
+    return {"seed": seed, "key": key, "source": source, "name": run.name, "step0_loss": step0,
+            "steps_to_threshold": run.steps_to(threshold), "seconds_to_threshold": run.seconds_to(threshold),
+            "ms_per_step": run.ms_per_step() if run.seconds else None, "compile_seconds": run.compile,
+            "final_loss": finite(run.losses[-1]) if run.losses else None, "test_accuracy": run.test_accuracy,
+            "losses": [finite(loss) for loss in run.losses], "step_seconds": run.seconds}
+
+
 def ngrad_runs(binary, seed, steps, threshold, output):
     """Runs `ngrad train` once for `seed`; returns its step-0 loss and a Run per method."""
     command = [binary, "train", "--methods", ",".join(OUR_METHODS), "--seed", str(seed), "--steps", str(steps),
@@ -164,6 +206,10 @@ def ngrad_runs(binary, seed, steps, threshold, output):
         run.losses = [float(r["train_loss"]) for r in records[1:]]
         runs[method] = run
         step0 = float(records[0]["train_loss"])
+    with open(os.path.join(output, "summary.csv")) as handle:
+        for row in csv.DictReader(handle):
+            if row["method"] in runs:
+                runs[row["method"]].test_accuracy = float(row["test_accuracy"])
     return step0, runs
 
 
@@ -212,29 +258,48 @@ def main():
     parser.add_argument("--ngrad", default=os.path.join(ROOT, ".build", "release", "ngrad"))
     parser.add_argument("--output", default=os.path.join(ROOT, "train-output", "peers"))
     parser.add_argument("--check-only", action="store_true", help="only check the step-0 loss against ngrad's")
+    parser.add_argument("--peers-only", action="store_true", help="skip ngrad: run only the peers")
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated, of " + ", ".join(PEERS))
+    parser.add_argument("--json", metavar="PATH", help="write every run (losses and step seconds) as JSON")
     args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        parser.error(f"--peers: unknown {', '.join(unknown)}; known: {', '.join(PEERS)}")
+    if args.peers_only and args.check_only:
+        parser.error("--check-only compares against ngrad, which --peers-only skips")
     data_path = os.path.join(ROOT, "Data", "digits.csv.gz")
-    per_seed = []
-    for seed in (int(s) for s in args.seeds.split(",")):
-        output = os.path.join(args.output, f"seed{seed}")
-        ours_step0, ours = ngrad_runs(args.ngrad, seed, args.steps, args.threshold, output)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    per_seed, records = [], []
+    for seed in seeds:
         data = load_digits(data_path, seed)
         step0 = float(full_loss(jax_parameters(seed), data[0], data[1]))
-        print(f"seed {seed}: step-0 loss ngrad {ours_step0:.8f}, replica {step0:.8f}, "
-              f"difference {abs(step0 - ours_step0):.1e}", flush=True)
-        if abs(step0 - ours_step0) > 1e-6:
-            sys.exit(f"seed {seed}: the replica's step-0 loss {step0} is not ngrad's {ours_step0}")
-        if args.check_only:
-            continue
-        runs = dict(ours)
-        runs["optax-adam"] = train("optax Adam, lr 0.03", optax_adam(0.03), data, seed, args.batch_size,
-                                   args.steps, args.threshold)
-        runs["kfac-jax"] = train("KFAC-JAX, adaptive (initial λ 1e-3)", kfac(True, seed), data, seed,
-                                 args.batch_size, args.steps, args.threshold)
-        runs["kfac-jax-fixed"] = train("KFAC-JAX, our fixed settings", kfac(False, seed), data, seed,
-                                       args.batch_size, args.steps, args.threshold)
+        runs = {}
+        if args.peers_only:
+            print(f"seed {seed}: step-0 loss replica {step0:.8f} (ngrad skipped)", flush=True)
+        else:
+            output = os.path.join(args.output, f"seed{seed}")
+            ours_step0, ours = ngrad_runs(args.ngrad, seed, args.steps, args.threshold, output)
+            print(f"seed {seed}: step-0 loss ngrad {ours_step0:.8f}, replica {step0:.8f}, "
+                  f"difference {abs(step0 - ours_step0):.1e}", flush=True)
+            if abs(step0 - ours_step0) > 1e-6:
+                sys.exit(f"seed {seed}: the replica's step-0 loss {step0} is not ngrad's {ours_step0}")
+            if args.check_only:
+                continue
+            runs = dict(ours)
+            records += [run_record(seed, key, "ngrad", run, ours_step0, args.threshold) for key, run in ours.items()]
+        for key in peers:
+            name, make_step = PEERS[key](seed)
+            runs[key] = train(name, make_step, data, seed, args.batch_size, args.steps, args.threshold)
+            records.append(run_record(seed, key, "peer", runs[key], step0, args.threshold))
         per_seed.append({run.name: run for run in runs.values()})
         print(table(per_seed[-1:], args.threshold), flush=True)
+    if args.json:
+        versions = {"jax": jax.__version__, "optax": optax.__version__,
+                    "kfac_jax": getattr(kfac_jax, "__version__", None)}
+        with open(args.json, "w") as handle:
+            json.dump({"threshold": args.threshold, "batch_size": args.batch_size, "steps": args.steps,
+                       "seeds": seeds, "versions": versions, "runs": records}, handle, indent=1)
     if per_seed:
         print(f"\nseeds {args.seeds}, per seed (a / b / c):\n")
         print(table(per_seed, args.threshold))

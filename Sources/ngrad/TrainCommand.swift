@@ -25,7 +25,7 @@ struct TrainCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")) (default: all but kfac-adaptive)."
+            "Comma-separated methods: \(TrainMethod.allCases.map(\.rawValue).joined(separator: ", ")) (default: all but kfac-fixed)."
     )
     var methods: String = TrainMethod.defaults.map(\.rawValue).joined(separator: ",")
 

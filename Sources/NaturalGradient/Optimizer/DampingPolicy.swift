@@ -1,3 +1,5 @@
+import Foundation
+
 /// How the damping λ of `(F + λI) x = g` evolves from step to step. Policies are values:
 /// `NaturalGradientOptimizer` keeps one (from `DampingOption`) and calls `update` with each
 /// step's reduction ratio.
@@ -7,6 +9,10 @@ public protocol DampingPolicy: Sendable {
     /// Whether λ depends on the reduction ratio, so that the optimizer needs the loss at
     /// the candidate point (its `lossAt` closure). True unless a policy says otherwise.
     var adapts: Bool { get }
+    /// Whether λ adapts after step `step` (0-based), so that the optimizer evaluates the
+    /// loss at the candidate point and calls `update` then (and only then). `adapts` by
+    /// default: every step.
+    func adapts(atStep step: Int) -> Bool
     /// Adapts λ to `ρ = actual reduction / predicted reduction` of the last step.
     mutating func update(reductionRatio: Double)
 }
@@ -14,6 +20,8 @@ public protocol DampingPolicy: Sendable {
 extension DampingPolicy {
     /// True: a policy that adapts needs ρ, and asking for the loss is the safe default.
     public var adapts: Bool { true }
+    /// `adapts`: a policy adapts every step unless it says otherwise.
+    public func adapts(atStep _: Int) -> Bool { adapts }
 }
 
 /// Fixed Tikhonov damping: λ never changes.
@@ -57,6 +65,50 @@ public struct LevenbergMarquardtDamping: DampingPolicy {
             damping *= Self.increase
         } else if rho > 0.75 {
             damping *= Self.decrease
+        }
+        damping = Swift.min(Swift.max(damping, minimum), maximum)
+    }
+}
+
+/// KFAC-JAX's Levenberg-Marquardt rule (Martens and Grosse 2015, section 6.5): every
+/// `interval` steps (after steps k with (k + 1) mod interval = 0) λ ← ω λ when ρ > ¾ and
+/// λ ← λ / ω when ρ < ¼ (a NaN ρ counts as < ¼), with `ω = decay^interval`, clamped to
+/// [minimum, maximum]; in between λ stays and no ρ is needed (so the loss at θ + δ is
+/// evaluated on one step in `interval`). KFAC-JAX's defaults: decay 0.9, interval 5.
+public struct PeriodicLevenbergMarquardtDamping: DampingPolicy {
+    public private(set) var damping: Double
+    /// ω, the factor per adaptation.
+    public let factor: Double
+    /// Steps between adaptations.
+    public let interval: Int
+    /// The smallest λ the policy returns.
+    public let minimum: Double
+    /// The largest λ the policy returns.
+    public let maximum: Double
+
+    /// - Throws: `NaturalGradientError.invalidArgument` naming a decay outside (0, 1), an
+    ///   interval below 1 or a range that is not `0 ≤ minimum ≤ maximum`, all finite.
+    public init(initial: Double, decay: Double = 0.9, interval: Int = 5, minimum: Double = 1e-8, maximum: Double = 1e8) throws {
+        try require(decay.isFinite && decay > 0 && decay < 1, "decay", "must be in (0, 1), got \(decay)")
+        try require(interval >= 1, "interval", "must be ≥ 1, got \(interval)")
+        try require(minimum.isFinite && minimum >= 0, "minimum", "must be finite and ≥ 0, got \(minimum)")
+        try require(maximum.isFinite && maximum >= minimum, "maximum", "must be finite and ≥ minimum, got \(maximum)")
+        try require(initial.isFinite && initial >= 0, "initial", "must be finite and ≥ 0, got \(initial)")
+        factor = Foundation.pow(decay, Double(interval))
+        self.interval = interval
+        self.minimum = minimum
+        self.maximum = maximum
+        damping = Swift.min(Swift.max(initial, minimum), maximum)
+    }
+
+    /// After every `interval`-th step.
+    public func adapts(atStep step: Int) -> Bool { (step + 1) % interval == 0 }
+
+    public mutating func update(reductionRatio rho: Double) {
+        if !(rho >= 0.25) {
+            damping /= factor
+        } else if rho > 0.75 {
+            damping *= factor
         }
         damping = Swift.min(Swift.max(damping, minimum), maximum)
     }

@@ -48,34 +48,53 @@ extension NaturalGradientOptimizer {
         return with.q <= without.q ? (with.alpha, 1) : (without.alpha, 0)
     }
 
-    /// The model's inner products with one batched (undamped) curvature product.
-    func quadraticModel(
-        _ curvature: any CurvatureOperator<Element>, g: [Double], d: [Double], m: [Double]?
-    )
-        throws -> QuadraticModel
-    {
+    /// KFAC-JAX's `_solve_quad_model`: `(α, c) = −A⁻¹b` for the damped 2 x 2 model
+    /// `A = [dᵀ(C + λI)d, dᵀ(C + λI)m; ·, mᵀ(C + λI)m]`, `b = [gᵀd, gᵀm]`, without bounds;
+    /// α alone (c = 0) without momentum or where A is singular to rounding (the first
+    /// step's m = 0). (0, 0) where even α has no positive curvature to divide by.
+    static func unboundedModelStep(_ model: QuadraticModel, damping lambda: Double, hasMomentum: Bool) -> (Double, Double) {
+        let dd = model.dFd + lambda * model.dd
+        let alone = dd > 0 ? -model.gd / dd : 0
+        guard hasMomentum else { return (alone.isFinite ? alone : 0, 1) }
+        let dm = model.dFm + lambda * model.dm
+        let mm = model.mFm + lambda * model.mm
+        let determinant = dd * mm - dm * dm
+        if dd > 0, mm > 0, determinant > 1e-12 * dd * mm {
+            let alpha = (-model.gd * mm + model.gm * dm) / determinant
+            let c = (-model.gm * dd + model.gd * dm) / determinant
+            if alpha.isFinite, c.isFinite { return (alpha, c) }
+        }
+        return (alone.isFinite ? alone : 0, 0)
+    }
+
+    /// The model's inner products: the curvature terms from `gram` (the caller's exact
+    /// curvature, or the optimizer's own operator), the rest on the host, with d and m
+    /// rounded to `Element` as the update will be.
+    /// - Throws: `NaturalGradientError.invalidArgument` naming `modelCurvature` when the
+    ///   Gram is not k x k, not finite, or has a negative diagonal.
+    func quadraticModel(_ gram: any CurvatureGram, g: [Double], d: [Double], m: [Double]?) throws -> QuadraticModel {
         let vectors = [d] + (m.map { [$0] } ?? [])
-        let batch = try VectorBatch<Element>(context: context, dimension: dimension, count: vectors.count)
-        try batch.buffer.upload(Element.narrowed(vectors.flatMap { $0 }))
-        let products = try VectorBatch<Element>(context: context, dimension: dimension, count: vectors.count)
-        try curvature.apply(batch, damping: 0, into: products)
-        let values = try products.buffer.downloadFloat64(0..<(dimension * vectors.count))
-        // Use the vectors as the device saw them (rounded to Element) for consistent dots.
-        let rounded = Element.widened(Element.narrowed(vectors.flatMap { $0 }))
+        let rounded = vectors.map { Element.widened(Element.narrowed($0)) }
+        let k = rounded.count
+        let c = try gram.gram(rounded)
+        try require(c.count == k * k, "modelCurvature", "returned \(c.count) Gram entries for \(k) directions, expected \(k * k)")
+        try require(c.allSatisfy { $0.isFinite }, "modelCurvature", "returned a Gram with NaN or infinite entries")
+        try require(
+            (0..<k).allSatisfy { c[$0 * k + $0] >= 0 }, "modelCurvature",
+            "returned a negative vᵀCv; the curvature must be positive semi-definite")
+        func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
         var model = QuadraticModel()
-        for i in 0..<dimension {
-            let di = rounded[i]
-            model.gd += g[i] * di
-            model.dd += di * di
-            model.dFd += di * values[i]
-            if m != nil {
-                let mi = rounded[dimension + i]
-                model.gm += g[i] * mi
-                model.dm += di * mi
-                model.mm += mi * mi
-                model.dFm += di * values[dimension + i]
-                model.mFm += mi * values[dimension + i]
-            }
+        let r = rounded[0]
+        model.gd = dot(g, r)
+        model.dd = dot(r, r)
+        model.dFd = c[0]
+        if k == 2 {
+            let s = rounded[1]
+            model.gm = dot(g, s)
+            model.dm = dot(r, s)
+            model.mm = dot(s, s)
+            model.dFm = c[1]
+            model.mFm = c[3]
         }
         return model
     }

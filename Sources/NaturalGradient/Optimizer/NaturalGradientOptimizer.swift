@@ -92,9 +92,12 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
     @discardableResult
     public func step(
         parameters: inout [Element], gradient: [Element], curvature input: CurvatureInput<Element>? = nil,
-        loss: Double? = nil, lossAt: ((_ candidate: [Element]) throws -> Double)? = nil
+        loss: Double? = nil, lossAt: ((_ candidate: [Element]) throws -> Double)? = nil,
+        modelCurvature: (any CurvatureGram)? = nil
     ) throws -> OptimizerStepReport<Element> {
-        let report = try update(parameters: parameters, gradient: gradient, curvature: input, loss: loss, lossAt: lossAt)
+        let report = try update(
+            parameters: parameters, gradient: gradient, curvature: input, loss: loss, lossAt: lossAt,
+            modelCurvature: modelCurvature)
         parameters = Element.narrowed(zip(Element.widened(parameters), Element.widened(report.update)).map { $0 + $1 })
         return report
     }
@@ -109,11 +112,15 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
     ///   - loss: the mini-batch loss at θ, for Levenberg-Marquardt (else `lossAt(θ)` is called).
     ///   - lossAt: the mini-batch loss at a candidate point; required for
     ///     Levenberg-Marquardt damping, optional otherwise (then ρ is only reported).
+    ///   - modelCurvature: the curvature the quadratic model measures with (α, the
+    ///     momentum weight and ρ's predicted change), for example the batch's exact GGN
+    ///     through Jacobian-vector products; nil: the optimizer's own curvature operator.
     /// - Throws: `NaturalGradientError.invalidArgument` naming a missing or mismatched
     ///   argument; errors of the solver and the device.
     public func update(
         parameters: [Element], gradient: [Element], curvature input: CurvatureInput<Element>? = nil,
-        loss: Double? = nil, lossAt: ((_ candidate: [Element]) throws -> Double)? = nil
+        loss: Double? = nil, lossAt: ((_ candidate: [Element]) throws -> Double)? = nil,
+        modelCurvature: (any CurvatureGram)? = nil
     ) throws -> OptimizerStepReport<Element> {
         try require(parameters.count == dimension, "parameters", "holds \(parameters.count) values, expected \(dimension)")
         try require(gradient.count == dimension, "gradient", "holds \(gradient.count) values, expected \(dimension)")
@@ -146,14 +153,18 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
         // 3. Step size, momentum and the quadratic model along d = −Δ and m = μ δ_prev.
         let d = direction.map { -$0 }
         let m: [Double]? = options.momentum > 0 ? previousUpdate.map { $0.map { options.momentum * $0 } } : nil
+        let evaluatesRatio = evaluatesReductionRatio(lossGiven: lossAt != nil)
         let needsModel: Bool
-        if case .quadraticModel = options.stepSize {
-            needsModel = true
+        if case .learningRate = options.stepSize {
+            needsModel = evaluatesRatio
         } else {
-            needsModel = dampingPolicy.adapts || lossAt != nil
+            needsModel = true
         }
         var model: QuadraticModel?
-        if needsModel { model = try quadraticModel(curvature, g: g, d: d, m: m) }
+        if needsModel {
+            let gram = modelCurvature ?? OperatorGram(context: context, dimension: dimension, curvature: curvature)
+            model = try quadraticModel(gram, g: g, d: d, m: m)
+        }
 
         var alpha: Double
         var momentumScale = 1.0 // the factor on m = μ δ_prev (K-FAC's rule may shrink it)
@@ -165,6 +176,9 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
             if let model {
                 (alpha, momentumScale) = Self.modelStep(model, damping: lambda, maximum: maximum, hasMomentum: m != nil)
             }
+        case .unboundedQuadraticModel:
+            alpha = 0
+            if let model { (alpha, momentumScale) = Self.unboundedModelStep(model, damping: lambda, hasMomentum: m != nil) }
         }
         var scale = 1.0
         var delta = d.map { alpha * $0 }
@@ -184,7 +198,8 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
 
         // 4. Levenberg-Marquardt (or just the reported ratio).
         let (actual, ratio) = try adaptDamping(
-            parameters: parameters, update: update, loss: loss, lossAt: lossAt, predicted: predicted)
+            parameters: parameters, update: update, loss: loss, lossAt: lossAt, predicted: predicted,
+            evaluate: evaluatesRatio)
 
         if options.momentum > 0 { previousUpdate = Element.widened(update) }
         let index = stepCount

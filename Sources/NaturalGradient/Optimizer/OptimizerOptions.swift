@@ -55,6 +55,11 @@ public enum DampingOption: Sendable, Equatable, Codable {
     /// actual to the predicted loss reduction, which needs the loss at the candidate point
     /// (the `lossAt` closure of `step`).
     case levenbergMarquardt(initial: Double, minimum: Double = 1e-8, maximum: Double = 1e8)
+    /// KFAC-JAX's Levenberg-Marquardt (`PeriodicLevenbergMarquardtDamping`): λ adapts by
+    /// `ω = decay^interval` once every `interval` steps, so the loss at the candidate point
+    /// is needed on those steps only.
+    case periodicLevenbergMarquardt(
+        initial: Double, decay: Double = 0.9, interval: Int = 5, minimum: Double = 1e-8, maximum: Double = 1e8)
 }
 
 /// How far the optimizer moves along the natural-gradient direction `Δ = (F + λI)⁻¹ g`.
@@ -66,6 +71,12 @@ public enum StepSizeRule: Sendable, Equatable, Codable {
     /// see `momentum`), clamped to `[0, maximum]`, as K-FAC chooses it. Costs one batched
     /// curvature product per step.
     case quadraticModel(maximum: Double = 1)
+    /// KFAC-JAX's rule: α and the momentum term's weight minimise the quadratic model
+    /// `q(αd + c m)` (damped by λ) jointly and without bounds (the weight c may leave
+    /// [0, 1] and α may exceed 1; with no momentum term, or one the solve cannot tell from
+    /// d, α alone). It trusts the model's curvature, so it is meant for an exact one
+    /// (`update`'s `modelCurvature`). Costs the same as `.quadraticModel`.
+    case unboundedQuadraticModel
 }
 
 /// Everything a `NaturalGradientOptimizer` is configured with. Defaults: implicit
@@ -195,12 +206,17 @@ public struct NaturalGradientOptimizerOptions: Sendable {
             try require(lambda.isFinite && lambda >= 0, "damping", "must be finite and ≥ 0, got \(lambda)")
         case let .levenbergMarquardt(initial, minimum, maximum):
             _ = try LevenbergMarquardtDamping(initial: initial, minimum: minimum, maximum: maximum)
+        case let .periodicLevenbergMarquardt(initial, decay, interval, minimum, maximum):
+            _ = try PeriodicLevenbergMarquardtDamping(
+                initial: initial, decay: decay, interval: interval, minimum: minimum, maximum: maximum)
         }
         switch stepSize {
         case let .learningRate(rate):
             try require(rate.isFinite && rate > 0, "learningRate", "must be finite and positive, got \(rate)")
         case let .quadraticModel(maximum):
             try require(maximum.isFinite && maximum > 0, "stepSize", "the maximum must be finite and positive, got \(maximum)")
+        case .unboundedQuadraticModel:
+            break
         }
         try require(momentum.isFinite && momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1), got \(momentum)")
         try require(
