@@ -61,6 +61,7 @@
 
 #define REALV CONCAT(REAL, VW)
 #define VLOAD CONCAT(vload, VW)
+#define VSTORE CONCAT(vstore, VW)
 #define NO_WEIGHTS ((ulong)-1)
 
 // packed[packOffset + (s rows + k) VW + c] = sqrt(w_k) U[k][s VW + c], or 0 past dim.
@@ -127,6 +128,23 @@ __kernel void accumulate_blocks(const uint taskCount, __global const uint* tasks
                     __global const REAL* a = panel + k * VW;
 #pragma unroll
                     for (uint r = 0; r < RM; ++r) acc[r] += a[offset[r]] * b;
+                }
+                if (ii + RM - 1 <= jj && jj + VW <= dim) {
+                    // Wholly above the diagonal and inside dim: whole rows as vectors (the
+                    // scalar loop below costs about a third of a 256-row k-block's FMAs).
+#pragma unroll
+                    for (uint r = 0; r < RM; ++r) {
+                        __global REAL* row = out + (ii + r) * dim + jj;
+                        REALV value = alpha * acc[r];
+                        if (!first) value += VLOAD(0, row);
+                        else if (beta != (REAL)0) value += beta * VLOAD(0, row);
+                        VSTORE(value, 0, row);
+                        if (last) {
+                            const REAL* lanes = (const REAL*)&value;
+                            for (uint c = 0; c < VW; ++c) out[(jj + c) * dim + ii + r] = lanes[c];
+                        }
+                    }
+                    continue;
                 }
                 for (uint r = 0; r < RM; ++r) {
                     const ulong i = ii + r;
