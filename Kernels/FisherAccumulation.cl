@@ -65,25 +65,33 @@
 #define NO_WEIGHTS ((ulong)-1)
 
 // packed[packOffset + (s rows + k) VW + c] = sqrt(w_k) U[k][s VW + c], or 0 past dim.
-// One work-item per packed element of all blocks; `total` is the packed length.
+// One work-item per packed row of VW elements of all blocks (`total` such rows), so the
+// block search and the two divisions by the row count are paid once per VW elements; a
+// row that lies inside dim of a factor with unit column stride is one vector load.
 __kernel void pack_panels(const ulong total, const uint blockCount, __global const ulong* blocks,
                           __global const REAL* u, __global const REAL* w, __global REAL* packed) {
     const size_t e = get_global_id(0);
     if (e >= total) return;
+    const ulong element = (ulong)e * VW;
     uint b = 0;
-    while (b + 1 < blockCount && blocks[BLOCK_FIELDS * (b + 1) + BLOCK_PACK_OFFSET] <= e) ++b;
+    while (b + 1 < blockCount && blocks[BLOCK_FIELDS * (b + 1) + BLOCK_PACK_OFFSET] <= element) ++b;
     __global const ulong* block = blocks + BLOCK_FIELDS * b;
     const ulong rows = block[BLOCK_ROWS];
-    const ulong local_ = e - block[BLOCK_PACK_OFFSET];
-    const ulong c = local_ % VW;
-    const ulong k = (local_ / VW) % rows;
-    const ulong column = (local_ / VW / rows) * VW + c;
-    REAL value = 0;
-    if (column < block[BLOCK_DIM]) {
-        value = u[block[BLOCK_U_OFFSET] + k * block[BLOCK_LDU] + column * block[BLOCK_LDC]];
-        if (block[BLOCK_W_OFFSET] != NO_WEIGHTS) value *= sqrt(w[block[BLOCK_W_OFFSET] + k]);
+    const ulong dim = block[BLOCK_DIM];
+    const ulong ldc = block[BLOCK_LDC];
+    const ulong vector = (element - block[BLOCK_PACK_OFFSET]) / VW;
+    const ulong k = vector % rows;
+    const ulong column0 = (vector / rows) * VW;
+    __global const REAL* row = u + block[BLOCK_U_OFFSET] + k * block[BLOCK_LDU];
+    const REAL scale = block[BLOCK_W_OFFSET] != NO_WEIGHTS ? sqrt(w[block[BLOCK_W_OFFSET] + k]) : (REAL)1;
+    if (ldc == 1 && column0 + VW <= dim) {
+        VSTORE(VLOAD(0, row + column0) * scale, 0, packed + element);
+        return;
     }
-    packed[e] = value;
+    for (uint c = 0; c < VW; ++c) {
+        const ulong column = column0 + c;
+        packed[element + c] = column < dim ? row[column * ldc] * scale : (REAL)0;
+    }
 }
 
 __kernel void accumulate_blocks(const uint taskCount, __global const uint* tasks, __global const ulong* blocks,

@@ -93,9 +93,12 @@ import OpenCLHost
         let table = try taskTable(for: blocks)
         let packed = try packingBuffer(count: table.packedCount)
         // The kernel needs some weight buffer even when every block is unweighted.
+        // One packing work-item per row of VW elements (every block's packed length is a
+        // multiple of VW).
+        let packedRows = table.packedCount / microTile.columns
         try packKernel.setArguments(
-            UInt64(table.packedCount), UInt32(blocks.count), table.blocks, factors, weights ?? factors, packed)
-        try context.enqueue1D(packKernel, items: table.packedCount)
+            UInt64(packedRows), UInt32(blocks.count), table.blocks, factors, weights ?? factors, packed)
+        try context.enqueue1D(packKernel, items: packedRows)
         try blocksKernel.setArguments(UInt32(table.count), table.tasks, table.blocks, packed, output, alpha, beta)
         return try context.enqueue1D(blocksKernel, items: table.count, cap: groupCap)
     }
