@@ -26,4 +26,18 @@ extension Device {
         presented.localMemoryBytes = localMemoryBytes
         return presented
     }
+
+    /// This device presented with other native vector widths (floats and doubles per
+    /// register), for tests of the CPU defaults that are sized from them: the register tiles
+    /// an AVX2 (8, 4), AVX-512 (16, 8) or 128-bit (4, 2) CPU would get. Throws for a width
+    /// outside 1...16.
+    package func presenting(nativeVectorWidths widths: (float: Int, double: Int)) throws -> Device {
+        for (name, width) in [("float", widths.float), ("double", widths.double)] where !(1...16).contains(width) {
+            throw OpenCLError.invalidArgument(name: "nativeVectorWidths.\(name)", reason: "\(width) is not in 1...16")
+        }
+        var presented = self
+        presented.nativeFloatVectorWidth = widths.float
+        presented.nativeDoubleVectorWidth = widths.double
+        return presented
+    }
 }

@@ -7,7 +7,7 @@ import Synchronization
 /// between threads. `index` is the device's position across all platforms, the same
 /// number `ngrad devices` prints and `--device N` selects. The properties with an
 /// internal setter are the ones `presenting(as:name:maxWorkGroupSize:localMemoryBytes:)`
-/// changes on its copy.
+/// and `presenting(nativeVectorWidths:)` change on their copies.
 public struct Device: Sendable, Hashable, CustomStringConvertible {
     /// The kind of device, from `CL_DEVICE_TYPE`.
     public enum Kind: String, Sendable, Hashable {
@@ -56,6 +56,18 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
     public let supportsFloat64: Bool
     /// `CL_DEVICE_EXTENSIONS`, split.
     public let extensions: [String]
+    /// `CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT`: floats per native vector register (8 on an
+    /// AVX2 CPU, 16 with AVX-512, often 1 on GPUs); CPU register tiles are sized from it.
+    public internal(set) var nativeFloatVectorWidth: Int
+    /// `CL_DEVICE_NATIVE_VECTOR_WIDTH_DOUBLE`: doubles per native vector register (0 when
+    /// the device has no double precision).
+    public internal(set) var nativeDoubleVectorWidth: Int
+
+    /// The native vector width for elements of `bytes` bytes (4: float, 8: double), at
+    /// least 1.
+    public func nativeVectorWidth(elementBytes bytes: Int) -> Int {
+        max(1, bytes == 8 ? nativeDoubleVectorWidth : nativeFloatVectorWidth)
+    }
 
     /// Whether this is PoCL, whose CPU devices want large work-groups and whose program
     /// binaries cost an extra compile to read back (DESIGN.md section 8).
@@ -98,6 +110,8 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
         maxWorkItemSizes = try query(CL_DEVICE_MAX_WORK_ITEM_SIZES).array(of: Int.self)
         memoryBaseAlignmentBits = Int(try query(CL_DEVICE_MEM_BASE_ADDR_ALIGN).value(cl_uint.self))
         extensions = try query(CL_DEVICE_EXTENSIONS).string().split(separator: " ").map(String.init)
+        nativeFloatVectorWidth = Int(try query(CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT).value(cl_uint.self))
+        nativeDoubleVectorWidth = Int(try query(CL_DEVICE_NATIVE_VECTOR_WIDTH_DOUBLE).value(cl_uint.self))
         // CL_DEVICE_DOUBLE_FP_CONFIG is optional before OpenCL 1.2: a failed query means none.
         let doubleConfig = (try? query(CL_DEVICE_DOUBLE_FP_CONFIG).value(cl_device_fp_config.self)) ?? 0
         supportsFloat64 = doubleConfig != 0 || extensions.contains("cl_khr_fp64")

@@ -80,6 +80,49 @@ struct FisherAccumulationTests {
         #expect(relativeError(try chunked.download(), expected) < 1e-6)
     }
 
+    /// Item blocks of several micro-tiles, micro-tiles whose rows straddle two strips (RM
+    /// not dividing VW) and k-blocks that do not divide the rows, with weights, β ≠ 0 and
+    /// three blocks of awkward sizes in one launch (one past an item block, smaller than a
+    /// micro-tile): every element against the float64 reference.
+    @Test(arguments: [
+        FisherAccumulationTunables(rows: 6, columns: 16, itemTiles: 3, itemStrips: 2, depth: 4),
+        FisherAccumulationTunables(rows: 3, columns: 4, itemTiles: 2, itemStrips: 3, depth: 1),
+        FisherAccumulationTunables(rows: 5, columns: 8, itemTiles: 1, itemStrips: 1, depth: 0),
+        FisherAccumulationTunables(rows: 7, columns: 2, itemTiles: 4, itemStrips: 5, depth: 32),
+    ])
+    func itemBlocksAndKBlocks(tunables: FisherAccumulationTunables) throws {
+        let context = try TestDevice.context()
+        let rows = 37
+        let sizes = [1, 5, 7 * 16 * 3 / 2 + 1, 41]
+        let stride = sizes.reduce(0, +)
+        let u: [Float] = randomValues(rows * stride, seed: 51)
+        let weights: [Float] = randomValues(rows, seed: 52).map { abs($0) + 0.1 }
+        var blocks: [AccumulationBlock] = []
+        var initial: [Float] = []
+        var column = 0
+        for size in sizes {
+            blocks.append(
+                AccumulationBlock(
+                    factorOffset: column, rowStride: stride, rows: rows, dimension: size, outputOffset: initial.count,
+                    weightOffset: 0))
+            let previous: [Float] = randomValues(size * size, seed: UInt64(60 + size))
+            initial += (0..<(size * size)).map { previous[min($0 / size, $0 % size) * size + max($0 / size, $0 % size)] }
+            column += size
+        }
+        let output = try Buffer(context: context, copying: initial)
+        try FisherAccumulation<Float>(context: context, tunables: tunables).accumulate(
+            blocks, factors: Buffer(context: context, copying: u), weights: Buffer(context: context, copying: weights),
+            into: output, alpha: 0.3, beta: 0.7)
+        let values = try output.download()
+        for (index, block) in blocks.enumerated() {
+            let range = block.outputOffset..<(block.outputOffset + block.dimension * block.dimension)
+            let reference = referenceAccumulation(
+                u, rows: rows, dim: block.dimension, stride: stride, offset: block.factorOffset, weights: weights,
+                alpha: 0.3, beta: 0.7, initial: initial[range].map { Double($0) })
+            #expect(relativeError(Array(values[range]), reference) < 1e-5, "block \(index), \(tunables)")
+        }
+    }
+
     /// Several blocks of mixed sizes, strided column slices of one factor, weighted, in one
     /// launch; the gaps between output regions stay poisoned.
     @Test(arguments: [false, true]) func batchedBlocks(weighted: Bool) throws {

@@ -128,9 +128,10 @@ struct TuningCacheTests {
             #expect(stored.state == .loaded && stored.entries.count == 1)
         }
 
-        // Values outside the kernel's space (RM not dividing VW, odd work-groups, unknown keys).
+        // Values outside the kernel's space (a micro-tile too tall, a k-block that is not a
+        // power of two, odd work-groups, unknown keys).
         let invalid: [(String, [String: Int])] = [
-            ("FisherAccumulation.cl", ["RM": 3, "VW": 16]), ("FisherAccumulation.cl", ["RM": 16, "VW": 8]),
+            ("FisherAccumulation.cl", ["RM": 17, "VW": 16]), ("FisherAccumulation.cl", ["RM": 16, "KC": 3]),
             ("CurvatureProducts.cl", ["WGS": 100]), ("CurvatureProducts.cl", ["WGS": 1 << 20]),
             ("CurvatureProducts.cl", ["KB": 4]), ("CurvatureProducts.cl", ["GROUPS": 0]),
         ]

@@ -43,14 +43,17 @@ import OpenCLHost
 @_spi(Benchmarks) public final class FisherAccumulation<Element: DeviceScalar> {
     /// The context everything runs on.
     public let context: Context
-    /// Rows and columns of one work-item's micro-tile.
+    /// Rows and columns of one micro-tile (a register tile).
     public let microTile: (rows: Int, columns: Int)
+    /// Rows and columns of one work-item's block of micro-tiles.
+    public let itemBlock: (rows: Int, columns: Int)
 
     private let packKernel: Kernel
     private let blocksKernel: Kernel
     private let diagonalKernel: Kernel
     private var tables: [[AccumulationBlock]: TaskTable] = [:]
     private var packed: Buffer<Element>?
+    private let groupCap: Int
 
     private struct TaskTable {
         let tasks: Buffer<UInt32>
@@ -72,6 +75,10 @@ import OpenCLHost
         blocksKernel = try program.makeKernel(named: "accumulate_blocks")
         diagonalKernel = try program.makeKernel(named: "accumulate_diagonal")
         microTile = (rows, columns)
+        itemBlock = (rows * tunables.itemTiles, columns * tunables.itemStrips)
+        // 64 micro-tiles per group as before; an item block of several (CPUs) runs alone in
+        // its group, so PoCL's threads share out the item blocks.
+        groupCap = max(1, 64 / (tunables.itemTiles * tunables.itemStrips))
     }
 
     /// `F_b ← β F_b + α U_bᵀ diag(w_b) U_b` for every block, in one launch. β = 0 never
@@ -86,11 +93,14 @@ import OpenCLHost
         let table = try taskTable(for: blocks)
         let packed = try packingBuffer(count: table.packedCount)
         // The kernel needs some weight buffer even when every block is unweighted.
+        // One packing work-item per row of VW elements (every block's packed length is a
+        // multiple of VW).
+        let packedRows = table.packedCount / microTile.columns
         try packKernel.setArguments(
-            UInt64(table.packedCount), UInt32(blocks.count), table.blocks, factors, weights ?? factors, packed)
-        try context.enqueue1D(packKernel, items: table.packedCount)
+            UInt64(packedRows), UInt32(blocks.count), table.blocks, factors, weights ?? factors, packed)
+        try context.enqueue1D(packKernel, items: packedRows)
         try blocksKernel.setArguments(UInt32(table.count), table.tasks, table.blocks, packed, output, alpha, beta)
-        return try context.enqueue1D(blocksKernel, items: table.count, cap: 64)
+        return try context.enqueue1D(blocksKernel, items: table.count, cap: groupCap)
     }
 
     /// Dense accumulation of a whole factor: `F ← βF + α Uᵀ diag(w) U`, α = 1/N by default.
@@ -148,9 +158,9 @@ import OpenCLHost
         return buffer
     }
 
-    /// Upper-triangle micro-tiles of every block, in block, column-strip, row order, so
-    /// consecutive work-items share a column strip in cache; and each block's place in the
-    /// packed strips. Cached per block list.
+    /// The item blocks that meet the upper triangle, of every block, in block, column,
+    /// row order, so consecutive work-items share column strips in cache; and each block's
+    /// place in the packed strips. Cached per block list.
     private func taskTable(for blocks: [AccumulationBlock]) throws -> TaskTable {
         if let table = tables[blocks] { return table }
         var tasks: [UInt32] = []
@@ -170,9 +180,9 @@ import OpenCLHost
                 }
             }
             packedCount += roundUp(block.dimension, toMultipleOf: microTile.columns) * block.rows
-            for j0 in stride(from: 0, to: block.dimension, by: microTile.columns) {
-                let lastRow = min(block.dimension - 1, j0 + microTile.columns - 1)
-                for i0 in stride(from: 0, through: lastRow, by: microTile.rows) {
+            for j0 in stride(from: 0, to: block.dimension, by: itemBlock.columns) {
+                let lastRow = min(block.dimension - 1, j0 + itemBlock.columns - 1)
+                for i0 in stride(from: 0, through: lastRow, by: itemBlock.rows) {
                     tasks += [UInt32(index), UInt32(i0), UInt32(j0)]
                 }
             }

@@ -6,6 +6,11 @@ import OpenCLHost
 /// The size of one element in bytes (local-memory rules).
 private func elementBytes<Element: DeviceScalar>(_: Element.Type) -> Int { MemoryLayout<Element>.stride }
 
+/// One native vector register of `Element` as an OpenCL vector width (2, 4, 8 or 16).
+private func nativeVectorWidth<Element: DeviceScalar>(_ device: Device, _ element: Element.Type) -> Int {
+    min(16, max(2, largestPowerOfTwo(atMost: CPURegisterBudget(device, element: element).lanes)))
+}
+
 /// The default work-group size of the families with a fixed (`reqd_work_group_size`) one.
 private func familyGroupSize(_ device: Device) -> Int { largestPowerOfTwo(atMost: min(256, device.maxWorkGroupSize)) }
 
@@ -75,13 +80,14 @@ public struct ConjugateGradientTunables: KernelTunables {
         (self.groupSize, self.contiguous, self.vectorWidth) = (groupSize, contiguous, vectorWidth)
     }
 
-    /// CPUs: contiguous runs of 512-bit vectors per work-item (the interleaved loop ran
-    /// scalar on PoCL); GPUs interleave items for coalesced access.
-    public static func defaults<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> Self {
+    /// CPUs: contiguous runs of one native vector per work-item (the interleaved loop ran
+    /// scalar on PoCL; 16 floats on AVX-512, 8 on AVX2: `CPURegisterBudget`); GPUs
+    /// interleave items for coalesced access.
+    public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
         let cpu = device.kind == .cpu
         return Self(
             groupSize: familyGroupSize(device), contiguous: cpu ? 1 : 0,
-            vectorWidth: cpu ? 64 / MemoryLayout<Element>.stride : 1)
+            vectorWidth: cpu ? nativeVectorWidth(device, element) : 1)
     }
 
     public static func admittedValues<Element: DeviceScalar>(on device: Device, element _: Element.Type) -> [TunableValues] {
@@ -93,43 +99,69 @@ public struct ConjugateGradientTunables: KernelTunables {
     }
 }
 
-/// `FisherAccumulation.cl`: the RM x VW micro-tile of one work-item.
+/// `FisherAccumulation.cl`: the RM x VW micro-tile, the item block of MT x NT micro-tiles
+/// one work-item computes, and the k-block KC it walks the factor rows in.
 public struct FisherAccumulationTunables: KernelTunables {
     public static var family: KernelFamily { .fisherAccumulation }
-    /// `RM`: rows of a micro-tile; must divide `columns`.
+    /// `RM`: rows of a micro-tile.
     public var rows: Int
     /// `VW`: columns of a micro-tile, an OpenCL vector width.
     public var columns: Int
+    /// `MT`: micro-tiles of a work-item's block along the rows.
+    public var itemTiles: Int
+    /// `NT`: strips of VW columns of a work-item's block.
+    public var itemStrips: Int
+    /// `KC`: factor rows per k-block; 0 sums all rows in one block.
+    public var depth: Int
 
-    enum CodingKeys: String, CodingKey { case rows = "RM", columns = "VW" }
+    enum CodingKeys: String, CodingKey {
+        case rows = "RM", columns = "VW", itemTiles = "MT", itemStrips = "NT", depth = "KC"
+    }
 
-    public init(rows: Int, columns: Int) { (self.rows, self.columns) = (rows, columns) }
+    public init(rows: Int, columns: Int, itemTiles: Int = 1, itemStrips: Int = 1, depth: Int = 0) {
+        (self.rows, self.columns, self.itemTiles, self.itemStrips, self.depth) = (rows, columns, itemTiles, itemStrips, depth)
+    }
 
-    /// CPUs: a 16 x 16 float micro-tile (16 accumulators of one 512-bit register each)
-    /// measured 124 GFLOP/s on PoCL against 87 for 8 x 16; doubles take 8 x 8. GPUs get a
-    /// 4 x 4 register tile, since 256 accumulators per work-item would spill.
-    public static func defaults<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> Self {
+    /// CPUs (BLIS's register and cache blocking, sized from the native vector width):
+    /// VW = two native vectors (at most 16 elements), and as many rows as the register rule
+    /// allows: RM·v accumulators + v for the strip's vector + 1 broadcast ≤ registers, with
+    /// v = VW / lanes (`CPURegisterBudget`). AVX2 float: 6 x 16 (12 + 2 + 1 = 15 of 16 ymm;
+    /// the 16 x 16 tile tuned on AVX-512 needed 32 and spilled); AVX2 double 6 x 8;
+    /// AVX-512 float 16 x 16 (16 + 1 + 1 of 32 zmm, the tile measured at 124 GFLOP/s there);
+    /// AVX-512 double 14 x 16. An item block of about 64 x 64 elements and k-blocks of 256
+    /// rows, so one strip's k-block (16 KiB) stays in L1 and the item's (64 + 64) x 256
+    /// working set in L2 however many rows the factor has. GPUs: a 4 x 4 register tile per
+    /// work-item over all rows (MT = NT = 1, KC = 0), since 256 accumulators would spill.
+    public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
         guard device.kind == .cpu else { return Self(rows: 4, columns: 4) }
-        let lanes = 64 / MemoryLayout<Element>.stride
-        return Self(rows: lanes, columns: lanes)
+        let budget = CPURegisterBudget(device, element: element)
+        let columns = min(16, max(2, 2 * budget.lanes))
+        let perRow = budget.registers(forWidth: columns)
+        let rows = max(1, min(16, (budget.registers - perRow - 1) / perRow))
+        return Self(rows: rows, columns: columns, itemTiles: max(1, 64 / rows), itemStrips: max(1, 64 / columns), depth: 256)
     }
 
     public static func admittedValues<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> [TunableValues] {
-        [TunableValues("RM", [1, 2, 4, 8, 16]), TunableValues("VW", [2, 4, 8, 16])]
-    }
-
-    public func crossRuleViolation<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> String? {
-        columns % rows == 0 ? nil : "RM=\(rows) does not divide VW=\(columns)"
+        [
+            TunableValues("RM", Array(1...16)), TunableValues("VW", [2, 4, 8, 16]), TunableValues("MT", Array(1...64)),
+            TunableValues("NT", Array(1...32)), TunableValues("KC", [0] + powersOfTwo(1...4096)),
+        ]
     }
 
     public static func searchSpace<Element: DeviceScalar>(for device: Device, element: Element.Type) -> [Self] {
         let base = defaults(for: device, element: element)
         var space = [base]
-        for columns in [4, 8, 16] {
-            for rows in [2, 4, 8, 16] where rows <= columns && columns % rows == 0 {
-                let candidate = Self(rows: rows, columns: columns)
-                if candidate != base { space.append(candidate) }
-            }
+        func add(_ candidate: Self) { if !space.contains(candidate) { space.append(candidate) } }
+        for (rows, columns) in [(4, 16), (6, 16), (8, 8), (8, 16), (16, 16), (6, 8), (4, 8)] {
+            var candidate = base
+            (candidate.rows, candidate.columns) = (rows, columns)
+            (candidate.itemTiles, candidate.itemStrips) = (max(1, 64 / rows), max(1, 64 / columns))
+            add(candidate)
+        }
+        for depth in [0, 128, 512] {
+            var candidate = base
+            candidate.depth = depth
+            add(candidate)
         }
         return space
     }
@@ -180,12 +212,13 @@ public struct CurvatureProductTunables: KernelTunables {
     /// items for coalesced loads. block_dense_product: DRB rows per group (CPUs 16: 8
     /// measured 0.12-0.67x ssymv, 16 0.52-0.99x in one busy run); on CPUs 16 items (a row is
     /// a few kilobytes, so 256 items would each get less than one vector), on GPUs the
-    /// family's group size and 2 rows.
-    public static func defaults<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> Self {
+    /// family's group size and 2 rows. The CPU vector width is one native vector (16 floats
+    /// on AVX-512, where it was tuned; 8 on AVX2).
+    public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
         let groupSize = familyGroupSize(device)
         let cpu = device.kind == .cpu
         return Self(
-            groupSize: groupSize, vectorWidth: cpu ? 64 / MemoryLayout<Element>.stride : 4, contiguous: cpu ? 1 : 0,
+            groupSize: groupSize, vectorWidth: cpu ? nativeVectorWidth(device, element) : 4, contiguous: cpu ? 1 : 0,
             reverse: cpu ? 1 : 0, denseRows: cpu ? 16 : 2, denseGroupSize: cpu ? min(16, groupSize) : groupSize)
     }
 
@@ -265,18 +298,24 @@ public struct KroneckerTunables: KernelTunables {
     /// Work-items per group.
     var groupSize: Int { groupColumns * groupRows }
 
-    /// CPUs: each work-item streams 4 rows of each operand along k in 512-bit vectors (16
-    /// vector accumulators), 128 items per group so a group's 32 + 64 rows stay in L2.
+    /// CPUs: each work-item streams RM rows of S and RN rows of R along k in native vectors
+    /// (`CPURegisterBudget`), 128 items per group so a group's 32 + 64 rows stay in L2. The
+    /// register rule: RM·RN accumulators + RN vectors of R + 1 of S ≤ registers, so 4 x 4
+    /// with 32 registers (AVX-512: 16 + 4 + 1, the tile tuned there) and 4 x 3 with 16
+    /// (AVX2: 12 + 3 + 1; 4 x 4 of 512-bit vectors needed 40 ymm and spilled).
     /// GPUs: 64 x 64 group tiles staged in local memory in k-slices of 16, 4 x 4 scalars per
     /// item (CLBlast's xgemm shape), fewer items where the device caps the group size.
-    public static func defaults<Element: DeviceScalar>(for device: Device, element _: Element.Type) -> Self {
+    public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
         guard device.kind == .cpu else {
             let rows = min(16, max(1, largestPowerOfTwo(atMost: max(16, device.maxWorkGroupSize)) / 16))
             return Self(localTiles: 1, tileRows: 4, tileColumns: 4, groupColumns: 16, groupRows: rows, vectorWidth: 16, slice: 16)
         }
+        let budget = CPURegisterBudget(device, element: element)
+        let width = min(16, max(2, budget.lanes))
+        let tileColumns = max(1, min(4, (budget.registers - 1) / 5))
         return Self(
-            localTiles: 0, tileRows: 4, tileColumns: 4, groupColumns: 16, groupRows: 8,
-            vectorWidth: 64 / MemoryLayout<Element>.stride, slice: 16)
+            localTiles: 0, tileRows: 4, tileColumns: tileColumns, groupColumns: 16, groupRows: 8, vectorWidth: width,
+            slice: 16)
     }
 
     public static func admittedValues<Element: DeviceScalar>(on _: Device, element _: Element.Type) -> [TunableValues] {
