@@ -159,6 +159,44 @@ struct FactorInversionTests {
         #expect(try relativeResidual(solver, curvature, damping: 0.05, seed: 155) < 2e-3)
     }
 
+    /// `refresh(from:damping:)` re-factors in place only for the solver's own curvature, and
+    /// gives bitwise the solution a new solver for that λ gives; the optimizer keeps one
+    /// inverse object across its refreshes (making the solver anew cost most of a refresh).
+    @Test func aRefreshInPlaceEqualsANewSolverAndTheOptimizerKeepsIt() throws {
+        let context = try TestDevice.context()
+        let curvature = try curvature(Float.self, context: context)
+        let solver = try KroneckerSolver(curvature: curvature, damping: 0.05, policy: .host)
+        let other = try self.curvature(Float.self, context: context, samples: 17)
+        #expect(try solver.refresh(from: other, damping: 0.2) == false)
+        #expect(solver.refreshedDamping == 0.05)
+        #expect(try solver.refresh(from: curvature, damping: 0.2))
+        #expect(solver.refreshedDamping == 0.2)
+        let b = try VectorBatch<Float>(context: context, vectors: [randomValues(curvature.dimension, seed: 151)])
+        let fresh = try KroneckerSolver(curvature: curvature, damping: 0.2, policy: .host)
+        #expect(try solver.solve(b).download()[0] == fresh.solve(b).download()[0])
+
+        let shapes = [LayerShape(outputs: 4, inputs: 6), LayerShape(outputs: 3, inputs: 5)]
+        var options = NaturalGradientOptimizerOptions(curvature: .kfac(layers: shapes))
+        options.inverseRefreshPeriod = 1
+        let p = shapes.reduce(0) { $0 + $1.outputs * $1.inputs }
+        let optimizer = try NaturalGradientOptimizer<Float>(context: context, dimension: p, options: options)
+        var parameters: [Float] = randomValues(p, seed: 152)
+        var inverses: [ObjectIdentifier] = []
+        for step in 0..<3 {
+            let statistics = shapes.enumerated().map { index, shape in
+                LayerStatistics<Float>(
+                    activations: randomValues(9 * shape.inputs, seed: UInt64(160 + 10 * step + index)),
+                    outputGradients: randomValues(9 * shape.outputs, seed: UInt64(165 + 10 * step + index)))
+            }
+            let report = try optimizer.step(
+                parameters: &parameters, gradient: randomValues(p, seed: UInt64(170 + step)),
+                curvature: .layers(statistics, samples: 9))
+            #expect(report.refreshedInverse)
+            inverses.append(ObjectIdentifier(try #require(optimizer.inverse)))
+        }
+        #expect(Set(inverses).count == 1)
+    }
+
     @Test func defaultsAndValidation() throws {
         let context = try TestDevice.context()
         if context.device.kind == .cpu {

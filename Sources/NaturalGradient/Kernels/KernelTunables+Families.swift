@@ -212,13 +212,16 @@ public struct CurvatureProductTunables: KernelTunables {
     /// items for coalesced loads. block_dense_product: DRB rows per group (CPUs 16: 8
     /// measured 0.12-0.67x ssymv, 16 0.52-0.99x in one busy run); on CPUs 16 items (a row is
     /// a few kilobytes, so 256 items would each get less than one vector), on GPUs the
-    /// family's group size and 2 rows. The CPU vector width is one native vector (16 floats
-    /// on AVX-512, where it was tuned; 8 on AVX2).
+    /// family's group size and 2 rows. The CPU vector width is two native vectors, at most 16
+    /// (16 floats on AVX2 and AVX-512): the product is memory-bound with few accumulators, so
+    /// the longer vector only puts more loads in flight (AVX2, (1024, 65536) float: VW=8 was
+    /// 13-26% slower than 16 in four alternated runs; AVX-512 was tuned at 16).
     public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
         let groupSize = familyGroupSize(device)
         let cpu = device.kind == .cpu
+        let cpuWidth = min(16, 2 * nativeVectorWidth(device, element))
         return Self(
-            groupSize: groupSize, vectorWidth: cpu ? nativeVectorWidth(device, element) : 4, contiguous: cpu ? 1 : 0,
+            groupSize: groupSize, vectorWidth: cpu ? cpuWidth : 4, contiguous: cpu ? 1 : 0,
             reverse: cpu ? 1 : 0, denseRows: cpu ? 16 : 2, denseGroupSize: cpu ? min(16, groupSize) : groupSize)
     }
 

@@ -230,7 +230,12 @@ public final class NaturalGradientOptimizer<Element: DeviceScalar> {
                 current = inverse
             } else {
                 try NaturalGradientSolver.requireInverse(method, of: curvature)
-                current = try curvature.makeInverse(damping: Element(float64: lambda))
+                if let inverse, inverse.method == method, try inverse.refresh(from: curvature, damping: Element(float64: lambda))
+                {
+                    current = inverse
+                } else {
+                    current = try curvature.makeInverse(damping: Element(float64: lambda))
+                }
                 inverse = current
                 refreshedInverse = true
             }

@@ -33,6 +33,12 @@ public protocol CurvatureInverse<Element>: AnyObject {
     /// may be worse than the factored matrix's own (Woodbury factors an M x M matrix);
     /// by default the factorisation's estimate, nil without one.
     var systemReciprocalCondition: Double? { get }
+
+    /// Re-factors this inverse in place for λ from `curvature` as it is now, when this
+    /// inverse was made from that same object and can reuse its buffers and launch plans;
+    /// returns false (and changes nothing) otherwise, and the caller makes a new inverse
+    /// with `makeInverse(damping:)`. By default false.
+    func refresh(from curvature: any CurvatureOperator<Element>, damping: Element) throws -> Bool
 }
 
 extension CurvatureInverse {
@@ -41,6 +47,9 @@ extension CurvatureInverse {
 
     /// The factorisation's reciprocal condition estimate.
     public var systemReciprocalCondition: Double? { factorization?.reciprocalCondition }
+
+    /// False: this inverse cannot be re-factored in place.
+    public func refresh(from _: any CurvatureOperator<Element>, damping _: Element) throws -> Bool { false }
 
     /// The λ, or the error a solve before the first factorisation throws.
     func requireDamping() throws -> Element {

@@ -119,6 +119,14 @@ public final class KroneckerSolver<Element: DeviceScalar>: CurvatureInverse, Exp
         return matrix
     }
 
+    /// `refresh(damping:)` when `curvature` is this solver's own: the inverses' buffers and
+    /// launch plans are kept (making them again cost most of an every-step refresh).
+    public func refresh(from curvature: any CurvatureOperator<Element>, damping: Element) throws -> Bool {
+        guard let kronecker = curvature as? KroneckerCurvature<Element>, kronecker === self.curvature else { return false }
+        try refresh(damping: damping)
+        return true
+    }
+
     /// `x = ((G + γ_G I) ⊗ (A + γ_A I))⁻¹ b` with the inverses of the last refresh.
     public func solve(_ b: VectorBatch<Element>) throws -> VectorBatch<Element> {
         guard refreshedDamping != nil else {
