@@ -47,12 +47,10 @@ struct CPURegisterBudgetTests {
         #expect(live <= registers, "\(name): \(kronecker)")
         #expect(kronecker.violation(on: device, element: T.self) == nil, "\(name)")
 
-        // The streaming kernels take one native vector; the implicit product two (more loads
-        // in flight), at most 16 lanes.
-        #expect(
-            CurvatureProductTunables.defaults(for: device, element: T.self).vectorWidth == min(16, 2 * max(2, lanes)),
-            "\(name)")
-        #expect(ConjugateGradientTunables.defaults(for: device, element: T.self).vectorWidth == max(2, lanes), "\(name)")
+        // The streaming kernels take two native vectors (more loads in flight), at most 16 lanes.
+        let streaming = min(16, 2 * max(2, lanes))
+        #expect(CurvatureProductTunables.defaults(for: device, element: T.self).vectorWidth == streaming, "\(name)")
+        #expect(ConjugateGradientTunables.defaults(for: device, element: T.self).vectorWidth == streaming, "\(name)")
     }
 
     /// The tiles the rule gives on the two x86 machines this project runs on.

@@ -11,6 +11,14 @@ private func nativeVectorWidth<Element: DeviceScalar>(_ device: Device, _ elemen
     min(16, max(2, largestPowerOfTwo(atMost: CPURegisterBudget(device, element: element).lanes)))
 }
 
+/// Two native vectors, at most 16 lanes: for the streaming kernels (implicit product, CG's
+/// vector operations), which hold few accumulators, so the longer vector only puts more loads
+/// in flight (AVX2, (1024, 65536) float: the implicit product at VW=8 was 13-26% slower than
+/// 16 in four alternated runs; AVX-512 was tuned at 16, which this also gives).
+private func streamingVectorWidth<Element: DeviceScalar>(_ device: Device, _ element: Element.Type) -> Int {
+    min(16, 2 * nativeVectorWidth(device, element))
+}
+
 /// The default work-group size of the families with a fixed (`reqd_work_group_size`) one.
 private func familyGroupSize(_ device: Device) -> Int { largestPowerOfTwo(atMost: min(256, device.maxWorkGroupSize)) }
 
@@ -80,14 +88,14 @@ public struct ConjugateGradientTunables: KernelTunables {
         (self.groupSize, self.contiguous, self.vectorWidth) = (groupSize, contiguous, vectorWidth)
     }
 
-    /// CPUs: contiguous runs of one native vector per work-item (the interleaved loop ran
-    /// scalar on PoCL; 16 floats on AVX-512, 8 on AVX2: `CPURegisterBudget`); GPUs
-    /// interleave items for coalesced access.
+    /// CPUs: contiguous runs of vectors per work-item (the interleaved loop ran scalar on
+    /// PoCL), `streamingVectorWidth` wide (16 floats on AVX2 and AVX-512); GPUs interleave
+    /// items for coalesced access.
     public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
         let cpu = device.kind == .cpu
         return Self(
             groupSize: familyGroupSize(device), contiguous: cpu ? 1 : 0,
-            vectorWidth: cpu ? nativeVectorWidth(device, element) : 1)
+            vectorWidth: cpu ? streamingVectorWidth(device, element) : 1)
     }
 
     public static func admittedValues<Element: DeviceScalar>(on device: Device, element _: Element.Type) -> [TunableValues] {
@@ -212,16 +220,12 @@ public struct CurvatureProductTunables: KernelTunables {
     /// items for coalesced loads. block_dense_product: DRB rows per group (CPUs 16: 8
     /// measured 0.12-0.67x ssymv, 16 0.52-0.99x in one busy run); on CPUs 16 items (a row is
     /// a few kilobytes, so 256 items would each get less than one vector), on GPUs the
-    /// family's group size and 2 rows. The CPU vector width is two native vectors, at most 16
-    /// (16 floats on AVX2 and AVX-512): the product is memory-bound with few accumulators, so
-    /// the longer vector only puts more loads in flight (AVX2, (1024, 65536) float: VW=8 was
-    /// 13-26% slower than 16 in four alternated runs; AVX-512 was tuned at 16).
+    /// family's group size and 2 rows. The CPU vector width is `streamingVectorWidth`.
     public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
         let groupSize = familyGroupSize(device)
         let cpu = device.kind == .cpu
-        let cpuWidth = min(16, 2 * nativeVectorWidth(device, element))
         return Self(
-            groupSize: groupSize, vectorWidth: cpu ? cpuWidth : 4, contiguous: cpu ? 1 : 0,
+            groupSize: groupSize, vectorWidth: cpu ? streamingVectorWidth(device, element) : 4, contiguous: cpu ? 1 : 0,
             reverse: cpu ? 1 : 0, denseRows: cpu ? 16 : 2, denseGroupSize: cpu ? min(16, groupSize) : groupSize)
     }
 
