@@ -14,12 +14,12 @@ modules="$(swift build --show-bin-path)/Modules"
     echo "check-public-surface: no NaturalGradient module under $modules" >&2
     exit 2
 }
-# The C modules the library's interface imports (OpenCL, LAPACKE), as SwiftPM passes them.
+# The C modules the library's interface imports (OpenCL, LAPACKE, CBLAS), as SwiftPM passes them.
 flags=(-I "$modules")
-for library in COpenCL CLAPACK; do
+for library in COpenCL CLAPACK CBLAS; do
     flags+=(-Xcc "-fmodule-map-file=$PWD/Sources/$library/module.modulemap")
 done
-for package in OpenCL lapacke; do
+for package in OpenCL lapacke openblas; do
     for include in $(pkg-config --cflags-only-I "$package" 2> /dev/null); do flags+=(-Xcc "$include"); done
 done
 
