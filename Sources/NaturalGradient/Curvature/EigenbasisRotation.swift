@@ -78,8 +78,3 @@ final class EigenbasisRotation<Element: DeviceScalar> {
         return made
     }
 }
-
-/// The n x n identity, row-major.
-func identityMatrix(_ n: Int) -> [Double] {
-    (0..<(n * n)).map { $0 / n == $0 % n ? 1 : 0 }
-}

@@ -18,7 +18,7 @@ extension SimilarityMeasure {
         try family.validate(output: z)
         let o = family.outputCount
         if case let .custom(measure) = self { return try measure.metricEstimate(at: z).metric }
-        if case .squaredEuclidean = self { return Self.identity(o) }
+        if case .squaredEuclidean = self { return identityMatrix(o) }
         if let entries = try Self.diagonalMetric(self, family: family, at: z) {
             var m = [Double](repeating: 0, count: o * o)
             for i in 0..<o { m[i * o + i] = entries[i] }
@@ -53,7 +53,7 @@ extension SimilarityMeasure {
         try validate(for: family)
         try family.validate(output: z)
         let o = family.outputCount
-        if case .squaredEuclidean = self { return Self.identity(o) }
+        if case .squaredEuclidean = self { return identityMatrix(o) }
         if let entries = try Self.diagonalMetric(self, family: family, at: z) {
             var b = [Double](repeating: 0, count: o * o)
             for i in 0..<o { b[i * o + i] = entries[i].squareRoot() }
@@ -139,7 +139,7 @@ extension SimilarityMeasure {
             covarianceBlock = try CovarianceMetric.fisherRao(covariance: sigma, dimension: d, directions: directions)
                 .map { c * $0 }
         } else {
-            meanBlock = identity(d).map { 2 * $0 }
+            meanBlock = identityMatrix(d).map { 2 * $0 }
             covarianceBlock = try CovarianceMetric.wasserstein2(covariance: sigma, dimension: d, directions: directions)
         }
         let k = o - d
@@ -154,12 +154,6 @@ extension SimilarityMeasure {
     }
 
     // MARK: Helpers
-
-    static func identity(_ n: Int) -> [Double] {
-        var m = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { m[i * n + i] = 1 }
-        return m
-    }
 
     /// p = softmax(z) (the largest logit subtracted) and the complements
     /// `q_i = Σ_{j≠i} p_j = 1 − p_i`, each to full relative precision: for the largest
