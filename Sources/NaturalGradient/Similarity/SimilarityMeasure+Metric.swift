@@ -19,11 +19,7 @@ extension SimilarityMeasure {
         let o = family.outputCount
         if case let .custom(measure) = self { return try measure.metricEstimate(at: z).metric }
         if case .squaredEuclidean = self { return identityMatrix(o) }
-        if let entries = try Self.diagonalMetric(self, family: family, at: z) {
-            var m = [Double](repeating: 0, count: o * o)
-            for i in 0..<o { m[i * o + i] = entries[i] }
-            return m
-        }
+        if let entries = try Self.diagonalMetric(self, family: family, at: z) { return diagonalMatrix(entries) }
         switch family {
         case .categorical:
             let c = fisherMultiple ?? 1
@@ -55,9 +51,7 @@ extension SimilarityMeasure {
         let o = family.outputCount
         if case .squaredEuclidean = self { return identityMatrix(o) }
         if let entries = try Self.diagonalMetric(self, family: family, at: z) {
-            var b = [Double](repeating: 0, count: o * o)
-            for i in 0..<o { b[i * o + i] = entries[i].squareRoot() }
-            return b
+            return diagonalMatrix(entries.map { $0.squareRoot() })
         }
         if case .categorical = family, let c = fisherMultiple {
             let (p, q) = Self.softmaxWithComplements(z)
