@@ -113,7 +113,78 @@ struct KernelTunablesSpaceTests {
         if deviceSupports(Double.self) { try products(Double.self) }
     }
 
-    private func products<T: DeviceScalar>(_: T.Type) throws {
+    /// The largest groups `CPUWorkGroupStack` admits, at the largest row blocks, compute the
+    /// right products (a bound set too high would crash here, as DWGS = 1024 did in CI), and
+    /// the group above each is refused, naming the stack.
+    @Test func theLargestGroupsTheStackAdmitsRun() throws {
+        let device = try TestDevice.context().device
+        guard device.kind == .cpu else { return }
+        let defaults = CurvatureProductTunables.defaults(for: device, element: Float.self)
+        var largest: [CurvatureProductTunables] = []
+        for rowBlock in [nil, 16] as [Int?] {
+            var tunables = defaults
+            tunables.rowBlock = rowBlock
+            tunables.groupSize = CPUWorkGroupStack.largestGroup(
+                atMost: device.maxWorkGroupSize,
+                itemBytes: CurvatureProductTunables.implicitProductItemBytes(
+                    rowBlock: rowBlock, vectorWidth: tunables.vectorWidth, element: Float.self), device: device)
+            largest.append(tunables)
+        }
+        for denseRows in [16, 32] {
+            var tunables = defaults
+            tunables.denseRows = denseRows
+            tunables.denseGroupSize = CPUWorkGroupStack.largestGroup(
+                atMost: device.maxWorkGroupSize, itemBytes: tunables.denseProductItemBytes(Float.self), device: device)
+            largest.append(tunables)
+        }
+        // Each entry's stack-bound group (the first two: WGS, the last two: DWGS) doubled.
+        for (index, tunables) in largest.enumerated() {
+            var doubled = tunables
+            if index < 2 { doubled.groupSize *= 2 } else { doubled.denseGroupSize *= 2 }
+            guard max(doubled.groupSize, doubled.denseGroupSize) <= device.maxWorkGroupSize else { continue }
+            let reason = doubled.violation(on: device, element: Float.self)
+            #expect(reason != nil, "\(doubled) is admitted although its group is twice the largest")
+        }
+        let stackBound = largest.filter { $0.violation(on: device, element: Float.self) == nil }
+        #expect(!stackBound.isEmpty)
+        try products(Float.self, only: stackBound, vectors: CurvatureProductTunables.maxVectorsPerPass)
+    }
+
+    @Test func aGroupOverTheStackIsRefusedByName() throws {
+        let context = try TestDevice.context()
+        guard context.device.kind == .cpu else { return }
+        let budget = CPUWorkGroupStack.budget
+        #expect(CPUWorkGroupStack.violation(groupSize: 4, itemBytes: budget / 4, "k", device: context.device) == nil)
+        let reason = try #require(
+            CPUWorkGroupStack.violation(groupSize: 4, itemBytes: budget / 4 + 1, "k", device: context.device))
+        #expect(reason.contains("\(budget + 4) bytes") && reason.contains("ulimit -s"), "\(reason)")
+        // A dense-product group within local memory and over the stack (DWGS = 1024, DRB = 16
+        // crashed CI): refused, naming the stack. A device whose local memory refuses every
+        // such group first has none to refuse.
+        let defaults = CurvatureProductTunables.defaults(for: context.device, element: Float.self)
+        let candidates = powersOfTwo(1...context.device.maxWorkGroupSize).flatMap { groupSize in
+            (1...32).map { rows in
+                var tunables = defaults
+                (tunables.denseRows, tunables.denseGroupSize) = (rows, groupSize)
+                return tunables
+            }
+        }
+        guard
+            let tunables = candidates.first(where: {
+                $0.denseRows * CurvatureProductTunables.maxVectorsPerPass * $0.denseGroupSize * 4
+                    <= context.device.localMemoryBytes && $0.denseGroupSize * $0.denseProductItemBytes(Float.self) > budget
+            })
+        else { return }
+        let error = #expect(throws: NaturalGradientError.self) {
+            try BlockDenseProduct<Float>(context: context, tunables: tunables)
+        }
+        #expect("\(String(describing: error))".contains("stack"), "\(String(describing: error))")
+    }
+
+    /// `vectors` right-hand sides: the kernels' private arrays grow with them (KB).
+    private func products<T: DeviceScalar>(
+        _: T.Type, only: [CurvatureProductTunables]? = nil, vectors: Int = 3
+    ) throws {
         let context = try TestDevice.context()
         let (m, p, damping) = (9, 37, 0.25)
         let u: [T] = randomValues(m * p, seed: 21)
@@ -121,7 +192,7 @@ struct KernelTunablesSpaceTests {
         let factor = try CurvatureFactor(
             matrix: Buffer(context: context, copying: u), rows: m, dimension: p, samples: m,
             weights: Buffer(context: context, copying: weights))
-        let xs: [[T]] = (0..<3).map { randomValues(p, seed: UInt64(30 + $0)) }
+        let xs: [[T]] = (0..<vectors).map { randomValues(p, seed: UInt64(30 + $0)) }
         let implicit = referenceImplicitProduct(u, rows: m, dim: p, samples: m, weights: weights, xs: xs, damping: damping)
         // Two dense blocks (5 and 32 parameters) of a symmetric matrix.
         let blocks = [DenseBlock(offset: 0, size: 5, matrixOffset: 0), DenseBlock(offset: 5, size: 32, matrixOffset: 25)]
@@ -140,7 +211,10 @@ struct KernelTunablesSpaceTests {
         let matrixBuffer = try Buffer(context: context, copying: matrices)
         let denseReference = xs.map { referenceDenseProduct(dense, dim: p, x: $0.map { Double($0) }, damping: damping) }
         let x = try VectorBatch<T>(context: context, vectors: xs)
-        try sweep(CurvatureProductTunables.self, T.self, make: { _ = try ImplicitProduct<T>(context: context, tunables: $0) }) {
+        try sweep(
+            CurvatureProductTunables.self, T.self, only: only,
+            make: { _ = try ImplicitProduct<T>(context: context, tunables: $0) }
+        ) {
             tunables in
             let y = try VectorBatch<T>(context: context, dimension: p, count: xs.count)
             try y.buffer.fill(.nan)

@@ -221,12 +221,22 @@ public struct CurvatureProductTunables: KernelTunables {
     /// measured 0.12-0.67x ssymv, 16 0.52-0.99x in one busy run); on CPUs 16 items (a row is
     /// a few kilobytes, so 256 items would each get less than one vector), on GPUs the
     /// family's group size and 2 rows. The CPU vector width is `streamingVectorWidth`.
+    /// On CPUs the implicit product's group is also held to the work-group stack
+    /// (`CPUWorkGroupStack`): 256 items wherever the stack is 2 MiB or more and vectors are
+    /// 64 bytes, fewer for wider vectors on a small stack.
     public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
-        let groupSize = familyGroupSize(device)
         let cpu = device.kind == .cpu
+        let vectorWidth = cpu ? streamingVectorWidth(device, element) : 4
+        let groupSize =
+            cpu
+            ? CPUWorkGroupStack.largestGroup(
+                atMost: familyGroupSize(device),
+                itemBytes: implicitProductItemBytes(rowBlock: nil, vectorWidth: vectorWidth, element: element),
+                device: device)
+            : familyGroupSize(device)
         return Self(
-            groupSize: groupSize, vectorWidth: cpu ? streamingVectorWidth(device, element) : 4, contiguous: cpu ? 1 : 0,
-            reverse: cpu ? 1 : 0, denseRows: cpu ? 16 : 2, denseGroupSize: cpu ? min(16, groupSize) : groupSize)
+            groupSize: groupSize, vectorWidth: vectorWidth, contiguous: cpu ? 1 : 0, reverse: cpu ? 1 : 0,
+            denseRows: cpu ? 16 : 2, denseGroupSize: cpu ? min(16, groupSize) : groupSize)
     }
 
     public static func admittedValues<Element: DeviceScalar>(on device: Device, element _: Element.Type) -> [TunableValues] {
@@ -251,6 +261,33 @@ public struct CurvatureProductTunables: KernelTunables {
             ?? localMemoryViolation(
                 denseRows * kb * denseGroupSize * elementBytes(element),
                 "DRB=\(denseRows) x KB=\(kb) x DWGS=\(denseGroupSize)", device)
+            ?? CPUWorkGroupStack.violation(
+                groupSize: groupSize,
+                itemBytes: Self.implicitProductItemBytes(rowBlock: rowBlock, vectorWidth: vectorWidth, element: element),
+                "implicit_product_partial at \(shape), VW=\(vectorWidth), WGS=\(groupSize)", device: device)
+            ?? CPUWorkGroupStack.violation(
+                groupSize: denseGroupSize, itemBytes: denseProductItemBytes(element),
+                "block_dense_product at DRB=\(denseRows), KB=\(kb), VW=\(vectorWidth), DWGS=\(denseGroupSize)",
+                device: device)
+    }
+
+    /// The private bytes of one `implicit_product_partial` item at the largest KB: the
+    /// RB x KB dot accumulators and the KB-vector operands, twice (the kernel has a full-block
+    /// and a partial-block copy of each phase, and PoCL 3.1 kept both: this count matched the
+    /// measured stack at RB = 16), plus 64 bytes of scalars.
+    static func implicitProductItemBytes<Element: DeviceScalar>(
+        rowBlock: Int?, vectorWidth: Int, element: Element.Type
+    ) -> Int {
+        let kb = maxVectorsPerPass
+        let rbkb = rowBlock.map { $0 * kb } ?? ImplicitProductRowBlock.maximum
+        return 2 * (rbkb + 2 * kb) * vectorWidth * elementBytes(element) + 64
+    }
+
+    /// The private bytes of one `block_dense_product` item at the largest KB: the DRB x KB
+    /// accumulators, the KB x-vectors, the DRB row pointers, plus 64 bytes of scalars.
+    func denseProductItemBytes<Element: DeviceScalar>(_ element: Element.Type) -> Int {
+        let kb = Self.maxVectorsPerPass
+        return (denseRows * kb + kb) * vectorWidth * elementBytes(element) + denseRows * 8 + 64
     }
 
     /// The implicit product's work-group size and groups per pass.
@@ -338,8 +375,15 @@ public struct KroneckerTunables: KernelTunables {
             return "WGX=\(groupColumns) x WGY=\(groupRows) exceeds \(device.name)'s \(device.maxWorkGroupSize) work-items"
         }
         guard localTiles == 1 else { return nil }
+        // Only the local-tile path has a barrier (see `CPUWorkGroupStack`): its RM x RN sums
+        // and the RM + RN operands of a k step, plus 64 bytes of scalars, per item.
+        let itemBytes = (tileRows * tileColumns + tileRows + tileColumns) * elementBytes(element) + 64
         return localMemoryViolation(
             (groupRows * tileRows + groupColumns * tileColumns) * slice * elementBytes(element), "the local tiles", device)
+            ?? CPUWorkGroupStack.violation(
+                groupSize: groupSize, itemBytes: itemBytes,
+                "LOCAL_TILES=1 at RM=\(tileRows) x RN=\(tileColumns), WGX=\(groupColumns) x WGY=\(groupRows)",
+                device: device)
     }
 }
 
