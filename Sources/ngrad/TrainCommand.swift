@@ -125,7 +125,8 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--batch-size \(batchSize) exceeds the \(data.trainCount) training samples")
         }
         let context = try Context(device: device)
-        MLP.preferOneBLASThread()
+        // Ranks share the machine's cores; one process keeps OpenBLAS's own thread count.
+        if parallel != nil { MLP.preferOneBLASThread() }
         let model = MLP(sizes: [DigitsData.features, 128, 64, DigitsData.classes])
         let ranks =
             parallel.map { "; \($0.size) ranks, \(batchSize / $0.size)-\((batchSize + $0.size - 1) / $0.size) samples each" }

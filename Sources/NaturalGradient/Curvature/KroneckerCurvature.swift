@@ -262,17 +262,27 @@ public final class KroneckerCurvature<Element: DeviceScalar>: CurvatureOperator 
         try layerTraces().reduce(0) { $0 + $1.a * $1.g }
     }
 
+    /// Every layer's A_l and G_l on the host in `factors`' packed layout, in one read (a
+    /// read per factor cost about 0.06 ms each on PoCL, a K-FAC refresh made twelve), with
+    /// the traces cached from the same copy so `factoredDampings` reads nothing more.
+    func downloadFactors() throws -> [Element] {
+        let packed = try factors.download()
+        if traces == nil { traces = layerTraces(packed) }
+        return packed
+    }
+
     private func layerTraces() throws -> [(a: Double, g: Double)] {
         if let traces { return traces }
-        let computed = try layers.indices.map { index -> (a: Double, g: Double) in
-            let layer = layers[index]
-            let (a, g) = try layerFactors(index)
-            let traceA = (0..<layer.inputs).reduce(0.0) { $0 + a[$1 * layer.inputs + $1].float64 }
-            let traceG = (0..<layer.outputs).reduce(0.0) { $0 + g[$1 * layer.outputs + $1].float64 }
+        return try layerTraces(downloadFactors())
+    }
+
+    /// Each layer's `(tr A_l, tr G_l)` from the packed factors.
+    private func layerTraces(_ packed: [Element]) -> [(a: Double, g: Double)] {
+        layers.map { layer in
+            let traceA = (0..<layer.inputs).reduce(0.0) { $0 + packed[layer.aOffset + $1 * layer.inputs + $1].float64 }
+            let traceG = (0..<layer.outputs).reduce(0.0) { $0 + packed[layer.gOffset + $1 * layer.outputs + $1].float64 }
             return (traceA, traceG)
         }
-        traces = computed
-        return computed
     }
 
     private func scratch(like x: VectorBatch<Element>) throws -> VectorBatch<Element> {

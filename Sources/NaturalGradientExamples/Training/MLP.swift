@@ -35,10 +35,12 @@ public struct MLP: Sendable {
         parameterCount = total
     }
 
-    /// Runs OpenBLAS on one thread unless `OPENBLAS_NUM_THREADS` says otherwise: the MLP's
-    /// products (at most 512 x 129 x 128) gain nothing from a second thread, and on a busy
-    /// machine OpenBLAS's waiting threads spun in `sched_yield` for about 40% of a training
-    /// run's samples (perf, load 7-11 on 2 vCPUs). Process-wide: call it from a command.
+    /// Runs OpenBLAS on one thread unless `OPENBLAS_NUM_THREADS` says otherwise, for a
+    /// data-parallel run whose ranks share the cores (on a busy machine OpenBLAS's waiting
+    /// threads spun in `sched_yield` for about 40% of a run's samples: perf, load 7-11 on 2
+    /// vCPUs). One process keeps OpenBLAS's default: on the quiet 2-vCPU machine two threads
+    /// took Adam to the threshold in 0.43 s against 0.85 s (medians of five alternated runs),
+    /// K-FAC in 0.22 s against 0.28 s. Process-wide: call it from a command.
     public static func preferOneBLASThread() {
         guard ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil else { return }
         openblas_set_num_threads(1)
