@@ -9,6 +9,9 @@ import OpenCLHost
 /// registers**: 16 on AVX2 (and SSE, and 128-bit targets generally), 32 on AVX-512. A tile
 /// that needs more spills to the stack, and every FMA then waits on a load and a store (a
 /// 16 x 16 float tile, 32 accumulator registers on AVX2, ran 1.54x slower than 4 x 16).
+/// A tile that fills every register can still spill: the compiler keeps a few loop
+/// invariants of the code around the hot loop in registers too, which is why the
+/// accumulation's rule leaves one tile-row vector free (`FisherAccumulationTunables`).
 struct CPURegisterBudget: Equatable {
     /// Elements per native vector register, at least 1.
     let lanes: Int

@@ -132,11 +132,16 @@ public struct FisherAccumulationTunables: KernelTunables {
 
     /// CPUs (BLIS's register and cache blocking, sized from the native vector width):
     /// VW = two native vectors (at most 16 elements), and as many rows as the register rule
-    /// allows: RM·v accumulators + v for the strip's vector + 1 broadcast ≤ registers, with
-    /// v = VW / lanes (`CPURegisterBudget`). AVX2 float: 6 x 16 (12 + 2 + 1 = 15 of 16 ymm;
-    /// the 16 x 16 tile tuned on AVX-512 needed 32 and spilled); AVX2 double 6 x 8;
-    /// AVX-512 float 16 x 16 (16 + 1 + 1 of 32 zmm, the tile measured at 124 GFLOP/s there);
-    /// AVX-512 double 14 x 16. An item block of about 64 x 64 elements and k-blocks of 256
+    /// allows with one VW-vector left free: RM·v accumulators + v for the strip's vector + 1
+    /// broadcast + v spare ≤ registers, with v = VW / lanes (`CPURegisterBudget`). The spare
+    /// is the compiler's: LLVM keeps values of the tile's epilogue (the splat of alpha, a
+    /// vector of store indices) live across the k loop, so on AVX2 the 6 x 16 float tile
+    /// (12 + 2 + 1 = 15 of 16 ymm) spilled one accumulator, a load-FMA-store chain through
+    /// the stack every k (PoCL's compiled loop read back with objdump): 12.6 cycles per k
+    /// instead of 6, 74 GFLOP/s at (1024, 4096), 0.44x ssyrk; 5 x 16 ran at 129-138 GFLOP/s,
+    /// 0.78-0.82x (Benchmarks/NOTES.md, 2026-12-03). AVX2 float 5 x 16, double 5 x 8;
+    /// AVX-512 float 16 x 16 (the tile measured at 124 GFLOP/s there), double 13 x 16. An
+    /// item block of about 64 x 64 elements and k-blocks of 256
     /// rows, so one strip's k-block (16 KiB) stays in L1 and the item's (64 + 64) x 256
     /// working set in L2 however many rows the factor has. GPUs: a 4 x 4 register tile per
     /// work-item over all rows (MT = NT = 1, KC = 0), since 256 accumulators would spill.
@@ -145,7 +150,7 @@ public struct FisherAccumulationTunables: KernelTunables {
         let budget = CPURegisterBudget(device, element: element)
         let columns = min(16, max(2, 2 * budget.lanes))
         let perRow = budget.registers(forWidth: columns)
-        let rows = max(1, min(16, (budget.registers - perRow - 1) / perRow))
+        let rows = max(1, min(16, (budget.registers - 2 * perRow - 1) / perRow))
         return Self(rows: rows, columns: columns, itemTiles: max(1, 64 / rows), itemStrips: max(1, 64 / columns), depth: 256)
     }
 
