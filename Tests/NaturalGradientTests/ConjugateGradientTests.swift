@@ -233,10 +233,13 @@ struct ConjugateGradientTests {
 
     /// In float32 the pipelined recurrences drift from the true residual: on these systems
     /// the recurrence alone reports "converged" at 1e-6 while b − (F + λI)x, recomputed from
-    /// x, is 1.1-1.9e-6 (and 5-10x the tolerance at smaller λ). The solver confirms a claim
-    /// from x and replaces the residual when it misses, so the status must agree with the
-    /// residual a float64 host product gives for the returned x.
-    @Test(arguments: [(64, 4001, Float(1)), (128, 20001, 1), (100, 5003, 0.1)])
+    /// x, is 3.5-7.5x the tolerance (measured 2026-12-03; at λ = 1 the drift was 0.6-1.9e-6,
+    /// on either side of the tolerance depending on the product's summation order, so the
+    /// implicit product's work-group size decided whether the defect showed: the cases take
+    /// λ ≤ 0.3). The solver confirms a claim from x and replaces the residual when it misses,
+    /// so the status must agree with the residual a float64 host product gives for the
+    /// returned x.
+    @Test(arguments: [(64, 4001, Float(0.1)), (128, 20001, 0.3), (100, 5003, 0.1)])
     func float32StatusAgreesWithTheRecomputedResidual(rows: Int, dimension: Int, damping: Float) throws {
         let context = try TestDevice.context()
         let tolerance = 1e-6

@@ -226,16 +226,18 @@ public struct CurvatureProductTunables: KernelTunables {
     /// measured 0.12-0.67x ssymv, 16 0.52-0.99x in one busy run); on CPUs 16 items (a row is
     /// a few kilobytes, so 256 items would each get less than one vector), on GPUs the
     /// family's group size and 2 rows. The CPU vector width is `streamingVectorWidth`.
-    /// On CPUs the implicit product's group is also held to the work-group stack
-    /// (`CPUWorkGroupStack`): 256 items wherever the stack is 2 MiB or more and vectors are
-    /// 64 bytes, fewer for wider vectors on a small stack.
+    /// On CPUs the implicit product's group is 64 items (each then streams a run of P/64
+    /// columns; interleaved A/B on the 2-vCPU Zen 3, 30-60 rounds in either order: 4-7%
+    /// faster than 256 at (1024, 65536), 2-7% at (512, 100000), and `ngrad tune` picked 64
+    /// at (512, 65536)), held to the work-group stack (`CPUWorkGroupStack`): fewer for wide
+    /// vectors on a small stack.
     public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
         let cpu = device.kind == .cpu
         let vectorWidth = cpu ? streamingVectorWidth(device, element) : 4
         let groupSize =
             cpu
             ? CPUWorkGroupStack.largestGroup(
-                atMost: familyGroupSize(device),
+                atMost: min(64, familyGroupSize(device)),
                 itemBytes: implicitProductItemBytes(rowBlock: nil, vectorWidth: vectorWidth, element: element),
                 device: device)
             : familyGroupSize(device)
