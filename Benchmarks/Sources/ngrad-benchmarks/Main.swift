@@ -150,10 +150,16 @@ struct Benchmarks: ParsableCommand {
 
         if let spec = ProcessInfo.processInfo.environment["NGRAD_AB"] {
             let sections = spec.split(separator: ";", omittingEmptySubsequences: false)
-            let parts = sections[0].split(separator: ",").compactMap { Int($0) }
+            let parts = sections.first.map { $0.split(separator: ",").map { Int($0) } } ?? []
+            guard sections.count == 3, parts.count == 3, let m = parts[0], let p = parts[1], let rounds = parts[2],
+                m >= 1, p >= 1, (1...100_000).contains(rounds)
+            else {
+                throw ValidationError(
+                    "NGRAD_AB must be \"M,P,ROUNDS;A;B\" (M, P >= 1, ROUNDS in 1...100000; A and B tunable overrides "
+                        + "such as WGS=64), got \"\(spec)\"")
+            }
             try abImplicitProduct(
-                context: context, rows: parts[0], dimension: parts[1], a: String(sections[1]), b: String(sections[2]),
-                rounds: parts[2])
+                context: context, rows: m, dimension: p, a: String(sections[1]), b: String(sections[2]), rounds: rounds)
             return
         }
         let fp64 = device.supportsFloat64
