@@ -41,11 +41,12 @@ struct CPURegisterBudgetTests {
         #expect(accumulation.violation(on: device, element: T.self) == nil, "\(name)")
         #expect(accumulation.depth > 0 && accumulation.itemTiles * accumulation.rows >= 32, "\(name): cache blocking")
 
-        // Kronecker: RM x RN vector accumulators along k, RN vectors of R and one of S.
+        // Kronecker: RM x RN vector accumulators along k, RN vectors of R and one of S, and
+        // RN left for the compiler.
         let kronecker = KroneckerTunables.defaults(for: device, element: T.self)
         #expect(kronecker.vectorWidth == max(2, lanes), "\(name)")
         let kroneckerVectors = vectors(kronecker.vectorWidth)
-        let live = (kronecker.tileRows * kronecker.tileColumns + kronecker.tileColumns + 1) * kroneckerVectors
+        let live = (kronecker.tileRows * kronecker.tileColumns + 2 * kronecker.tileColumns + 1) * kroneckerVectors
         #expect(live <= registers, "\(name): \(kronecker)")
         #expect(kronecker.violation(on: device, element: T.self) == nil, "\(name)")
 
@@ -68,7 +69,7 @@ struct CPURegisterBudgetTests {
         #expect(tile(avx2, Double.self) == [5, 8])
         #expect(tile(avx512, Float.self) == [16, 16]) // 16 + 1 + 1 + 1 spare of 32 zmm, as tuned there
         #expect(tile(avx512, Double.self) == [13, 16]) // 26 + 2 + 1 + 2 spare of 32 zmm
-        #expect(KroneckerTunables.defaults(for: avx2, element: Float.self).tileColumns == 3)
+        #expect(KroneckerTunables.defaults(for: avx2, element: Float.self).tileColumns == 2) // 4 x 3 spilled
         #expect(KroneckerTunables.defaults(for: avx512, element: Float.self).tileColumns == 4)
     }
 

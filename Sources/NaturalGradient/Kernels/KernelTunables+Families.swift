@@ -351,9 +351,13 @@ public struct KroneckerTunables: KernelTunables {
 
     /// CPUs: each work-item streams RM rows of S and RN rows of R along k in native vectors
     /// (`CPURegisterBudget`), 128 items per group so a group's 32 + 64 rows stay in L2. The
-    /// register rule: RM·RN accumulators + RN vectors of R + 1 of S ≤ registers, so 4 x 4
-    /// with 32 registers (AVX-512: 16 + 4 + 1, the tile tuned there) and 4 x 3 with 16
-    /// (AVX2: 12 + 3 + 1; 4 x 4 of 512-bit vectors needed 40 ymm and spilled).
+    /// register rule: RM·RN accumulators + RN vectors of R + 1 of S + RN spare ≤ registers
+    /// (the spare as in `FisherAccumulationTunables`), so 4 x 4 with 32 registers (AVX-512:
+    /// 16 + 4 + 1 + 4, the tile tuned there) and 4 x 2 with 16 (AVX2: 8 + 2 + 1 + 2). The
+    /// 4 x 3 tile (12 + 3 + 1, every ymm) stored and reloaded one accumulator through the
+    /// stack every k (PoCL's compiled `kronecker_right`, read back with objdump), and 4 x 2
+    /// ran 1.4x faster at layers 1024x1025, 512x1025, 10x513 (Benchmarks/NOTES.md,
+    /// 2026-12-03); 4 x 4 of 512-bit vectors needed 40 ymm and spilled worse.
     /// GPUs: 64 x 64 group tiles staged in local memory in k-slices of 16, 4 x 4 scalars per
     /// item (CLBlast's xgemm shape), fewer items where the device caps the group size.
     public static func defaults<Element: DeviceScalar>(for device: Device, element: Element.Type) -> Self {
@@ -363,7 +367,7 @@ public struct KroneckerTunables: KernelTunables {
         }
         let budget = CPURegisterBudget(device, element: element)
         let width = min(16, max(2, budget.lanes))
-        let tileColumns = max(1, min(4, (budget.registers - 1) / 5))
+        let tileColumns = max(1, min(4, (budget.registers - 1) / 6))
         return Self(
             localTiles: 0, tileRows: 4, tileColumns: tileColumns, groupColumns: 16, groupRows: 8, vectorWidth: width,
             slice: 16)
