@@ -42,7 +42,7 @@ struct CPURegisterBudgetTests {
         #expect(accumulation.depth > 0 && accumulation.itemTiles * accumulation.rows >= 32, "\(name): cache blocking")
 
         // Kronecker: RM x RN vector accumulators along k, RN vectors of R and one of S, and
-        // RN left for the compiler.
+        // room left for the compiler.
         let kronecker = KroneckerTunables.defaults(for: device, element: T.self)
         #expect(kronecker.vectorWidth == max(2, lanes), "\(name)")
         let kroneckerVectors = vectors(kronecker.vectorWidth)

@@ -150,7 +150,7 @@ struct Benchmarks: ParsableCommand {
 
         if let spec = ProcessInfo.processInfo.environment["NGRAD_AB"] {
             let sections = spec.split(separator: ";", omittingEmptySubsequences: false)
-            let parts = sections.first.map { $0.split(separator: ",").map { Int($0) } } ?? []
+            let parts = sections[0].split(separator: ",").map { Int($0) } // split keeps at least one section
             guard sections.count == 3, parts.count == 3, let m = parts[0], let p = parts[1], let rounds = parts[2],
                 m >= 1, p >= 1, (1...100_000).contains(rounds)
             else {

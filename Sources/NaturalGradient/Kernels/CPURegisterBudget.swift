@@ -10,8 +10,9 @@ import OpenCLHost
 /// that needs more spills to the stack, and every FMA then waits on a load and a store (a
 /// 16 x 16 float tile, 32 accumulator registers on AVX2, ran 1.54x slower than 4 x 16).
 /// A tile that fills every register can still spill: the compiler keeps a few loop
-/// invariants of the code around the hot loop in registers too, which is why the
-/// accumulation's rule leaves one tile-row vector free (`FisherAccumulationTunables`).
+/// invariants of the code around the hot loop in registers too (the accumulation's 6 x 16
+/// and the Kronecker product's 4 x 3 tiles on AVX2 each lost an accumulator to the stack),
+/// so `units(of:besides:)` leaves one tile row's registers free.
 struct CPURegisterBudget: Equatable {
     /// Elements per native vector register, at least 1.
     let lanes: Int
@@ -28,4 +29,9 @@ struct CPURegisterBudget: Equatable {
 
     /// Registers an OpenCL vector of `width` elements occupies (at least one).
     func registers(forWidth width: Int) -> Int { max(1, (width + lanes - 1) / lanes) }
+
+    /// The most tile rows (`unit` registers each: a row's accumulators and the operands it
+    /// alone needs) that fit beside `operands` registers every row shares, with one more
+    /// row's worth left for what the compiler keeps live across the hot loop.
+    func units(of unit: Int, besides operands: Int) -> Int { max(0, (registers - operands - unit) / unit) }
 }

@@ -150,7 +150,7 @@ public struct FisherAccumulationTunables: KernelTunables {
         let budget = CPURegisterBudget(device, element: element)
         let columns = min(16, max(2, 2 * budget.lanes))
         let perRow = budget.registers(forWidth: columns)
-        let rows = max(1, min(16, (budget.registers - 2 * perRow - 1) / perRow))
+        let rows = max(1, min(16, budget.units(of: perRow, besides: perRow + 1)))
         return Self(rows: rows, columns: columns, itemTiles: max(1, 64 / rows), itemStrips: max(1, 64 / columns), depth: 256)
     }
 
@@ -351,9 +351,9 @@ public struct KroneckerTunables: KernelTunables {
 
     /// CPUs: each work-item streams RM rows of S and RN rows of R along k in native vectors
     /// (`CPURegisterBudget`), 128 items per group so a group's 32 + 64 rows stay in L2. The
-    /// register rule: RM·RN accumulators + RN vectors of R + 1 of S + RN spare ≤ registers
-    /// (the spare as in `FisherAccumulationTunables`), so 4 x 4 with 32 registers (AVX-512:
-    /// 16 + 4 + 1 + 4, the tile tuned there) and 4 x 2 with 16 (AVX2: 8 + 2 + 1 + 2). The
+    /// register rule: RM·RN accumulators + RN vectors of R + 1 of S, and one more column's
+    /// RM + 1 left free (`CPURegisterBudget.units`), so 4 x 4 with 32 registers (AVX-512:
+    /// 16 + 4 + 1 + 5, the tile tuned there) and 4 x 2 with 16 (AVX2: 8 + 2 + 1 + 5). The
     /// 4 x 3 tile (12 + 3 + 1, every ymm) stored and reloaded one accumulator through the
     /// stack every k (PoCL's compiled `kronecker_right`, read back with objdump), and 4 x 2
     /// ran 1.4x faster at layers 1024x1025, 512x1025, 10x513 (Benchmarks/NOTES.md,
@@ -367,7 +367,8 @@ public struct KroneckerTunables: KernelTunables {
         }
         let budget = CPURegisterBudget(device, element: element)
         let width = min(16, max(2, budget.lanes))
-        let tileColumns = max(1, min(4, (budget.registers - 1) / 6))
+        // A column of the 4-row tile: 4 accumulators and its vector of R; S's vector is shared.
+        let tileColumns = max(1, min(4, budget.units(of: 5, besides: 1)))
         return Self(
             localTiles: 0, tileRows: 4, tileColumns: tileColumns, groupColumns: 16, groupRows: 8, vectorWidth: width,
             slice: 16)
